@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.response import Response
+
+from kobatela.accounts import selectors, services
+from kobatela.accounts.models import ApiKey, Scope, User
+from kobatela.core.viewsets import ScopedViewSet
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "full_name", "kind", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        # Uniqueness is decided by the database (409 email_taken), not by a racy pre-check.
+        extra_kwargs = {"email": {"validators": []}, "full_name": {"allow_blank": False}}
+
+
+class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    required_scopes = {Scope.ADMIN, Scope.SUPPORT}
+    serializer_class = UserSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.user_list()
+
+    def perform_create(self, serializer):
+        serializer.instance = services.user_create(actor=self.actor, **serializer.validated_data)
+
+
+class ApiKeyReadSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "user_id", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        read_only_fields = fields
+
+
+class ApiKeyCreatedSerializer(ApiKeyReadSerializer):
+    key = serializers.CharField(read_only=True, help_text="The plaintext key: shown this once only.")
+
+    class Meta(ApiKeyReadSerializer.Meta):
+        fields = ["id", "name", "prefix", "scopes", "key", "created_at", "expires_at"]
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    user_id = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), source="user")
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=5)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return value
+
+
+class ApiKeyViewSet(mixins.RetrieveModelMixin, ScopedViewSet):
+    required_scopes = {"create": {Scope.ADMIN}, "retrieve": {Scope.ADMIN}, "destroy": {Scope.ADMIN}}
+    serializer_class = ApiKeyReadSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.api_key_list()
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    def create(self, request):
+        serializer = ApiKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        api_key, plaintext = services.api_key_create(actor=self.actor, **serializer.validated_data)
+        api_key.key = plaintext
+        return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        services.api_key_revoke(actor=self.actor, api_key_id=self.get_object().pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

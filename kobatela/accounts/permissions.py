@@ -1,0 +1,44 @@
+"""Scope permissions.
+
+Every API view declares ``required_scopes``: either one set for the whole
+view, or a dict from viewset action to set. A key passes when it holds any of
+the listed scopes; ``admin`` may do everything ``support`` may. A view (or an
+action) that declares nothing refuses everyone — fail closed.
+"""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+
+from kobatela.accounts.models import Scope
+
+SEE_ALL_SCOPES = frozenset({Scope.SUPPORT, Scope.ADMIN})
+
+
+def effective_scopes(api_key) -> frozenset[str]:
+    scopes = set(getattr(api_key, "scopes", None) or ())
+    if Scope.ADMIN in scopes:
+        scopes.add(Scope.SUPPORT)
+    return frozenset(scopes)
+
+
+def sees_all(api_key) -> bool:
+    """support/admin keys read across tenants; others see their own account only."""
+    return bool(effective_scopes(api_key) & SEE_ALL_SCOPES)
+
+
+def required_scopes_for(view) -> frozenset[str]:
+    declared = getattr(view, "required_scopes", None)
+    if isinstance(declared, dict):
+        declared = declared.get(getattr(view, "action", None), ())
+    return frozenset(declared or ())
+
+
+class HasScope(BasePermission):
+    message = "This API key does not have the scope this endpoint needs."
+
+    def has_permission(self, request, view) -> bool:
+        if request.auth is None:
+            return False  # DRF turns this into 401 for an anonymous request
+        required = required_scopes_for(view)
+        return bool(required) and bool(effective_scopes(request.auth) & required)

@@ -1,0 +1,22 @@
+from rest_framework import mixins, serializers
+
+from kobatela.accounts.models import Scope
+from kobatela.audit import selectors
+from kobatela.audit.models import Alert
+from kobatela.core.viewsets import ScopedViewSet
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Alert
+        fields = ["id", "type", "severity", "status", "message", "data", "created_at", "acknowledged_at", "resolved_at"]
+        read_only_fields = fields
+
+
+class AlertViewSet(mixins.ListModelMixin, ScopedViewSet):
+    required_scopes = {Scope.ADMIN, Scope.SUPPORT}
+    serializer_class = AlertSerializer
+    filterset_fields = ["type", "status"]
+
+    def scoped_queryset(self, actor):
+        return selectors.alert_list()

@@ -1,0 +1,50 @@
+"""System checks that refuse an unsafe production start (``DJANGO_ENV=production``).
+
+They run with every management command and at server start; an Error stops
+``runserver``/``migrate`` and fails ``manage.py check --deploy``. Gunicorn
+runs them at import through ``kobatela.wsgi``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+MIN_SECRET_KEY_LENGTH = 50
+
+
+@register(Tags.security, deploy=False)
+def production_settings_check(app_configs, **kwargs) -> list[Error]:
+    if not settings.IS_PRODUCTION:
+        return []
+    errors: list[Error] = []
+    if settings.DEBUG:
+        errors.append(Error("DJANGO_DEBUG is on in production.", hint="Set DJANGO_DEBUG=false.", id="kobatela.E001"))
+    key = settings.SECRET_KEY or ""
+    if key == settings.INSECURE_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH or len(set(key)) < 5:
+        errors.append(
+            Error(
+                "DJANGO_SECRET_KEY is the default or too short.",
+                hint=f"Set DJANGO_SECRET_KEY to a random value of at least {MIN_SECRET_KEY_LENGTH} characters.",
+                id="kobatela.E002",
+            )
+        )
+    if not os.environ.get("PSP_WEBHOOK_SECRET"):
+        errors.append(
+            Error(
+                "PSP_WEBHOOK_SECRET is not set: PSP webhooks could not be verified.",
+                hint="Set PSP_WEBHOOK_SECRET (whsec_<base64> or a long random string).",
+                id="kobatela.E003",
+            )
+        )
+    if settings.AI_PROOF_ADVISOR_ENABLED and not settings.OPENAI_API_KEY:
+        errors.append(
+            Error(
+                "AI_PROOF_ADVISOR_ENABLED is on but OPENAI_API_KEY is empty.",
+                hint="Set OPENAI_API_KEY or turn the advisor off.",
+                id="kobatela.E004",
+            )
+        )
+    return errors

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from kobatela.accounts.models import Scope
+from kobatela.core import health
+from kobatela.core.errors import Forbidden
+from kobatela.core.viewsets import ApiView
+from kobatela.core.responses import error_response
+
+
+@require_GET
+def live(request):
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def ready(request):
+    checks = health.run_checks()
+    ok = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if ok else "fail", "checks": checks}, status=200 if ok else 503)
+
+
+def _secret_fingerprint(name: str) -> dict:
+    from webhooks.signing import fingerprint
+
+    value = os.environ.get(name) or None
+    return {"configured": value is not None, "fingerprint": fingerprint(value)}
+
+
+# Sections other apps add to the detailed health (OCR, AI, queues…): name → callable.
+DETAIL_SECTIONS: dict = {}
+
+
+class HealthDetailView(ApiView):
+    """Detailed health for operators: readiness checks plus configuration presence
+    (fingerprints only, never values), scheduler heartbeat age and app sections."""
+
+    required_scopes = {Scope.ADMIN, Scope.SUPPORT}
+
+    @extend_schema(responses=inline_serializer("HealthDetail", {"status": serializers.CharField(), "checks": serializers.DictField()}))
+    def get(self, request):
+        checks = health.run_checks()
+        body = {
+            "status": "ok" if all(v == "ok" for v in checks.values()) else "fail",
+            "checks": checks,
+            "environment": settings.DJANGO_ENV,
+            "psp": {
+                "provider": settings.PSP_PROVIDER,
+                "webhook_secret": _secret_fingerprint("PSP_WEBHOOK_SECRET"),
+                "webhook_secret_next": _secret_fingerprint("PSP_WEBHOOK_SECRET_NEXT"),
+                "stripe_webhook_secret": _secret_fingerprint("STRIPE_WEBHOOK_SECRET"),
+            },
+            "ai": {"enabled": settings.AI_PROOF_ADVISOR_ENABLED, "model": settings.AI_MODEL,
+                   "api_key_configured": bool(settings.OPENAI_API_KEY)},
+            "ocr": {"enabled": settings.OCR_ENABLED, "languages": settings.OCR_LANGUAGES},
+            "scheduler": {"heartbeat_age_seconds": health.heartbeat_age_seconds()},
+            "celery": {"eager": settings.CELERY_TASK_ALWAYS_EAGER},
+        }
+        for name, section in DETAIL_SECTIONS.items():
+            body[name] = section()
+        return Response(body)
+
+
+def _loopback(request) -> bool:
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics(request) -> HttpResponse:
+    """Prometheus text. With METRICS_TOKEN set, a matching bearer token is
+    required; without it, only loopback clients are answered."""
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        allowed = scheme.lower() == "bearer" and constant_time_compare(presented.strip(), token)
+    else:
+        allowed = _loopback(request)
+    if not allowed:
+        return error_response(Forbidden("metrics_forbidden", "Metrics are not available to this client."))
+    return ExportToDjangoView(request)

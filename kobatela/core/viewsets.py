@@ -1,0 +1,59 @@
+"""The base of every API view: scopes, tenancy and idempotency in one place."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from rest_framework import viewsets
+from rest_framework.views import APIView
+
+from kobatela.accounts.actor import Actor
+from kobatela.core.idempotency import run_idempotent
+
+# Ids in URLs are bounded so an absurd id is a 404, never a database overflow.
+ID_PATTERN = r"[0-9]{1,18}"
+
+
+class ApiViewMixin:
+    """Declare ``required_scopes`` (see ``kobatela.accounts.permissions``) and,
+    for money-moving actions, ``idempotency_required_actions``. Every POST
+    accepts ``Idempotency-Key``; those actions require it."""
+
+    idempotency_required_actions: frozenset[str] = frozenset()
+
+    @cached_property
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method == "POST":
+            handler = self.post
+            required = getattr(self, "action", None) in self.idempotency_required_actions
+
+            def post_once(req, *a, **kw):
+                return run_idempotent(self, req, handler, *a, required=required, **kw)
+
+            self.post = post_once
+
+
+class ApiView(ApiViewMixin, APIView):
+    pass
+
+
+class ScopedViewSet(ApiViewMixin, viewsets.GenericViewSet):
+    """A viewset whose every read goes through a selector that takes the actor.
+
+    Subclasses implement :meth:`scoped_queryset`. Because ``get_object``
+    filters that queryset, another tenant's id is simply not found (404).
+    """
+
+    lookup_value_regex = ID_PATTERN
+
+    def scoped_queryset(self, actor: Actor):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # OpenAPI generation: no request, no rows
+            return self.scoped_queryset(Actor.system("openapi")).none()
+        return self.scoped_queryset(self.actor)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# What `make test` runs: system packages, venv, throwaway PostgreSQL + Redis,
+# then pytest with the given arguments. Exits with pytest's status; the
+# servers are stopped on every exit path (success, failure, Ctrl-C, TERM).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/system-deps.sh
+
+# Reinstall only when the pinned requirements changed, so repeated runs are fast.
+req_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ]; then
+  "$(command -v python3.11 || command -v python3)" -m venv .venv
+fi
+if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$req_hash" ]; then
+  .venv/bin/python -m pip install -r requirements-dev.txt
+  echo "$req_hash" >.venv/.requirements.sha256   # only after a successful install
+fi
+
+source scripts/services.sh
+trap services_stop EXIT
+trap 'exit 130' INT    # exiting runs the EXIT trap, so stop happens exactly once
+trap 'exit 143' TERM
+services_start
+
+export DJANGO_SETTINGS_MODULE=tests.settings
+export DJANGO_DEBUG=false
+export DJANGO_SECURE_SSL_REDIRECT=false
+export OMP_THREAD_LIMIT=1   # tesseract: one thread per process, tests run in parallel
+
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+exit "$status"

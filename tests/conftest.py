@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pgtrigger
+import pytest
+from django.test import TransactionTestCase
+from rest_framework.test import APIClient
+
+from kobatela.accounts.models import ApiKey, User
+from kobatela.accounts.services import api_key_create
+from tests.factories import UserFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _allow_test_database_flush():
+    """Transactional tests end with Django flushing the test database, which
+    TRUNCATEs every table, and the audit log's trigger refuses TRUNCATE. Only
+    that flush runs under pgtrigger's ignore for this one trigger; the refusal
+    itself is tested on a raw connection (tests/audit)."""
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown_with_flush_allowed(self):
+        with pgtrigger.ignore("audit.AuditLog:auditlog_no_truncate"):
+            return original(self)
+
+    TransactionTestCase._fixture_teardown = teardown_with_flush_allowed
+    yield
+    TransactionTestCase._fixture_teardown = original
+
+
+@dataclass
+class KeyedClient:
+    """An APIClient that sends one API key, with the key and its account at hand."""
+
+    client: APIClient
+    user: User
+    api_key: ApiKey
+    plaintext: str
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def _keyed_client(scopes, user=None, **kwargs) -> KeyedClient:
+    user = user or UserFactory()
+    api_key, plaintext = api_key_create(actor="system:test", user=user, name="test", scopes=list(scopes), **kwargs)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return KeyedClient(client=client, user=user, api_key=api_key, plaintext=plaintext)
+
+
+@pytest.fixture
+def keyed_client(db):
+    """Factory: ``keyed_client(["sender"])`` → a client authenticated with a new key."""
+    return _keyed_client
+
+
+@pytest.fixture
+def admin_api(db) -> KeyedClient:
+    return _keyed_client(["admin"])
+
+
+@pytest.fixture
+def support_api(db) -> KeyedClient:
+    return _keyed_client(["support"])
+
+
+@pytest.fixture
+def sender_api(db) -> KeyedClient:
+    return _keyed_client(["sender"])
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The contract's error shape, with the status and (optionally) the code."""
+    assert response.status_code == status, (response.status_code, getattr(response, "content", b"")[:500])
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["request_id"] == response["X-Request-ID"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error

@@ -1,0 +1,19 @@
+"""Test settings: the real settings, read from the environment that
+``scripts/test.sh`` prepares (throwaway PostgreSQL and Redis), plus what only
+tests need."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DJANGO_ENV", "test")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40)
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+
+from kobatela.settings import *  # noqa: E402,F403
+
+MEDIA_ROOT = tempfile.mkdtemp(prefix="kobatela-test-media-")
+STATIC_ROOT = tempfile.mkdtemp(prefix="kobatela-test-static-")
+# Fast hashing for staff passwords made in tests; API keys use SHA-256 regardless.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Each xdist worker gets its own cache namespace on the shared Redis.
+CACHES["default"]["KEY_PREFIX"] = "test-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405
