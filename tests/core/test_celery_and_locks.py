@@ -1,0 +1,65 @@
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from kobatela.celery import app
+from kobatela.core.locks import lock_id, periodic_job
+from kobatela.core.models import SchedulerHeartbeat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_second_holder_of_a_periodic_job_lock_is_refused():
+    other = connections.create_connection("default")
+    try:
+        with periodic_job("demo") as first:
+            assert first is True
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id("demo")])
+                assert cursor.fetchone()[0] is False
+        with periodic_job("demo") as again:
+            assert again is True  # released on exit
+    finally:
+        other.close()
+
+
+def test_beat_schedule_is_in_one_place():
+    schedule = app.conf.beat_schedule
+    assert {"heartbeat", "purge-idempotency-keys"} <= set(schedule)
+    assert app.conf.task_acks_late is True
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.filterwarnings("ignore:task_always_eager has no effect on send_task")
+def test_a_real_worker_runs_the_heartbeat_through_redis():
+    """Start `celery -A kobatela worker` against the test Redis and database."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kobatela.settings",
+        "DJANGO_ENV": "test",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "kobatela", "worker", "--pool", "solo", "--concurrency", "1",
+         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "-Q", f"hb-{os.getpid()}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        app.send_task("kobatela.core.tasks.heartbeat", queue=f"hb-{os.getpid()}")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not SchedulerHeartbeat.objects.filter(name="beat").exists():
+            time.sleep(0.2)
+        beat = SchedulerHeartbeat.objects.get(name="beat")
+        assert (timezone.now() - beat.beat_at).total_seconds() < 60
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
