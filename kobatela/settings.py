@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     "kobatela.core",
     "kobatela.accounts",
     "kobatela.audit",
+    "escrow",
+    "payments",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +119,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "kobatela.core.tasks.heartbeat", "schedule": 30.0},
     "purge-idempotency-keys": {"task": "kobatela.core.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    "escrow-deadlines": {"task": "escrow.tasks.apply_deadlines", "schedule": 300.0},
+    "payout-sweep": {"task": "payments.tasks.sweep_payouts", "schedule": 60.0},
 }
 
 # --- Internationalization -------------------------------------------------
@@ -234,6 +239,14 @@ PSP_WEBHOOK_TOLERANCE_SECONDS = env.int("PSP_WEBHOOK_TOLERANCE_SECONDS", default
 # PSP_WEBHOOK_SECRET / PSP_WEBHOOK_SECRET_NEXT / STRIPE_WEBHOOK_SECRET are read
 # from the environment on every request (rotation without restart): see webhooks.
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+
+# Past an escrow's deadline: auto_approve (default) | notify | refund — see
+# escrow.services.escrow_check_deadline for what each does.
+ESCROW_DEADLINE_POLICY = env.str("ESCROW_DEADLINE_POLICY", default="auto_approve")
+# Payout retries (sweeper): attempts before giving up with an Alert, and the
+# base of the exponential backoff between them.
+PAYOUT_MAX_ATTEMPTS = env.int("PAYOUT_MAX_ATTEMPTS", default=5)
+PAYOUT_RETRY_BASE_SECONDS = env.int("PAYOUT_RETRY_BASE_SECONDS", default=60)
 
 # --- Proof checks, OCR, AI --------------------------------------------------
 OCR_ENABLED = env.bool("OCR_ENABLED", default=True)

@@ -8,6 +8,9 @@ from kobatela.core import health_views
 api_v1 = [
     path("", include("kobatela.accounts.urls")),
     path("", include("kobatela.audit.urls")),
+    path("", include("escrow.urls")),
+    path("", include("payments.urls")),
+    path("", include("webhooks.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -41,6 +41,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(unique=True)
     full_name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERSON)
+    payout_account = models.CharField(
+        max_length=255, blank=True, default="", help_text="Where the PSP pays this account (e.g. a Stripe acct_…)."
+    )
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -56,6 +59,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    @property
+    def payout_destination(self) -> str:
+        return self.payout_account or f"user:{self.pk}"
 
 
 class ApiKey(models.Model):

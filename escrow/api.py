@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from escrow import selectors, services
+from escrow.models import EscrowAgreement, EscrowEvent, EscrowStatus, Milestone, ProofType
+from kobatela.accounts.models import Scope
+from kobatela.audit import services as audit
+from kobatela.core.money import AmountField, CurrencyField
+from kobatela.core.pagination import CursorPagination
+from kobatela.core.viewsets import ScopedViewSet
+
+COORDINATE = {"max_digits": 9, "decimal_places": 6}
+
+
+# --- input ---------------------------------------------------------------------
+
+
+class GeofenceSerializer(serializers.Serializer):
+    lat = serializers.DecimalField(min_value=Decimal("-90"), max_value=Decimal("90"), **COORDINATE)
+    lng = serializers.DecimalField(min_value=Decimal("-180"), max_value=Decimal("180"), **COORDINATE)
+    radius_m = serializers.DecimalField(max_digits=9, decimal_places=2, min_value=Decimal("1"), max_value=Decimal("100000"))
+
+
+class ProofRequirementsSerializer(serializers.Serializer):
+    """The keys a milestone may expect of its proofs; anything else is refused."""
+
+    expected_amount = AmountField(required=False)
+    currency = CurrencyField(required=False)
+    amount_tolerance = AmountField(required=False, allow_zero=True)
+    iban_last4 = serializers.RegexField(r"^[A-Za-z0-9]{4}$", required=False)
+    supplier = serializers.CharField(max_length=200, required=False)
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    max_photo_age_hours = serializers.IntegerField(min_value=1, max_value=24 * 365, required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown requirement."] for key in unknown})
+        values = super().to_internal_value(data)
+        if values.get("date_from") and values.get("date_to") and values["date_from"] > values["date_to"]:
+            raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
+        # Stored as JSON: decimals and dates as strings.
+        return {key: str(value) if not isinstance(value, int) else value for key, value in values.items()}
+
+
+class MilestoneInputSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=200)
+    amount = AmountField()
+    proof_type = serializers.ChoiceField(choices=ProofType.choices)
+    proof_requirements = ProofRequirementsSerializer(required=False)
+    geofence = GeofenceSerializer(required=False, allow_null=True)
+
+
+class EscrowCreateSerializer(serializers.Serializer):
+    provider_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    amount_total = AmountField()
+    currency = CurrencyField()
+    deadline_at = serializers.DateTimeField()
+    release_conditions = serializers.DictField(required=False)
+    milestones = MilestoneInputSerializer(many=True, min_length=1, max_length=50)
+
+    def validate_deadline_at(self, value):
+        if value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return value
+
+
+class DepositSerializer(serializers.Serializer):
+    amount = AmountField()
+
+
+class NoteSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+# --- output --------------------------------------------------------------------
+
+
+class MilestoneReadSerializer(serializers.ModelSerializer):
+    geofence = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Milestone
+        fields = ["id", "idx", "label", "amount", "status", "proof_type", "proof_requirements", "geofence"]
+        read_only_fields = fields
+
+    @extend_schema_field(GeofenceSerializer(allow_null=True))
+    def get_geofence(self, milestone: Milestone):
+        if not milestone.has_geofence:
+            return None
+        return {"lat": str(milestone.geofence_lat), "lng": str(milestone.geofence_lng),
+                "radius_m": str(milestone.geofence_radius_m)}
+
+
+class EscrowReadSerializer(serializers.ModelSerializer):
+    milestones = MilestoneReadSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = EscrowAgreement
+        fields = ["id", "client_id", "provider_id", "amount_total", "amount_funded", "amount_released",
+                  "amount_refunded", "currency", "status", "deadline_at", "release_conditions", "milestones",
+                  "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class EscrowEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EscrowEvent
+        fields = ["id", "kind", "data", "actor", "created_at"]
+        read_only_fields = fields
+
+
+class FundingSessionSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    provider = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    currency = serializers.CharField()
+    redirect_url = serializers.CharField(allow_null=True)
+    client_secret = serializers.CharField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+
+
+class TimelinePagination(CursorPagination):
+    ordering = ("created_at", "id")
+
+
+class EscrowFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=EscrowStatus.choices, required=False)
+
+
+# --- views ---------------------------------------------------------------------
+
+READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
+
+
+class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
+    required_scopes = {
+        "list": READERS,
+        "retrieve": READERS,
+        "events": READERS,
+        "create": {Scope.SENDER},
+        "deposit": {Scope.SENDER},
+        "funding_session": {Scope.SENDER, Scope.ADMIN},
+        "mark_delivered": {Scope.SENDER},
+        "client_approve": {Scope.SENDER},
+        "client_reject": {Scope.SENDER},
+        "check_deadline": {Scope.SENDER, Scope.ADMIN},
+    }
+    idempotency_required_actions = frozenset({"deposit"})
+    serializer_class = EscrowReadSerializer
+    filter_backends = []  # ?status= is validated below, so a bad value is a 400, not a silent empty list
+
+    def scoped_queryset(self, actor):
+        return selectors.escrow_list_for(actor)
+
+    def filter_queryset(self, queryset):
+        if self.action == "list":
+            params = EscrowFilterSerializer(data=self.request.query_params)
+            params.is_valid(raise_exception=True)
+            if "status" in params.validated_data:
+                queryset = queryset.filter(status=params.validated_data["status"])
+        return queryset
+
+    def _respond(self, escrow_id: int, code: int = status.HTTP_200_OK) -> Response:
+        escrow = selectors.escrow_list_for(self.actor).get(pk=escrow_id)
+        return Response(EscrowReadSerializer(escrow).data, status=code)
+
+    @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer})
+    def create(self, request):
+        payload = EscrowCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        escrow = services.escrow_create(actor=self.actor, **payload.validated_data)
+        return self._respond(escrow.pk, status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk=None):
+        escrow = self.get_object()
+        audit.record(self.actor, "escrow.read", escrow, {})
+        return Response(EscrowReadSerializer(escrow).data)
+
+    @extend_schema(request=DepositSerializer, responses={200: EscrowReadSerializer})
+    @action(detail=True, methods=["post"])
+    def deposit(self, request, pk=None):
+        payload = DepositSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        escrow = services.escrow_deposit(actor=self.actor, escrow_id=int(pk), amount=payload.validated_data["amount"],
+                                         idempotency_key=request.headers["Idempotency-Key"],
+                                         account_id=self.actor.user_id)
+        return self._respond(escrow.pk)
+
+    @extend_schema(request=None, responses={201: FundingSessionSerializer})
+    @action(detail=True, methods=["post"], url_path="funding-session")
+    def funding_session(self, request, pk=None):
+        session = services.escrow_funding_session(actor=self.actor, escrow_id=int(pk))
+        return Response(FundingSessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=NoteSerializer, responses={200: EscrowReadSerializer})
+    @action(detail=True, methods=["post"], url_path="mark-delivered")
+    def mark_delivered(self, request, pk=None):
+        payload = NoteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.escrow_mark_delivered(actor=self.actor, escrow_id=int(pk), note=payload.validated_data["note"])
+        return self._respond(int(pk))
+
+    @extend_schema(request=NoteSerializer, responses={200: EscrowReadSerializer})
+    @action(detail=True, methods=["post"], url_path="client-approve")
+    def client_approve(self, request, pk=None):
+        payload = NoteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.escrow_client_approve(actor=self.actor, escrow_id=int(pk), note=payload.validated_data["note"])
+        return self._respond(int(pk))
+
+    @extend_schema(request=ReasonSerializer, responses={200: EscrowReadSerializer})
+    @action(detail=True, methods=["post"], url_path="client-reject")
+    def client_reject(self, request, pk=None):
+        payload = ReasonSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.escrow_client_reject(actor=self.actor, escrow_id=int(pk), reason=payload.validated_data["reason"])
+        return self._respond(int(pk))
+
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer("DeadlineOutcome", {
+            "applied": serializers.BooleanField(), "policy": serializers.CharField(),
+            "approved": serializers.ListField(child=serializers.IntegerField()),
+            "notified": serializers.ListField(child=serializers.IntegerField()),
+            "refunded": serializers.DecimalField(max_digits=18, decimal_places=2),
+            "escrow": EscrowReadSerializer(),
+        })},
+    )
+    @action(detail=True, methods=["post"], url_path="check-deadline")
+    def check_deadline(self, request, pk=None):
+        outcome = services.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
+        escrow = selectors.escrow_list_for(self.actor).get(pk=pk)
+        return Response({**outcome.as_dict(), "escrow": EscrowReadSerializer(escrow).data})
+
+    @extend_schema(responses={200: EscrowEventSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        escrow = self.get_object()
+        paginator = TimelinePagination()
+        page = paginator.paginate_queryset(selectors.escrow_events_for(escrow), request, view=self)
+        return paginator.get_paginated_response(EscrowEventSerializer(page, many=True).data)

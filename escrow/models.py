@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from kobatela.core.money import money_field
+
+
+class EscrowStatus(models.TextChoices):
+    DRAFT = "DRAFT"
+    FUNDED = "FUNDED"
+    RELEASABLE = "RELEASABLE"
+    RELEASED = "RELEASED"
+    REFUNDED = "REFUNDED"
+    CANCELLED = "CANCELLED"
+
+
+class MilestoneStatus(models.TextChoices):
+    WAITING = "WAITING"
+    PENDING_REVIEW = "PENDING_REVIEW"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    PAID = "PAID"
+
+
+class ProofType(models.TextChoices):
+    PHOTO = "PHOTO"
+    INVOICE = "INVOICE"
+    PDF = "PDF"
+    CONTRACT = "CONTRACT"
+
+
+class EscrowAgreement(models.Model):
+    """Money held for a client (the API account that owns it) until a provider proves delivery.
+
+    ``amount_funded`` grows with deposits; ``amount_released`` with settled
+    payouts; ``amount_refunded`` with what went back to the client. The
+    ledger account ``escrow:<id>`` always holds funded − released − refunded
+    (``manage.py reconcile`` proves it).
+    """
+
+    Status = EscrowStatus
+    ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+        EscrowStatus.DRAFT: frozenset({EscrowStatus.FUNDED, EscrowStatus.CANCELLED}),
+        EscrowStatus.FUNDED: frozenset({EscrowStatus.RELEASABLE, EscrowStatus.RELEASED, EscrowStatus.REFUNDED}),
+        EscrowStatus.RELEASABLE: frozenset({EscrowStatus.FUNDED, EscrowStatus.RELEASED, EscrowStatus.REFUNDED}),
+        EscrowStatus.RELEASED: frozenset({EscrowStatus.RELEASABLE}),  # only when a settled payout is refunded
+        EscrowStatus.REFUNDED: frozenset(),
+        EscrowStatus.CANCELLED: frozenset(),
+    }
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="escrows_as_client")
+    provider = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="escrows_as_provider")
+    amount_total = money_field()
+    amount_funded = money_field(default=0)
+    amount_released = money_field(default=0)
+    amount_refunded = money_field(default=0)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=EscrowStatus.choices, default=EscrowStatus.DRAFT, db_index=True)
+    deadline_at = models.DateTimeField(db_index=True)
+    release_conditions = models.JSONField(default=dict, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    deadline_handled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_total__gt=0), name="escrow_amount_total_positive"),
+            models.CheckConstraint(condition=Q(amount_funded__gte=0), name="escrow_amount_funded_not_negative"),
+            models.CheckConstraint(condition=Q(amount_funded__lte=F("amount_total")), name="escrow_never_overfunded"),
+            models.CheckConstraint(
+                condition=Q(amount_released__gte=0) & Q(amount_refunded__gte=0), name="escrow_outflows_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_released__lte=F("amount_funded") - F("amount_refunded")),
+                name="escrow_never_releases_more_than_held",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Escrow #{self.pk} {self.amount_total} {self.currency} ({self.status})"
+
+
+class Milestone(models.Model):
+    Status = MilestoneStatus
+    ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+        MilestoneStatus.WAITING: frozenset({MilestoneStatus.PENDING_REVIEW, MilestoneStatus.APPROVED}),
+        MilestoneStatus.PENDING_REVIEW: frozenset({MilestoneStatus.APPROVED, MilestoneStatus.REJECTED}),
+        MilestoneStatus.REJECTED: frozenset({MilestoneStatus.PENDING_REVIEW, MilestoneStatus.APPROVED}),
+        MilestoneStatus.APPROVED: frozenset({MilestoneStatus.PAID}),
+        MilestoneStatus.PAID: frozenset({MilestoneStatus.APPROVED}),  # a settled payout came back (refunded)
+    }
+
+    escrow = models.ForeignKey(EscrowAgreement, on_delete=models.PROTECT, related_name="milestones")
+    idx = models.PositiveSmallIntegerField(help_text="1-based, in the order given at creation.")
+    label = models.CharField(max_length=200)
+    amount = money_field()
+    status = models.CharField(max_length=16, choices=MilestoneStatus.choices, default=MilestoneStatus.WAITING)
+    proof_type = models.CharField(max_length=16, choices=ProofType.choices)
+    proof_requirements = models.JSONField(default=dict, blank=True)
+    geofence_lat = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    geofence_lng = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    geofence_radius_m = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["escrow_id", "idx"]
+        constraints = [
+            models.UniqueConstraint(fields=["escrow", "idx"], name="milestone_unique_idx_per_escrow"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="milestone_amount_positive"),
+            models.CheckConstraint(condition=Q(idx__gte=1), name="milestone_idx_from_one"),
+            models.CheckConstraint(
+                condition=(
+                    Q(geofence_lat__isnull=True, geofence_lng__isnull=True, geofence_radius_m__isnull=True)
+                    | Q(geofence_lat__gte=-90, geofence_lat__lte=90, geofence_lng__gte=-180, geofence_lng__lte=180,
+                        geofence_radius_m__gt=0)
+                ),
+                name="milestone_geofence_complete_and_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Milestone {self.idx} of escrow #{self.escrow_id} ({self.status})"
+
+    @property
+    def has_geofence(self) -> bool:
+        return self.geofence_lat is not None
+
+
+class EscrowDeposit(models.Model):
+    """Money in. Unique per (account, idempotency key): a retried deposit can never count twice."""
+
+    class Source(models.TextChoices):
+        API = "api"
+        PSP = "psp"
+
+    escrow = models.ForeignKey(EscrowAgreement, on_delete=models.PROTECT, related_name="deposits")
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    amount = money_field()
+    idempotency_key = models.CharField(max_length=255)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
+    psp_ref = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "idempotency_key"], name="deposit_idempotency_key_unique_per_account"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Deposit #{self.pk} {self.amount} to escrow #{self.escrow_id}"
+
+
+class EscrowEvent(models.Model):
+    """The escrow's timeline, as its owner sees it (``GET /escrows/{id}/events``)."""
+
+    escrow = models.ForeignKey(EscrowAgreement, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=64)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["escrow", "created_at"], name="escrow_event_timeline_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on escrow #{self.escrow_id}"

@@ -1,0 +1,403 @@
+"""Every change of an escrow's state: one function per verb.
+
+Lock order, everywhere: escrow row, then its milestones, then payments — so
+two services touching the same escrow queue up instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent, EscrowStatus, Milestone, MilestoneStatus
+from kobatela.accounts.actor import Actor
+from kobatela.accounts.models import User
+from kobatela.audit import services as audit
+from kobatela.core.errors import Conflict, NotFound, ValidationFailed
+from kobatela.core.money import ZERO
+from payments import ledger
+from payments import services as payment_services
+from payments.models import LedgerEntry, Payment
+from payments.psp import get_provider
+from payments.psp.base import FundingSession, FundingSessionRequest
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _transition(obj: EscrowAgreement | Milestone, to: str) -> None:
+    """Move ``obj`` to ``to`` or refuse with 409 and a code naming the current state."""
+    if to not in obj.ALLOWED_TRANSITIONS[obj.status]:
+        noun = "escrow" if isinstance(obj, EscrowAgreement) else "milestone"
+        raise Conflict(
+            f"{noun}_is_{obj.status.lower()}",
+            f"The {noun} is {obj.status}; it cannot become {to}.",
+            details={"status": obj.status, "wanted": to},
+        )
+    obj.status = to
+
+
+def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[str, Any] | None = None) -> EscrowEvent:
+    label = actor.label if isinstance(actor, Actor) else actor
+    return EscrowEvent.objects.create(escrow=escrow, kind=kind, actor=label, data=data or {})
+
+
+def _lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
+    """Lock the escrow row; a sender may only lock its own (else 404)."""
+    qs = EscrowAgreement.objects.select_for_update()
+    if actor is not None and not actor.sees_all:
+        qs = qs.filter(client_id=actor.user_id)
+    try:
+        return qs.get(pk=escrow_id)
+    except EscrowAgreement.DoesNotExist:
+        raise NotFound("escrow_not_found", "No such escrow.") from None
+
+
+def _locked_milestones(escrow: EscrowAgreement) -> list[Milestone]:
+    return list(Milestone.objects.select_for_update().filter(escrow=escrow).order_by("idx"))
+
+
+# --- creation ------------------------------------------------------------------
+
+
+def escrow_create(
+    *,
+    actor: Actor,
+    provider_id: int,
+    amount_total: Decimal,
+    currency: str,
+    deadline_at: datetime,
+    milestones: list[dict[str, Any]],
+    release_conditions: dict | None = None,
+) -> EscrowAgreement:
+    provider = User.objects.filter(pk=provider_id, is_active=True).first()
+    if provider is None:
+        raise NotFound("provider_not_found", "No such provider account.")
+    if provider.pk == actor.user_id:
+        raise ValidationFailed(details={"provider_id": ["The provider cannot be the client."]})
+    if sum((m["amount"] for m in milestones), ZERO) != amount_total:
+        raise ValidationFailed(
+            "milestones_total_mismatch",
+            "Milestone amounts must add up to amount_total.",
+            details={"milestones": [f"They add up to {sum((m['amount'] for m in milestones), ZERO)}, not {amount_total}."]},
+        )
+    with transaction.atomic(durable=True):
+        escrow = EscrowAgreement.objects.create(
+            client_id=actor.user_id, provider=provider, amount_total=amount_total, currency=currency,
+            deadline_at=deadline_at, release_conditions=release_conditions or {},
+        )
+        Milestone.objects.bulk_create(
+            Milestone(
+                escrow=escrow, idx=position, label=m["label"], amount=m["amount"], proof_type=m["proof_type"],
+                proof_requirements=m.get("proof_requirements") or {},
+                geofence_lat=(m.get("geofence") or {}).get("lat"),
+                geofence_lng=(m.get("geofence") or {}).get("lng"),
+                geofence_radius_m=(m.get("geofence") or {}).get("radius_m"),
+            )
+            for position, m in enumerate(milestones, start=1)
+        )
+        _event(escrow, "created", actor, {"amount_total": amount_total, "currency": currency})
+        audit.record(actor, "escrow.created", escrow,
+                     {"provider_id": provider.pk, "amount_total": amount_total, "currency": currency,
+                      "milestones": len(milestones)})
+    return escrow
+
+
+# --- money in --------------------------------------------------------------------
+
+
+def escrow_deposit(
+    *, actor: Actor | str, escrow_id: int, amount: Decimal, idempotency_key: str, account_id: int | None = None,
+    source: str = EscrowDeposit.Source.API, psp_ref: str = "",
+) -> EscrowAgreement:
+    """Add funds; never beyond the total. Reaching the total makes the escrow FUNDED.
+
+    The deposit row is unique per (account, idempotency key): a second call
+    with the same key finds it and changes nothing.
+    """
+    scoped_actor = actor if isinstance(actor, Actor) else None
+    with transaction.atomic(durable=True):
+        escrow = _lock_escrow(escrow_id, scoped_actor)
+        account_id = account_id or escrow.client_id
+        earlier = EscrowDeposit.objects.filter(account_id=account_id, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            if earlier.escrow_id != escrow.pk:
+                raise Conflict("deposit_key_reused", "This idempotency key was used for another deposit.")
+            return escrow  # already counted
+        if escrow.status != EscrowStatus.DRAFT:
+            raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; it takes no deposits.",
+                           details={"status": escrow.status})
+        remaining = escrow.amount_total - escrow.amount_funded
+        if amount > remaining:
+            raise Conflict("deposit_exceeds_remaining", "The deposit is more than what remains to fund.",
+                           details={"remaining": str(remaining), "amount": str(amount)})
+        # The escrow lock serializes deposits to this escrow, and the key was checked above
+        # under it; the unique constraint still backs that check at the database.
+        deposit = EscrowDeposit.objects.create(
+            escrow=escrow, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
+            source=source, psp_ref=psp_ref,
+        )
+        ledger.transfer(movement=f"deposit:{deposit.pk}", kind=LedgerEntry.Kind.DEPOSIT, currency=escrow.currency,
+                        amount=amount, source=ledger.PSP_CLEARING, target=ledger.escrow_account(escrow.pk))
+        escrow.amount_funded += amount
+        fields = ["amount_funded", "updated_at"]
+        _event(escrow, "deposit", actor, {"amount": amount, "source": source})
+        if escrow.amount_funded == escrow.amount_total:
+            _transition(escrow, EscrowStatus.FUNDED)
+            fields.append("status")
+            _event(escrow, "funded", actor, {"amount_funded": escrow.amount_funded})
+        escrow.save(update_fields=fields)
+        audit.record(actor, "escrow.deposit", escrow,
+                     {"deposit_id": deposit.pk, "amount": amount, "source": source, "status": escrow.status})
+    return escrow
+
+
+def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
+    """Open a PSP funding session for what remains; the deposit arrives by signed webhook."""
+    with transaction.atomic(durable=True):
+        escrow = _lock_escrow(escrow_id, actor)
+        if escrow.status != EscrowStatus.DRAFT:
+            raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; nothing to fund.",
+                           details={"status": escrow.status})
+        remaining = escrow.amount_total - escrow.amount_funded
+        session = get_provider().create_funding_session(
+            FundingSessionRequest(escrow_id=escrow.pk, amount=remaining, currency=escrow.currency,
+                                  idempotency_key=f"funding-{escrow.pk}-{escrow.amount_funded}", metadata={"escrow_id": escrow.pk})
+        )
+        _event(escrow, "funding_session_created", actor, {"session_id": session.session_id, "amount": remaining})
+        audit.record(actor, "escrow.funding_session", escrow, {"session_id": session.session_id, "amount": remaining})
+    return session
+
+
+# --- delivery and approval --------------------------------------------------------
+
+
+def escrow_mark_delivered(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
+    with transaction.atomic(durable=True):
+        escrow = _lock_escrow(escrow_id, actor)
+        _transition(escrow, EscrowStatus.RELEASABLE)
+        escrow.delivered_at = timezone.now()
+        escrow.save(update_fields=["status", "delivered_at", "updated_at"])
+        _event(escrow, "delivered", actor, {"note": note})
+        audit.record(actor, "escrow.delivered", escrow, {"note": note})
+    return escrow
+
+
+def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone: Milestone, reason: str) -> Payment:
+    """Approve a locked milestone of a locked escrow and create its payout.
+
+    Runs inside the caller's transaction (client approval, a proof decision,
+    the deadline policy); the payout is executed after commit.
+    """
+    _transition(milestone, MilestoneStatus.APPROVED)
+    milestone.approved_at = timezone.now()
+    milestone.save(update_fields=["status", "approved_at"])
+    payment = payment_services.payment_create_for_milestone(actor=actor, escrow=escrow, milestone=milestone)
+    _event(escrow, "milestone_approved", actor, {"idx": milestone.idx, "reason": reason, "payment_id": payment.pk})
+    audit.record(actor, "milestone.approved", milestone, {"escrow_id": escrow.pk, "idx": milestone.idx, "reason": reason})
+    return payment
+
+
+def milestone_mark_pending_review(*, actor: Actor | str, escrow: EscrowAgreement, milestone: Milestone) -> None:
+    """A proof arrived for a locked milestone: it waits for review, and a funded escrow becomes releasable."""
+    if milestone.status != MilestoneStatus.PENDING_REVIEW:
+        _transition(milestone, MilestoneStatus.PENDING_REVIEW)
+        milestone.save(update_fields=["status"])
+    if escrow.status == EscrowStatus.FUNDED:
+        _transition(escrow, EscrowStatus.RELEASABLE)
+        escrow.save(update_fields=["status", "updated_at"])
+        _event(escrow, "releasable", actor, {"idx": milestone.idx})
+
+
+def milestone_reject(*, actor: Actor | str, escrow: EscrowAgreement, milestone: Milestone, reason: str) -> None:
+    """Refuse what was proven for a locked milestone; a new proof may be sent."""
+    _transition(milestone, MilestoneStatus.REJECTED)
+    milestone.save(update_fields=["status"])
+    _event(escrow, "milestone_rejected", actor, {"idx": milestone.idx, "reason": reason})
+    audit.record(actor, "milestone.rejected", milestone, {"escrow_id": escrow.pk, "idx": milestone.idx, "reason": reason})
+
+
+def _require_releasable(escrow: EscrowAgreement) -> None:
+    if escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE):
+        raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}.",
+                       details={"status": escrow.status})
+
+
+def escrow_client_approve(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
+    """The client accepts the delivery: every milestone not yet approved is approved and paid out."""
+    with transaction.atomic(durable=True):
+        escrow = _lock_escrow(escrow_id, actor)
+        _require_releasable(escrow)
+        approved = [
+            milestone_approve(actor=actor, escrow=escrow, milestone=m, reason="client_approved")
+            for m in _locked_milestones(escrow)
+            if m.status in (MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED)
+        ]
+        if not approved:
+            raise Conflict("nothing_to_approve", "Every milestone is already approved.")
+        _event(escrow, "client_approved", actor, {"note": note, "milestones": len(approved)})
+        audit.record(actor, "escrow.client_approved", escrow, {"note": note, "milestones": len(approved)})
+    return escrow
+
+
+def escrow_client_reject(*, actor: Actor, escrow_id: int, reason: str) -> EscrowAgreement:
+    """The client disputes the delivery: milestones waiting for review are rejected
+    (new proofs may be sent) and a releasable escrow goes back to FUNDED."""
+    with transaction.atomic(durable=True):
+        escrow = _lock_escrow(escrow_id, actor)
+        if escrow.status != EscrowStatus.RELEASABLE:
+            raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; there is no delivery to reject.",
+                           details={"status": escrow.status})
+        for m in _locked_milestones(escrow):
+            if m.status == MilestoneStatus.PENDING_REVIEW:
+                milestone_reject(actor=actor, escrow=escrow, milestone=m, reason=reason)
+        _transition(escrow, EscrowStatus.FUNDED)
+        escrow.delivered_at = None
+        escrow.save(update_fields=["status", "delivered_at", "updated_at"])
+        _event(escrow, "client_rejected", actor, {"reason": reason})
+        audit.record(actor, "escrow.client_rejected", escrow, {"reason": reason})
+    return escrow
+
+
+# --- payouts settle ------------------------------------------------------------------
+
+
+def lock_escrow_for_payout(escrow_id: int) -> EscrowAgreement:
+    """Payments lock the escrow before the payment row (the one lock order)."""
+    return EscrowAgreement.objects.select_for_update().get(pk=escrow_id)
+
+
+def escrow_on_payout_settled(*, actor: Actor | str, payment: Payment) -> None:
+    """Inside the settlement transaction (escrow and payment locked): the
+    milestone is PAID, the money leaves the escrow, the last payout releases it."""
+    escrow = EscrowAgreement.objects.select_for_update().get(pk=payment.escrow_id)
+    escrow.amount_released += payment.amount
+    fields = ["amount_released", "updated_at"]
+    if payment.milestone_id:
+        milestone = Milestone.objects.select_for_update().get(pk=payment.milestone_id)
+        _transition(milestone, MilestoneStatus.PAID)
+        milestone.paid_at = timezone.now()
+        milestone.save(update_fields=["status", "paid_at"])
+        _event(escrow, "milestone_paid", actor, {"idx": milestone.idx, "payment_id": payment.pk})
+        if not escrow.milestones.exclude(status=MilestoneStatus.PAID).exists():
+            _transition(escrow, EscrowStatus.RELEASED)
+            fields.append("status")
+            _event(escrow, "released", actor, {"amount_released": escrow.amount_released})
+    escrow.save(update_fields=fields)
+
+
+def escrow_on_payout_refunded(*, actor: Actor | str, payment: Payment) -> None:
+    """A settled payout came back: the money is held again and the milestone waits for a new payout."""
+    escrow = EscrowAgreement.objects.select_for_update().get(pk=payment.escrow_id)
+    escrow.amount_released -= payment.amount
+    fields = ["amount_released", "updated_at"]
+    if escrow.status == EscrowStatus.RELEASED:
+        _transition(escrow, EscrowStatus.RELEASABLE)
+        fields.append("status")
+    if payment.milestone_id:
+        milestone = Milestone.objects.select_for_update().get(pk=payment.milestone_id)
+        _transition(milestone, MilestoneStatus.APPROVED)
+        milestone.paid_at = None
+        milestone.save(update_fields=["status", "paid_at"])
+    escrow.save(update_fields=fields)
+    _event(escrow, "payout_refunded", actor, {"payment_id": payment.pk, "amount": payment.amount})
+
+
+# --- refunds and deadlines ------------------------------------------------------------
+
+
+def _refund_remaining(*, actor: Actor | str, escrow: EscrowAgreement, reason: str) -> Decimal:
+    """Return what the escrow still holds and owes to no approved milestone."""
+    committed = sum(
+        (m.amount for m in escrow.milestones.all() if m.status in (MilestoneStatus.APPROVED, MilestoneStatus.PAID)), ZERO
+    )
+    refundable = escrow.amount_funded - escrow.amount_refunded - max(committed, escrow.amount_released)
+    if refundable > 0:
+        ledger.transfer(movement=f"escrow_refund:{escrow.pk}:{escrow.amount_refunded + refundable}",
+                        kind=LedgerEntry.Kind.ESCROW_REFUND, currency=escrow.currency, amount=refundable,
+                        source=ledger.escrow_account(escrow.pk), target=ledger.PSP_CLEARING)
+        escrow.amount_refunded += refundable
+    _transition(escrow, EscrowStatus.REFUNDED)
+    escrow.save(update_fields=["status", "amount_refunded", "updated_at"])
+    _event(escrow, "refunded", actor, {"amount": refundable, "reason": reason})
+    audit.record(actor, "escrow.refunded", escrow, {"amount": refundable, "reason": reason})
+    return refundable
+
+
+@dataclass(frozen=True)
+class DeadlineOutcome:
+    applied: bool
+    policy: str
+    approved_idx: tuple[int, ...] = ()
+    notified_idx: tuple[int, ...] = ()
+    refunded: Decimal = ZERO
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"applied": self.applied, "policy": self.policy, "approved": list(self.approved_idx),
+                "notified": list(self.notified_idx), "refunded": str(self.refunded)}
+
+
+def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime | None = None) -> DeadlineOutcome:
+    """Apply ``ESCROW_DEADLINE_POLICY`` once ``deadline_at`` has passed on a funded escrow.
+
+    Policies (per milestone not yet approved):
+
+    - ``auto_approve`` (default): a milestone with a proof waiting for review
+      is approved and paid — the client let the deadline pass without
+      disputing it; one with no proof is left as it is and the owner is
+      notified (an escrow event and an operator alert).
+    - ``notify``: never moves money; only the notification above, for all.
+    - ``refund``: what no approved milestone needs goes back to the client
+      and the escrow becomes REFUNDED.
+
+    Idempotent: an escrow is handled once (``deadline_handled_at``); later
+    calls report ``applied: false``.
+    """
+    policy = settings.ESCROW_DEADLINE_POLICY
+    now = now or timezone.now()
+    scoped_actor = actor if isinstance(actor, Actor) else None
+    with transaction.atomic(durable=True):
+        escrow = _lock_escrow(escrow_id, scoped_actor)
+        if (escrow.deadline_at > now or escrow.deadline_handled_at is not None
+                or escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)):
+            return DeadlineOutcome(applied=False, policy=policy)
+        open_milestones = [m for m in _locked_milestones(escrow)
+                           if m.status in (MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED)]
+        approved: list[int] = []
+        notified: list[int] = []
+        refunded = ZERO
+        if policy == "refund":
+            refunded = _refund_remaining(actor=actor, escrow=escrow, reason="deadline_passed")
+        else:
+            for m in open_milestones:
+                if policy == "auto_approve" and m.status == MilestoneStatus.PENDING_REVIEW:
+                    milestone_approve(actor=actor, escrow=escrow, milestone=m, reason="deadline_auto_approved")
+                    approved.append(m.idx)
+                else:
+                    notified.append(m.idx)
+        escrow.deadline_handled_at = now
+        escrow.save(update_fields=["deadline_handled_at", "updated_at"])
+        outcome = DeadlineOutcome(True, policy, tuple(approved), tuple(notified), refunded)
+        _event(escrow, "deadline_passed", actor, outcome.as_dict())
+        if notified:
+            audit.alert_raise(type="escrow_deadline_missed", actor=actor,
+                              message=f"Escrow #{escrow.pk} passed its deadline with milestones {notified} unproven.",
+                              data={"escrow_id": escrow.pk, "milestones": notified})
+        audit.record(actor, "escrow.deadline_applied", escrow, outcome.as_dict())
+    return outcome
+
+
+def escrows_apply_deadlines(*, now: datetime | None = None, limit: int = 500) -> int:
+    """The beat job's body: every funded escrow past its deadline, once."""
+    now = now or timezone.now()
+    due = (EscrowAgreement.objects
+           .filter(deadline_at__lte=now, deadline_handled_at__isnull=True,
+                   status__in=[EscrowStatus.FUNDED, EscrowStatus.RELEASABLE])
+           .order_by("deadline_at").values_list("pk", flat=True)[:limit])
+    return sum(escrow_check_deadline(actor=Actor.system("deadline_job"), escrow_id=pk, now=now).applied for pk in due)

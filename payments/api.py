@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers
+from rest_framework.response import Response
+
+from kobatela.accounts.models import Scope
+from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
+from payments import selectors, services
+from payments.models import Payment, PaymentStatus
+from rest_framework.decorators import action
+
+
+class PaymentReadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Payment
+        fields = ["id", "escrow_id", "milestone_id", "amount", "currency", "status", "psp_ref", "attempts",
+                  "last_error", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class PaymentFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=PaymentStatus.choices, required=False)
+    escrow_id = serializers.RegexField(rf"^{ID_PATTERN}$", required=False)
+
+
+READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
+
+
+class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    required_scopes = {"list": READERS, "retrieve": READERS, "execute": {Scope.SENDER, Scope.ADMIN}}
+    idempotency_required_actions = frozenset({"execute"})
+    serializer_class = PaymentReadSerializer
+    filter_backends = []
+
+    def scoped_queryset(self, actor):
+        return selectors.payment_list_for(actor)
+
+    def filter_queryset(self, queryset):
+        if self.action == "list":
+            params = PaymentFilterSerializer(data=self.request.query_params)
+            params.is_valid(raise_exception=True)
+            queryset = queryset.filter(**params.validated_data)
+        return queryset
+
+    @extend_schema(request=None, responses={200: PaymentReadSerializer})
+    @action(detail=True, methods=["post"])
+    def execute(self, request, pk=None):
+        payment = services.payment_execute(payment_id=int(pk), actor=self.actor, scoped_to=self.actor)
+        return Response(PaymentReadSerializer(payment).data)

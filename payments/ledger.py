@@ -1,0 +1,48 @@
+"""Double-entry postings: the one function that writes ledger lines."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+
+from payments.models import LedgerEntry
+
+PSP_CLEARING = "psp:clearing"
+
+
+def escrow_account(escrow_id: int) -> str:
+    return f"escrow:{escrow_id}"
+
+
+class UnbalancedPosting(Exception):
+    """A bug: a movement whose lines do not sum to zero is never written."""
+
+
+def post(*, movement: str, kind: str, currency: str, lines: list[tuple[str, Decimal]]) -> list[LedgerEntry]:
+    """Write one movement. Must run inside the transaction that moves the money."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("ledger.post must run inside the money movement's transaction")
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for _, amount in lines:
+        totals[currency] += amount
+    if any(total != 0 for total in totals.values()) or len(lines) < 2:
+        raise UnbalancedPosting(f"{movement}: lines sum to {dict(totals)}")
+    return LedgerEntry.objects.bulk_create(
+        LedgerEntry(movement=movement, kind=kind, account=account, amount=amount, currency=currency)
+        for account, amount in lines
+    )
+
+
+def transfer(*, movement: str, kind: str, currency: str, amount: Decimal, source: str, target: str) -> list[LedgerEntry]:
+    """The common two-line movement: ``amount`` from ``source`` to ``target``."""
+    return post(movement=movement, kind=kind, currency=currency, lines=[(source, -amount), (target, amount)])
+
+
+def balance(account: str, currency: str | None = None) -> Decimal:
+    qs = LedgerEntry.objects.filter(account=account)
+    if currency:
+        qs = qs.filter(currency=currency)
+    return qs.aggregate(total=Sum("amount"))["total"] or Decimal("0.00")

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from kobatela.core.money import money_field
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    SETTLED = "SETTLED"
+    ERROR = "ERROR"
+    REFUNDED = "REFUNDED"
+
+
+class Payment(models.Model):
+    """A payout from an escrow through the PSP.
+
+    ``PENDING`` is work still to do (the execute task, or the sweeper when a
+    message was lost); ``ERROR`` is retryable up to ``PAYOUT_MAX_ATTEMPTS``.
+    The PSP call carries ``payout-<id>`` as its idempotency key, so however
+    often a payout is sent, the provider pays it once.
+    """
+
+    Status = PaymentStatus
+    ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+        PaymentStatus.PENDING: frozenset({PaymentStatus.SENT, PaymentStatus.ERROR, PaymentStatus.SETTLED}),
+        PaymentStatus.ERROR: frozenset({PaymentStatus.SENT, PaymentStatus.ERROR, PaymentStatus.SETTLED}),
+        PaymentStatus.SENT: frozenset({PaymentStatus.SETTLED, PaymentStatus.ERROR}),
+        PaymentStatus.SETTLED: frozenset({PaymentStatus.REFUNDED}),
+        PaymentStatus.REFUNDED: frozenset(),
+    }
+    EXECUTABLE = frozenset({PaymentStatus.PENDING, PaymentStatus.ERROR})
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
+    escrow = models.ForeignKey("escrow.EscrowAgreement", on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
+    milestone = models.ForeignKey("escrow.Milestone", on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
+    amount = money_field()
+    currency = models.CharField(max_length=3)
+    destination = models.CharField(max_length=255, help_text="The payee's reference at the PSP.")
+    status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True)
+    psp_ref = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    gave_up_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            # One live payout per milestone; a refunded one may be replaced.
+            models.UniqueConstraint(
+                fields=["milestone"],
+                condition=Q(milestone__isnull=False) & ~Q(status=PaymentStatus.REFUNDED),
+                name="payment_one_live_per_milestone",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="payment_sweep_idx")]
+
+    def __str__(self) -> str:
+        return f"Payment #{self.pk} {self.amount} {self.currency} ({self.status})"
+
+
+class LedgerEntry(models.Model):
+    """One line of a double-entry movement. Append-only, like the audit log.
+
+    Every movement (deposit, payout, refund, purchase…) posts lines whose
+    amounts sum to zero per currency, in the transaction that moves the money.
+    Accounts are strings: ``psp:clearing`` (money outside, at the PSP),
+    ``escrow:<id>`` (held for an escrow), ``mandate:<id>`` (a budget) …
+    """
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit"
+        PAYOUT = "payout"
+        PAYOUT_REFUND = "payout_refund"
+        ESCROW_REFUND = "escrow_refund"
+        PURCHASE = "purchase"
+        MANDATE_FUNDING = "mandate_funding"
+        MANDATE_RELEASE = "mandate_release"
+        TRANSFER = "transfer"
+
+    movement = models.CharField(max_length=100, db_index=True, help_text="Groups the lines of one movement, e.g. deposit:12.")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    account = models.CharField(max_length=100, db_index=True)
+    amount = models.DecimalField(max_digits=18, decimal_places=2, help_text="Signed: + into the account, − out.")
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="ledger_entry_amount_not_zero")]
+        triggers = [
+            pgtrigger.Protect(name="ledger_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.movement} {self.account} {self.amount} {self.currency}"

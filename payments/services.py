@@ -1,0 +1,226 @@
+"""Payouts: created when a milestone is approved, sent through the PSP,
+settled by its signed webhook. Every state change is audited."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from kobatela.accounts.actor import Actor
+from kobatela.audit import services as audit
+from kobatela.core.errors import Conflict, NotFound, Unprocessable
+from payments import ledger
+from payments.models import LedgerEntry, Payment, PaymentStatus
+from payments.psp import get_provider
+from payments.psp.base import PayoutRequest, PspError, payout_idempotency_key
+
+logger = logging.getLogger(__name__)
+
+
+def _transition(payment: Payment, to: str) -> None:
+    if to not in Payment.ALLOWED_TRANSITIONS[payment.status]:
+        raise Conflict(f"payment_is_{payment.status.lower()}", f"The payment is {payment.status}; it cannot become {to}.",
+                       details={"status": payment.status, "wanted": to})
+    payment.status = to
+
+
+def _schedule_execution(payment_id: int) -> None:
+    from payments.tasks import execute_payout
+
+    transaction.on_commit(lambda: execute_payout.delay(payment_id))
+
+
+def payment_create_for_milestone(*, actor: Actor | str, escrow, milestone) -> Payment:
+    """Inside the approval's transaction; the payout leaves after commit."""
+    payment = Payment.objects.create(
+        owner_id=escrow.client_id, escrow=escrow, milestone=milestone, amount=milestone.amount,
+        currency=escrow.currency, destination=escrow.provider.payout_destination,
+    )
+    audit.record(actor, "payment.created", payment,
+                 {"escrow_id": escrow.pk, "milestone_idx": milestone.idx, "amount": payment.amount})
+    _schedule_execution(payment.pk)
+    return payment
+
+
+def _lock(payment_id: int, actor: Actor | None = None) -> Payment:
+    qs = Payment.objects.select_for_update()
+    if actor is not None and not actor.sees_all:
+        qs = qs.filter(owner_id=actor.user_id)
+    try:
+        return qs.get(pk=payment_id)
+    except Payment.DoesNotExist:
+        raise NotFound("payment_not_found", "No such payment.") from None
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=settings.PAYOUT_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+
+
+def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | None = None) -> Payment:
+    """Send a PENDING or ERROR payout to the PSP. Safe to run any number of times.
+
+    The PSP call happens between two short transactions, never while a row
+    lock is held; it carries ``payout-<id>`` as idempotency key, so two
+    concurrent or repeated executions create one payout at the provider.
+    """
+    with transaction.atomic(durable=True):
+        payment = _lock(payment_id, scoped_to)
+        if payment.status not in Payment.EXECUTABLE:
+            if scoped_to is not None:  # an explicit request: say why nothing happens
+                raise Conflict(f"payment_is_{payment.status.lower()}", f"The payment is {payment.status}.",
+                               details={"status": payment.status})
+            return payment  # a repeated task: the work is done
+        payment.attempts += 1
+        payment.save(update_fields=["attempts", "updated_at"])
+        request = PayoutRequest(payment_id=payment.pk, amount=payment.amount, currency=payment.currency,
+                                destination=payment.destination, idempotency_key=payout_idempotency_key(payment.pk),
+                                metadata={"payment_id": payment.pk, "escrow_id": payment.escrow_id})
+    try:
+        result = get_provider().create_payout(request)
+    except PspError as exc:
+        return _record_failure(payment_id=payment_id, actor=actor, error=exc)
+
+    with transaction.atomic(durable=True):
+        payment = _lock(payment_id)
+        if payment.status in Payment.EXECUTABLE:
+            payment.psp_ref = result.psp_ref
+            payment.last_error = ""
+            payment.next_attempt_at = None
+            _transition(payment, PaymentStatus.SENT)
+            payment.save(update_fields=["status", "psp_ref", "last_error", "next_attempt_at", "updated_at"])
+            audit.record(actor, "payment.sent", payment, {"psp_ref": result.psp_ref, "attempt": payment.attempts})
+    return payment
+
+
+def _record_failure(*, payment_id: int, actor: Actor | str, error: PspError) -> Payment:
+    with transaction.atomic(durable=True):
+        payment = _lock(payment_id)
+        if payment.status not in Payment.EXECUTABLE:
+            return payment
+        payment.status = PaymentStatus.ERROR
+        payment.last_error = f"{type(error).__name__}: {error}"[:500]
+        retryable = getattr(error, "retryable", False) and payment.attempts < settings.PAYOUT_MAX_ATTEMPTS
+        payment.next_attempt_at = timezone.now() + _retry_delay(payment.attempts) if retryable else None
+        fields = ["status", "last_error", "next_attempt_at", "updated_at"]
+        if not retryable and payment.gave_up_at is None:
+            payment.gave_up_at = timezone.now()
+            fields.append("gave_up_at")
+            audit.alert_raise(
+                type="payout_gave_up", severity="critical", actor=actor,
+                message=f"Payout #{payment.pk} failed {payment.attempts} time(s) and will not be retried automatically.",
+                data={"payment_id": payment.pk, "error": payment.last_error},
+            )
+        payment.save(update_fields=fields)
+        audit.record(actor, "payment.failed", payment, {"error": payment.last_error, "attempt": payment.attempts,
+                                                        "will_retry": retryable})
+    logger.warning("payout failed", extra={"payment_id": payment_id, "error": payment.last_error})
+    return payment
+
+
+def _check_amount(payment: Payment, amount: Decimal | None, currency: str | None) -> None:
+    if (amount is not None and amount != payment.amount) or (currency is not None and currency != payment.currency):
+        raise Unprocessable("payment_amount_mismatch", "The PSP reports another amount or currency for this payout.",
+                            details={"expected": f"{payment.amount} {payment.currency}", "reported": f"{amount} {currency}"})
+
+
+def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", amount: Decimal | None = None,
+                   currency: str | None = None) -> Payment:
+    """The PSP paid the payee: money leaves the escrow in the ledger, the milestone is PAID."""
+    from escrow import services as escrow_services  # escrow ↔ payments call each other's services
+
+    with transaction.atomic(durable=True):
+        escrow_id = Payment.objects.filter(pk=payment_id).values_list("escrow_id", flat=True).first()
+        if escrow_id is not None:
+            escrow_services.lock_escrow_for_payout(escrow_id)  # lock order: escrow before payment
+        payment = _lock(payment_id)
+        if payment.status == PaymentStatus.SETTLED:
+            return payment
+        _check_amount(payment, amount, currency)
+        _transition(payment, PaymentStatus.SETTLED)
+        payment.psp_ref = psp_ref or payment.psp_ref
+        payment.settled_at = timezone.now()
+        payment.save(update_fields=["status", "psp_ref", "settled_at", "updated_at"])
+        if payment.escrow_id:
+            ledger.transfer(movement=f"payout:{payment.pk}", kind=LedgerEntry.Kind.PAYOUT, currency=payment.currency,
+                            amount=payment.amount, source=ledger.escrow_account(payment.escrow_id),
+                            target=ledger.PSP_CLEARING)
+            escrow_services.escrow_on_payout_settled(actor=actor, payment=payment)
+        audit.record(actor, "payment.settled", payment, {"psp_ref": payment.psp_ref, "amount": payment.amount})
+    return payment
+
+
+def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "") -> Payment:
+    with transaction.atomic(durable=True):
+        payment = _lock(payment_id)
+        if payment.status in (PaymentStatus.SENT, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
+            return payment
+        _transition(payment, PaymentStatus.SENT)
+        payment.psp_ref = psp_ref or payment.psp_ref
+        payment.save(update_fields=["status", "psp_ref", "updated_at"])
+        audit.record(actor, "payment.sent", payment, {"psp_ref": payment.psp_ref})
+    return payment
+
+
+def payment_fail(*, actor: Actor | str, payment_id: int, reason: str) -> Payment:
+    """The PSP could not pay: the payout is ERROR and the sweeper retries it."""
+    with transaction.atomic(durable=True):
+        payment = _lock(payment_id)
+        if payment.status in (PaymentStatus.ERROR, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
+            return payment
+        _transition(payment, PaymentStatus.ERROR)
+        payment.last_error = reason[:500]
+        payment.next_attempt_at = timezone.now() + _retry_delay(payment.attempts)
+        payment.save(update_fields=["status", "last_error", "next_attempt_at", "updated_at"])
+        audit.record(actor, "payment.failed", payment, {"error": payment.last_error, "source": "psp"})
+    return payment
+
+
+def payment_refund(*, actor: Actor | str, payment_id: int, amount: Decimal | None = None,
+                   currency: str | None = None) -> Payment:
+    """A settled payout came back: the money returns to the escrow in the ledger."""
+    from escrow import services as escrow_services
+
+    with transaction.atomic(durable=True):
+        escrow_id = Payment.objects.filter(pk=payment_id).values_list("escrow_id", flat=True).first()
+        if escrow_id is not None:
+            escrow_services.lock_escrow_for_payout(escrow_id)
+        payment = _lock(payment_id)
+        if payment.status == PaymentStatus.REFUNDED:
+            return payment
+        _check_amount(payment, amount, currency)
+        _transition(payment, PaymentStatus.REFUNDED)
+        payment.save(update_fields=["status", "updated_at"])
+        if payment.escrow_id:
+            ledger.transfer(movement=f"payout_refund:{payment.pk}", kind=LedgerEntry.Kind.PAYOUT_REFUND,
+                            currency=payment.currency, amount=payment.amount, source=ledger.PSP_CLEARING,
+                            target=ledger.escrow_account(payment.escrow_id))
+            escrow_services.escrow_on_payout_refunded(actor=actor, payment=payment)
+        audit.alert_raise(type="payout_refunded", actor=actor, message=f"Settled payout #{payment.pk} was refunded.",
+                          data={"payment_id": payment.pk})
+        audit.record(actor, "payment.refunded", payment, {"amount": payment.amount})
+    return payment
+
+
+def payments_due_for_retry(*, now=None, pending_grace_seconds: int = 120) -> list[int]:
+    """PENDING payouts whose message may be lost, and ERROR ones whose backoff has passed."""
+    now = now or timezone.now()
+    due = Payment.objects.filter(
+        Q(status=PaymentStatus.PENDING, created_at__lte=now - timedelta(seconds=pending_grace_seconds))
+        | Q(status=PaymentStatus.ERROR, gave_up_at__isnull=True, next_attempt_at__lte=now)
+    )
+    return list(due.order_by("pk").values_list("pk", flat=True)[:500])
+
+
+def payments_sweep(*, now=None) -> int:
+    """The beat job's body: re-send what is due, in-process (each call is idempotent)."""
+    actor = Actor.system("payout_sweeper")
+    due = payments_due_for_retry(now=now)
+    for payment_id in due:
+        payment_execute(payment_id=payment_id, actor=actor)
+    return len(due)
