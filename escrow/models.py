@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
 
@@ -160,7 +161,7 @@ class EscrowEvent(models.Model):
 
     escrow = models.ForeignKey(EscrowAgreement, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=64)
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     actor = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -1,3 +1,4 @@
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -25,7 +26,7 @@ class InboundEvent(models.Model):
     headers = models.JSONField(default=dict, help_text="Delivery headers; signatures left out.")
     body = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
-    result = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)

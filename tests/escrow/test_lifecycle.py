@@ -1,0 +1,158 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from escrow import services
+from escrow.models import EscrowAgreement, EscrowStatus, Milestone, MilestoneStatus
+from kobatela.audit.models import Alert
+from kobatela.core.errors import Conflict
+from payments import services as payment_services
+from payments.models import Payment, PaymentStatus
+from payments.reconcile import reconcile
+from tests.conftest import assert_error
+from tests.factories import actor_for, fund, make_escrow
+
+pytestmark = pytest.mark.django_db
+
+ESCROW_STATES = list(EscrowStatus.values)
+MILESTONE_STATES = list(MilestoneStatus.values)
+
+
+@pytest.mark.parametrize("source", ESCROW_STATES)
+@pytest.mark.parametrize("target", ESCROW_STATES)
+def test_escrow_transition_table(source, target):
+    escrow = EscrowAgreement(status=source)
+    if target in EscrowAgreement.ALLOWED_TRANSITIONS[source]:
+        services._transition(escrow, target)
+        assert escrow.status == target
+    else:
+        with pytest.raises(Conflict) as refused:
+            services._transition(escrow, target)
+        assert refused.value.code == f"escrow_is_{source.lower()}"
+        assert escrow.status == source
+
+
+@pytest.mark.parametrize("source", MILESTONE_STATES)
+@pytest.mark.parametrize("target", MILESTONE_STATES)
+def test_milestone_transition_table(source, target):
+    milestone = Milestone(status=source)
+    if target in Milestone.ALLOWED_TRANSITIONS[source]:
+        services._transition(milestone, target)
+        assert milestone.status == target
+    else:
+        with pytest.raises(Conflict) as refused:
+            services._transition(milestone, target)
+        assert refused.value.code == f"milestone_is_{source.lower()}"
+
+
+def post(api, escrow, verb, body=None):
+    return api.post(f"/api/v1/escrows/{escrow.pk}/{verb}", body or {}, format="json")
+
+
+def test_mark_delivered(sender_api):
+    escrow = make_escrow(client=sender_api.user)
+    assert_error(post(sender_api, escrow, "mark-delivered"), 409, "escrow_is_draft")
+    fund(escrow)
+    response = post(sender_api, escrow, "mark-delivered", {"note": "done"})
+    assert response.status_code == 200 and response.json()["status"] == "RELEASABLE"
+    assert_error(post(sender_api, escrow, "mark-delivered"), 409, "escrow_is_releasable")
+
+
+def settle_all(escrow):
+    for payment in Payment.objects.filter(escrow=escrow).order_by("pk"):
+        payment_services.payment_settle(actor="system:test", payment_id=payment.pk, psp_ref=payment.psp_ref,
+                                        amount=payment.amount, currency=payment.currency)
+
+
+def test_client_approve_pays_out_and_settlement_releases(sender_api, django_capture_on_commit_callbacks):
+    escrow = fund(make_escrow(client=sender_api.user, amounts=("60.00", "40.00")))
+    assert_error(post(sender_api, make_escrow(client=sender_api.user), "client-approve"), 409, "escrow_is_draft")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(sender_api, escrow, "client-approve", {"note": "all good"})
+    assert response.status_code == 200
+    assert [m["status"] for m in response.json()["milestones"]] == ["APPROVED", "APPROVED"]
+    payments = list(Payment.objects.filter(escrow=escrow).order_by("pk"))
+    assert [p.status for p in payments] == [PaymentStatus.SENT, PaymentStatus.SENT]
+    assert all(p.psp_ref.startswith("sbx_po_") for p in payments)
+    assert_error(post(sender_api, escrow, "client-approve"), 409, "nothing_to_approve")
+    settle_all(escrow)
+    escrow.refresh_from_db()
+    assert escrow.status == EscrowStatus.RELEASED and escrow.amount_released == Decimal("100.00")
+    assert list(escrow.milestones.values_list("status", flat=True)) == ["PAID", "PAID"]
+    assert reconcile() == []
+    assert_error(post(sender_api, escrow, "client-approve"), 409, "escrow_is_released")
+
+
+def test_client_reject_sends_milestones_back(sender_api):
+    escrow = fund(make_escrow(client=sender_api.user))
+    assert_error(post(sender_api, escrow, "client-reject", {"reason": "no"}), 409, "escrow_is_funded")
+    assert_error(post(sender_api, escrow, "client-reject", {}), 400, "validation_error")
+    with services.transaction.atomic():
+        locked = services._lock_escrow(escrow.pk)
+        services.milestone_mark_pending_review(actor="system:test", escrow=locked, milestone=locked.milestones.get())
+    response = post(sender_api, escrow, "client-reject", {"reason": "photo shows the wrong site"})
+    assert response.status_code == 200
+    assert response.json()["status"] == "FUNDED"
+    assert response.json()["milestones"][0]["status"] == "REJECTED"
+
+
+def _put_in_review(escrow, idx=1):
+    with services.transaction.atomic():
+        locked = services._lock_escrow(escrow.pk)
+        services.milestone_mark_pending_review(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=idx))
+
+
+def test_deadline_auto_approves_waiting_proofs_and_notifies_the_rest(sender_api, django_capture_on_commit_callbacks):
+    escrow = fund(make_escrow(client=sender_api.user, amounts=("70.00", "30.00"), deadline_in=timedelta(days=1)))
+    _put_in_review(escrow, idx=1)
+    early = post(sender_api, escrow, "check-deadline")
+    assert early.status_code == 200 and early.json()["applied"] is False
+    with time_machine.travel(timezone.now() + timedelta(days=2)), django_capture_on_commit_callbacks(execute=True):
+        late = post(sender_api, escrow, "check-deadline").json()
+        again = post(sender_api, escrow, "check-deadline").json()
+    assert late["applied"] is True and late["policy"] == "auto_approve"
+    assert late["approved"] == [1] and late["notified"] == [2]
+    assert [m["status"] for m in late["escrow"]["milestones"]] == ["APPROVED", "WAITING"]
+    assert again["applied"] is False
+    assert Payment.objects.get(milestone__escrow=escrow).status == PaymentStatus.SENT
+    assert Alert.objects.filter(type="escrow_deadline_missed", data__escrow_id=escrow.pk).count() == 1
+    assert reconcile() == []
+
+
+def test_deadline_notify_policy_never_moves_money(settings):
+    settings.ESCROW_DEADLINE_POLICY = "notify"
+    escrow = fund(make_escrow(deadline_in=timedelta(hours=1)))
+    _put_in_review(escrow)
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        outcome = services.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
+    assert outcome.approved_idx == () and outcome.notified_idx == (1,)
+    assert not Payment.objects.filter(escrow=escrow).exists()
+
+
+def test_deadline_refund_policy_returns_the_rest(settings, django_capture_on_commit_callbacks):
+    settings.ESCROW_DEADLINE_POLICY = "refund"
+    escrow = fund(make_escrow(amounts=("70.00", "30.00"), deadline_in=timedelta(hours=1)))
+    with django_capture_on_commit_callbacks(execute=True):
+        with services.transaction.atomic():
+            locked = services._lock_escrow(escrow.pk)
+            services.milestone_approve(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=1),
+                                       reason="test")
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        outcome = services.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
+    escrow.refresh_from_db()
+    assert outcome.refunded == Decimal("30.00")
+    assert escrow.status == EscrowStatus.REFUNDED and escrow.amount_refunded == Decimal("30.00")
+    assert reconcile() == []
+
+
+def test_beat_job_applies_due_deadlines_once():
+    due = fund(make_escrow(deadline_in=timedelta(hours=1)))
+    not_due = fund(make_escrow(deadline_in=timedelta(days=5)))
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        assert services.escrows_apply_deadlines() == 1
+        assert services.escrows_apply_deadlines() == 0
+    due.refresh_from_db(), not_due.refresh_from_db()
+    assert due.deadline_handled_at is not None and not_due.deadline_handled_at is None
