@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "kobatela.accounts",
     "kobatela.audit",
     "escrow",
+    "proofs",
     "payments",
     "webhooks",
 ]
@@ -121,6 +122,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {"task": "kobatela.core.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "escrow-deadlines": {"task": "escrow.tasks.apply_deadlines", "schedule": 300.0},
     "payout-sweep": {"task": "payments.tasks.sweep_payouts", "schedule": 60.0},
+    "ocr-sweep": {"task": "proofs.tasks.sweep_ocr", "schedule": 300.0},
 }
 
 # --- Internationalization -------------------------------------------------
@@ -257,6 +259,10 @@ OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None
 AI_MODEL = env.str("AI_MODEL", default="gpt-4o-mini")
 AI_TIMEOUT_SECONDS = env.float("AI_TIMEOUT_SECONDS", default=15.0)
 AI_DAILY_CALL_LIMIT = env.int("AI_DAILY_CALL_LIMIT", default=1000)
+# The advisor's circuit breaker (state in Redis): opens after this many
+# failures within a minute, half-opens after the cool-down.
+AI_BREAKER_FAILURES = env.int("AI_BREAKER_FAILURES", default=5)
+AI_BREAKER_COOLDOWN_SECONDS = env.int("AI_BREAKER_COOLDOWN_SECONDS", default=60)
 
 # --- Metrics ----------------------------------------------------------------
 # Empty: /metrics answers loopback clients only. Set: a bearer token is required.

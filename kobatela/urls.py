@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("kobatela.audit.urls")),
     path("", include("escrow.urls")),
     path("", include("payments.urls")),
+    path("", include("proofs.urls")),
     path("", include("webhooks.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

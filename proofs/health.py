@@ -1,0 +1,16 @@
+from django.conf import settings
+
+from proofs import ocr
+from proofs.models import OcrStatus, Proof
+
+
+def proofs_health() -> dict:
+    """OCR and review-queue state for the detailed /health."""
+    tesseract = ocr.tesseract_available()
+    return {
+        "ocr": "DISABLED" if not settings.OCR_ENABLED or not tesseract else "enabled",
+        "tesseract_installed": tesseract,
+        "ocr_queue": Proof.objects.filter(ocr_status__in=[OcrStatus.QUEUED, OcrStatus.RUNNING]).count(),
+        "ocr_failed": Proof.objects.filter(ocr_status=OcrStatus.FAILED).count(),
+        "pending_review": Proof.objects.filter(status=Proof.Status.PENDING).count(),
+    }

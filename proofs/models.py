@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+
+from escrow.models import ProofType
+
+
+class ProofStatus(models.TextChoices):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class OcrStatus(models.TextChoices):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # photos: nothing to read
+    DISABLED = "DISABLED"  # OCR turned off, or no Tesseract for a scan
+
+
+class AiStatus(models.TextChoices):
+    NOT_APPLICABLE = "NOT_APPLICABLE"
+    DISABLED = "DISABLED"
+    QUEUED = "QUEUED"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class RiskLevel(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Proof(models.Model):
+    """A file sent for a milestone, and everything the checks found in it.
+
+    The raw OCR text is kept for reprocessing and the AI advisor; it never
+    leaves through the API. Only the last 4 digits and a masked form of an
+    IBAN are kept, never the IBAN.
+    """
+
+    Status = ProofStatus
+    ALLOWED_TRANSITIONS = {
+        ProofStatus.PENDING: frozenset({ProofStatus.APPROVED, ProofStatus.REJECTED}),
+        ProofStatus.APPROVED: frozenset(),
+        ProofStatus.REJECTED: frozenset(),
+    }
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proofs")
+    escrow = models.ForeignKey("escrow.EscrowAgreement", on_delete=models.PROTECT, related_name="proofs")
+    milestone = models.ForeignKey("escrow.Milestone", on_delete=models.PROTECT, related_name="proofs")
+    type = models.CharField(max_length=16, choices=ProofType.choices)
+    status = models.CharField(max_length=16, choices=ProofStatus.choices, default=ProofStatus.PENDING, db_index=True)
+    file = models.FileField(upload_to="proofs/%Y/%m/", max_length=300)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100)
+    metadata = models.JSONField(default=dict, blank=True, help_text="Client metadata: informative, never trusted.")
+    validation = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    exif_captured_at = models.DateTimeField(null=True, blank=True)
+    exif_lat = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    exif_lng = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    distance_m = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+
+    ocr_status = models.CharField(max_length=16, choices=OcrStatus.choices, default=OcrStatus.SKIPPED, db_index=True)
+    ocr_attempts = models.PositiveSmallIntegerField(default=0)
+    ocr_error = models.CharField(max_length=500, blank=True, default="")
+    ocr_source = models.CharField(max_length=16, blank=True, default="")
+    ocr_text = models.TextField(blank=True, default="")
+    ocr_updated_at = models.DateTimeField(null=True, blank=True)
+    invoice_amount = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    invoice_currency = models.CharField(max_length=3, blank=True, default="")
+    invoice_date = models.DateField(null=True, blank=True)
+    invoice_number = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    invoice_supplier = models.CharField(max_length=200, blank=True, default="")
+    invoice_iban_last4 = models.CharField(max_length=4, blank=True, default="")
+    invoice_iban_masked = models.CharField(max_length=64, blank=True, default="")
+    backend_checks = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    ai_status = models.CharField(max_length=16, choices=AiStatus.choices, default=AiStatus.NOT_APPLICABLE)
+    ai_risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, blank=True, default="", db_index=True)
+    ai_score = models.DecimalField(max_digits=4, decimal_places=3, null=True, blank=True)
+    ai_flags = models.JSONField(default=list, blank=True)
+    ai_explanation = models.TextField(blank=True, default="")
+    ai_error = models.CharField(max_length=200, blank=True, default="")
+    ai_checked_at = models.DateTimeField(null=True, blank=True)
+
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by_label = models.CharField(max_length=100, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gt=0), name="proof_size_positive"),
+            models.CheckConstraint(condition=Q(ai_score__isnull=True) | Q(ai_score__gte=0, ai_score__lte=1),
+                                   name="proof_ai_score_in_range"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="proof_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"Proof #{self.pk} {self.type} for escrow #{self.escrow_id} ({self.status})"
+
+    @property
+    def ai_flagged(self) -> bool:
+        """The advisor saw risk: a human decision then needs a written note."""
+        return self.ai_risk_level in (RiskLevel.MEDIUM, RiskLevel.HIGH) or bool(self.ai_flags)

@@ -1,0 +1,477 @@
+"""Turning a file from the field into a decision about money.
+
+``proof_submit`` checks the upload (size, magic bytes, image pixel limit,
+EXIF rules) before anything is stored, streams it to storage while hashing,
+then in one transaction records the proof and moves the milestone: a clean
+photo auto-approves (and pays out after commit); an unverifiable photo and
+every document wait for a person. Documents go through OCR, document checks
+and the AI advisor as Celery jobs after commit; their row's status is the
+work queue, so a sweeper redoes anything a lost message dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
+
+from escrow import services as escrow_services
+from escrow.models import EscrowStatus, MilestoneStatus, ProofType
+from kobatela.accounts.actor import Actor
+from kobatela.audit import services as audit
+from kobatela.core.money import quantize
+from kobatela.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from proofs import filetypes, metrics, ocr
+from proofs.exif import read_photo_exif
+from proofs.geofence import Geofence, check_photo, raise_for_errors
+from proofs.images import open_image
+from proofs.models import AiStatus, OcrStatus, Proof, ProofStatus
+from proofs.storage import delete_quietly, store_upload
+
+logger = logging.getLogger(__name__)
+
+IMAGE_MAX_PIXELS = 50_000_000  # ~ a 8660×5770 photo; anything bigger is refused before decoding
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+DOCUMENT_TYPES = frozenset({"application/pdf", *PHOTO_TYPES})  # a scanned invoice may be a photo
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "application/pdf": ".pdf"}
+OCR_MAX_ATTEMPTS = 3
+OCR_STALE_AFTER = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class _Inspected:
+    content_type: str
+    photo_check: Any | None  # PhotoCheck for photos
+    exif: Any | None
+
+
+def _current_milestone(escrow):
+    """The lowest milestone not yet approved: the only one that accepts proofs."""
+    for milestone in escrow.milestones.all():  # ordered by idx
+        if milestone.status not in (MilestoneStatus.APPROVED, MilestoneStatus.PAID):
+            return milestone
+    return None
+
+
+def _check_escrow_and_milestone(escrow, milestone_idx: int, proof_type: str):
+    if escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE):
+        raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; it takes no proofs.",
+                       details={"status": escrow.status})
+    current = _current_milestone(escrow)
+    if current is None or current.idx != milestone_idx:
+        raise Conflict("milestone_not_current", "Only the lowest milestone not yet approved accepts proofs.",
+                       details={"current_milestone_idx": current.idx if current else None})
+    if current.proof_type != proof_type:
+        raise Conflict("proof_type_mismatch", f"Milestone {current.idx} expects a {current.proof_type} proof.",
+                       details={"expected": current.proof_type})
+    return current
+
+
+def _inspect(upload, *, proof_type: str, milestone, now) -> _Inspected:
+    """Everything decided from the file's own bytes, before it is stored."""
+    if upload.size > settings.PROOF_MAX_UPLOAD_MB * 1024 * 1024:
+        raise PayloadTooLarge(details={"max_bytes": settings.PROOF_MAX_UPLOAD_MB * 1024 * 1024})
+    if upload.size == 0:
+        raise BadRequest("file_empty", "The file is empty.")
+    upload.seek(0)
+    content_type = filetypes.sniff(upload.read(filetypes.SNIFF_BYTES))
+    upload.seek(0)
+    allowed = PHOTO_TYPES if proof_type == ProofType.PHOTO else DOCUMENT_TYPES
+    if content_type not in allowed:
+        raise UnsupportedMediaType("unsupported_file_type", f"A {proof_type} proof must be one of: {', '.join(sorted(allowed))}.",
+                                   details={"detected": content_type})
+    if content_type == "application/pdf":
+        try:
+            if len(PdfReader(upload, strict=False).pages) < 1:
+                raise BadRequest("file_corrupt", "The PDF has no pages.")
+        except (PyPdfError, ValueError, OSError, KeyError, TypeError) as exc:
+            raise BadRequest("file_corrupt", "The PDF could not be read.") from exc
+        finally:
+            upload.seek(0)
+        return _Inspected(content_type, None, None)
+    image = open_image(upload, max_pixels=IMAGE_MAX_PIXELS)
+    upload.seek(0)
+    if proof_type != ProofType.PHOTO:
+        return _Inspected(content_type, None, None)
+    exif = read_photo_exif(image)
+    geofence = (Geofence(lat=milestone.geofence_lat, lng=milestone.geofence_lng, radius_m=milestone.geofence_radius_m)
+                if milestone.has_geofence else None)
+    max_age = (milestone.proof_requirements or {}).get("max_photo_age_hours")
+    check = check_photo(exif=exif, geofence=geofence, max_age_hours=int(max_age) if max_age else None, now=now)
+    raise_for_errors(check)  # 422 outside_geofence / photo_too_old / photo_in_future: nothing is stored
+    return _Inspected(content_type, check, exif)
+
+
+def proof_submit(*, actor: Actor, escrow_id: int, milestone_idx: int, proof_type: str, upload,
+                 metadata: dict | None = None) -> Proof:
+    from escrow.selectors import escrow_list_for
+
+    now = timezone.now()
+    escrow = escrow_list_for(actor).filter(pk=escrow_id).first()
+    if escrow is None:
+        raise NotFound("escrow_not_found", "No such escrow.")
+    milestone = _check_escrow_and_milestone(escrow, milestone_idx, proof_type)
+    try:
+        inspected = _inspect(upload, proof_type=proof_type, milestone=milestone, now=now)
+    except Exception as exc:
+        code = getattr(exc, "code", type(exc).__name__)
+        metrics.PROOFS_SUBMITTED.labels(type=proof_type, outcome=f"refused:{code}").inc()
+        raise
+
+    stored_name, sha256, size = store_upload(upload, folder=f"proofs/{escrow.pk}", extension=EXTENSIONS[inspected.content_type])
+    try:
+        proof = _record_submission(actor=actor, escrow_id=escrow.pk, milestone_idx=milestone_idx, proof_type=proof_type,
+                                   stored_name=stored_name, sha256=sha256, size=size, inspected=inspected,
+                                   metadata=metadata or {})
+    except BaseException:
+        delete_quietly(stored_name)
+        raise
+    return proof
+
+
+def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_name, sha256, size, inspected, metadata) -> Proof:
+    is_photo = proof_type == ProofType.PHOTO
+    check = inspected.photo_check
+    with transaction.atomic(durable=True):
+        escrow = escrow_services._lock_escrow(escrow_id, actor)
+        milestones = escrow_services._locked_milestones(escrow)
+        escrow._prefetched_objects_cache = {"milestones": milestones}
+        milestone = _check_escrow_and_milestone(escrow, milestone_idx, proof_type)  # again, under the lock
+        if Proof.objects.filter(sha256=sha256).exists():
+            raise Conflict("duplicate_proof", "This exact file was already submitted.", details={"sha256": sha256})
+        exif = inspected.exif
+        fields: dict[str, Any] = dict(
+            owner_id=escrow.client_id, escrow=escrow, milestone=milestone, type=proof_type, file=stored_name,
+            sha256=sha256, size=size, content_type=inspected.content_type, metadata=metadata,
+            validation={"errors": [], "warnings": list(check.warnings) if check else []},
+        )
+        if is_photo:
+            fields.update(exif_captured_at=exif.captured_at, exif_lat=exif.lat, exif_lng=exif.lng,
+                          distance_m=quantize(check.distance_m) if check.distance_m is not None else None,
+                          ocr_status=OcrStatus.SKIPPED, ai_status=AiStatus.NOT_APPLICABLE)
+        else:
+            fields.update(ocr_status=OcrStatus.QUEUED if settings.OCR_ENABLED else OcrStatus.DISABLED,
+                          ai_status=AiStatus.QUEUED if settings.AI_PROOF_ADVISOR_ENABLED else AiStatus.DISABLED)
+        try:
+            with transaction.atomic():
+                proof = Proof.objects.create(**fields)
+        except IntegrityError:
+            raise Conflict("duplicate_proof", "This exact file was already submitted.", details={"sha256": sha256}) from None
+
+        escrow_services.milestone_mark_pending_review(actor=actor, escrow=escrow, milestone=milestone)
+        outcome = "pending_review"
+        if is_photo and check.verifiable_and_clean:
+            proof.status = ProofStatus.APPROVED
+            proof.decided_by_label = "system:auto"
+            proof.decided_at = timezone.now()
+            proof.decision_note = "Photo verified: EXIF time and position within the milestone's rules."
+            proof.save(update_fields=["status", "decided_by_label", "decided_at", "decision_note"])
+            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason="photo_auto_approved")
+            outcome = "auto_approved"
+        elif is_photo:
+            outcome = "unverifiable"
+        audit.record(actor, "proof.submitted", proof, {
+            "escrow_id": escrow.pk, "milestone_idx": milestone.idx, "type": proof_type, "sha256": sha256,
+            "size": size, "outcome": outcome, "warnings": [w["code"] for w in proof.validation["warnings"]],
+        })
+        if proof.ocr_status == OcrStatus.QUEUED:
+            _schedule_ocr(proof.pk)
+    metrics.PROOFS_SUBMITTED.labels(type=proof_type, outcome=outcome).inc()
+    return proof
+
+
+def _schedule_ocr(proof_id: int) -> None:
+    from proofs.tasks import run_ocr
+
+    transaction.on_commit(lambda: run_ocr.delay(proof_id))
+
+
+def _schedule_ai(proof_id: int) -> None:
+    from proofs.tasks import run_ai
+
+    transaction.on_commit(lambda: run_ai.delay(proof_id))
+
+
+# --- OCR -------------------------------------------------------------------------
+
+
+def _claim_ocr(proof_id: int) -> bool:
+    """QUEUED (or a RUNNING job left by a dead worker) → RUNNING, by one worker only."""
+    stale = timezone.now() - OCR_STALE_AFTER
+    claimed = Proof.objects.filter(pk=proof_id).filter(
+        Q(ocr_status=OcrStatus.QUEUED) | Q(ocr_status=OcrStatus.RUNNING, ocr_updated_at__lt=stale)
+    ).update(ocr_status=OcrStatus.RUNNING, ocr_updated_at=timezone.now(), ocr_attempts=F("ocr_attempts") + 1)
+    return bool(claimed)
+
+
+class OcrRetryable(Exception):
+    """A failure worth another attempt (the task's retry policy decides when)."""
+
+
+def proof_run_ocr(*, proof_id: int) -> str:
+    """Read the document, extract and normalise invoice fields, compare them with
+    the milestone's requirements. Returns the resulting ``ocr_status``.
+
+    Unreadable input is final (``FAILED`` with the reason); an unexpected
+    error is retried by the task up to ``OCR_MAX_ATTEMPTS``.
+    """
+    from proofs.document_checks import run_checks
+    from proofs.invoice import parse_invoice
+
+    if not _claim_ocr(proof_id):
+        return Proof.objects.filter(pk=proof_id).values_list("ocr_status", flat=True).first() or "missing"
+    proof = Proof.objects.select_related("milestone", "escrow").get(pk=proof_id)
+    started = time.perf_counter()
+    try:
+        with default_storage.open(proof.file.name, "rb") as handle:
+            data = handle.read()
+        result = ocr.extract_text(data, content_type=proof.content_type, languages=settings.OCR_LANGUAGES)
+    except ocr.OcrUnavailable as exc:
+        return _finish_ocr(proof_id, OcrStatus.DISABLED, error=str(exc)[:500], started=started)
+    except ocr.OcrFailed as exc:
+        return _finish_ocr(proof_id, OcrStatus.FAILED, error=f"unreadable: {exc}"[:500], started=started)
+    except (OSError, ocr.OcrError) as exc:
+        if proof.ocr_attempts >= OCR_MAX_ATTEMPTS:
+            return _finish_ocr(proof_id, OcrStatus.FAILED, error=f"gave up after {proof.ocr_attempts} attempts: {exc}"[:500],
+                               started=started)
+        Proof.objects.filter(pk=proof_id).update(ocr_status=OcrStatus.QUEUED, ocr_error=str(exc)[:500])
+        raise OcrRetryable(str(exc)) from exc
+
+    parsed = parse_invoice(result.text)
+    fields = parsed.fields
+    checks = run_checks(fields, proof.milestone.proof_requirements)
+    with transaction.atomic(durable=True):
+        locked = Proof.objects.select_for_update().get(pk=proof_id)
+        locked.ocr_text = result.text
+        locked.ocr_source = result.source
+        locked.invoice_amount = fields.amount
+        locked.invoice_currency = fields.currency or ""
+        locked.invoice_date = fields.date
+        locked.invoice_number = (fields.number or "")[:100]
+        locked.invoice_supplier = (fields.supplier or "")[:200]
+        locked.invoice_iban_last4 = fields.iban_last4 or ""
+        locked.invoice_iban_masked = fields.iban_masked or ""
+        locked.backend_checks = checks
+        validation = dict(locked.validation or {})
+        other_warnings = [w for w in validation.get("warnings", []) if w.get("source") != "ocr"]
+        validation["warnings"] = other_warnings + [{**w, "source": "ocr"} for w in parsed.warnings]
+        validation.setdefault("errors", [])
+        locked.validation = validation
+        locked.ocr_status = OcrStatus.DONE
+        locked.ocr_error = ""
+        locked.ocr_updated_at = timezone.now()
+        locked.save()
+        audit.record(Actor.system("ocr"), "proof.ocr_done", locked, {
+            "source": result.source, "pages": result.pages, "fields": fields.to_json(),
+            "checks": checks.get("overall"), "warnings": [w["code"] for w in parsed.warnings],
+        })
+        if locked.ai_status == AiStatus.QUEUED:
+            _schedule_ai(locked.pk)
+    metrics.OCR_RUNS.labels(outcome="done").inc()
+    metrics.OCR_SECONDS.observe(time.perf_counter() - started)
+    return OcrStatus.DONE
+
+
+def _finish_ocr(proof_id: int, status: str, *, error: str, started: float) -> str:
+    with transaction.atomic(durable=True):
+        proof = Proof.objects.select_for_update().get(pk=proof_id)
+        proof.ocr_status = status
+        proof.ocr_error = error
+        proof.ocr_updated_at = timezone.now()
+        proof.save(update_fields=["ocr_status", "ocr_error", "ocr_updated_at"])
+        audit.record(Actor.system("ocr"), f"proof.ocr_{status.lower()}", proof, {"error": error})
+        if proof.ai_status == AiStatus.QUEUED:
+            _schedule_ai(proof.pk)  # the advisor still scores what is known
+    metrics.OCR_RUNS.labels(outcome=status.lower()).inc()
+    metrics.OCR_SECONDS.observe(time.perf_counter() - started)
+    logger.warning("ocr did not complete", extra={"proof_id": proof_id, "status": status, "error": error})
+    return status
+
+
+def proof_requeue_ocr(*, proof_id: int, actor: Actor | str) -> None:
+    """Send a proof back to the OCR queue (operators, the sweeper)."""
+    with transaction.atomic(durable=True):
+        proof = Proof.objects.select_for_update().get(pk=proof_id)
+        if proof.type == ProofType.PHOTO:
+            raise Conflict("proof_is_photo", "Photos are not read by OCR.")
+        proof.ocr_status = OcrStatus.QUEUED
+        proof.ocr_attempts = 0
+        proof.ocr_error = ""
+        proof.ocr_updated_at = timezone.now()
+        proof.save(update_fields=["ocr_status", "ocr_attempts", "ocr_error", "ocr_updated_at"])
+        audit.record(actor, "proof.ocr_requeued", proof, {})
+        _schedule_ocr(proof.pk)
+
+
+def proofs_sweep_ocr(*, now=None) -> int:
+    """Re-send QUEUED jobs whose message may be lost and RUNNING ones left by a dead worker."""
+    now = now or timezone.now()
+    due = Proof.objects.filter(
+        Q(ocr_status=OcrStatus.QUEUED, created_at__lt=now - timedelta(minutes=5), ocr_attempts__lt=OCR_MAX_ATTEMPTS)
+        | Q(ocr_status=OcrStatus.RUNNING, ocr_updated_at__lt=now - OCR_STALE_AFTER)
+    ).values_list("pk", flat=True)[:200]
+    from proofs.tasks import run_ocr
+
+    ids = list(due)
+    for proof_id in ids:
+        run_ocr.delay(proof_id)
+    return len(ids)
+
+
+# --- AI advisor ------------------------------------------------------------------------
+
+
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+
+
+def _advisor_guards():
+    """The breaker and the daily cap live in Redis, shared by every worker.
+    Without Redis (the embedded default, where the advisor is off) there is
+    nothing to share and neither applies."""
+    from kobatela.core.circuit_breaker import CircuitBreaker, DailyCap
+
+    client = _redis()
+    if client is None:
+        return None, None
+    return (CircuitBreaker(client, "ai_advisor", failure_threshold=settings.AI_BREAKER_FAILURES,
+                           cooldown_seconds=settings.AI_BREAKER_COOLDOWN_SECONDS),
+            DailyCap(client, "ai_advisor_calls", settings.AI_DAILY_CALL_LIMIT))
+
+
+def _advisor_input(proof: Proof) -> dict[str, Any]:
+    """What the advisor may know, before build_context's allowlist and masking.
+    The provider's and client's names are given only so they can be scrubbed
+    from the OCR text; file URLs and full IBANs are never in here."""
+    milestone = proof.milestone
+    return {
+        "type": proof.type,
+        "content_type": proof.content_type,
+        "size": proof.size,
+        "provider": {"full_name": proof.escrow.provider.full_name},
+        "client": {"full_name": proof.escrow.client.full_name},
+        "milestone": {"label": milestone.label, "amount": str(milestone.amount), "currency": proof.escrow.currency,
+                      "proof_requirements": milestone.proof_requirements},
+        "invoice": {"number": proof.invoice_number or None,
+                    "date": proof.invoice_date.isoformat() if proof.invoice_date else None,
+                    "amount": str(proof.invoice_amount) if proof.invoice_amount is not None else None,
+                    "currency": proof.invoice_currency or None, "iban_last4": proof.invoice_iban_last4 or None},
+        "exif": {"captured_at": proof.exif_captured_at.isoformat() if proof.exif_captured_at else None,
+                 "distance_m": str(proof.distance_m) if proof.distance_m is not None else None},
+        "document_checks": proof.backend_checks,
+        "validation_warnings": [w.get("code") for w in (proof.validation or {}).get("warnings", [])],
+        "ocr_text": proof.ocr_text,
+    }
+
+
+def _finish_ai(proof_id: int, *, status: str, error: str = "", result=None) -> str:
+    with transaction.atomic(durable=True):
+        proof = Proof.objects.select_for_update().get(pk=proof_id)
+        proof.ai_status = status
+        proof.ai_error = error
+        proof.ai_checked_at = timezone.now()
+        if result is not None:
+            proof.ai_risk_level = result.risk_level
+            proof.ai_score = result.score
+            proof.ai_flags = list(result.flags)
+            proof.ai_explanation = result.explanation
+        proof.save(update_fields=["ai_status", "ai_error", "ai_checked_at", "ai_risk_level", "ai_score", "ai_flags",
+                                  "ai_explanation"])
+        audit.record(Actor.system("ai_advisor"), f"proof.ai_{status.lower()}", proof,
+                     {"error": error, **({"risk_level": result.risk_level, "score": result.score,
+                                          "flags": list(result.flags)} if result else {})})
+    metrics.AI_CALLS.labels(outcome=error or status.lower()).inc()
+    return status
+
+
+def proof_run_ai(*, proof_id: int) -> str:
+    """Score a proof's risk. The advisor only scores: nothing here approves,
+    rejects or pays; a failure leaves the proof in review with the reason."""
+    from proofs.ai_advisor import AdvisorConfig, AdvisorError, advise, build_context
+
+    proof = Proof.objects.select_related("milestone", "escrow__provider", "escrow__client").get(pk=proof_id)
+    if proof.ai_status != AiStatus.QUEUED:
+        return proof.ai_status
+    if not settings.AI_PROOF_ADVISOR_ENABLED:
+        return _finish_ai(proof_id, status=AiStatus.DISABLED, error="advisor_disabled")
+    breaker, cap = _advisor_guards()
+    if breaker is not None and not breaker.allow():
+        return _finish_ai(proof_id, status=AiStatus.FAILED, error="circuit_open")
+    if cap is not None and not cap.try_acquire():
+        return _finish_ai(proof_id, status=AiStatus.FAILED, error="daily_cap_reached")
+    config = AdvisorConfig(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, model=settings.AI_MODEL,
+                           timeout_seconds=settings.AI_TIMEOUT_SECONDS, max_retries=0)
+    started = time.perf_counter()
+    try:
+        result = advise(build_context(_advisor_input(proof)), config=config)
+    except AdvisorError as exc:
+        if breaker is not None:
+            breaker.record_failure()
+        metrics.AI_SECONDS.observe(time.perf_counter() - started)
+        logger.warning("ai advisor failed", extra={"proof_id": proof_id, "reason": exc.reason})
+        return _finish_ai(proof_id, status=AiStatus.FAILED, error=exc.reason)
+    if breaker is not None:
+        breaker.record_success()
+    metrics.AI_SECONDS.observe(time.perf_counter() - started)
+    return _finish_ai(proof_id, status=AiStatus.DONE, result=result)
+
+
+def proof_requeue_ai(*, proof_id: int, actor: Actor | str) -> None:
+    with transaction.atomic(durable=True):
+        proof = Proof.objects.select_for_update().get(pk=proof_id)
+        proof.ai_status = AiStatus.QUEUED
+        proof.ai_error = ""
+        proof.save(update_fields=["ai_status", "ai_error"])
+        audit.record(actor, "proof.ai_requeued", proof, {})
+        _schedule_ai(proof.pk)
+
+
+# --- decisions --------------------------------------------------------------------------
+
+
+def proof_decide(*, actor: Actor, proof_id: int, decision: str, note: str = "") -> Proof:
+    """A reviewer's verdict. Approval approves the milestone and pays out after
+    commit; rejection sends the milestone back to accept a new proof. A note is
+    required when the AI advisor flagged the proof."""
+    proof_row = Proof.objects.filter(pk=proof_id).values("escrow_id").first()
+    if proof_row is None:
+        raise NotFound("proof_not_found", "No such proof.")
+    note = (note or "").strip()
+    with transaction.atomic(durable=True):
+        escrow = escrow_services.lock_escrow_for_payout(proof_row["escrow_id"])
+        proof = Proof.objects.select_for_update().select_related("milestone").get(pk=proof_id)
+        if proof.status != ProofStatus.PENDING:
+            raise Conflict("proof_already_decided", f"The proof is already {proof.status}.",
+                           details={"status": proof.status, "decided_by": proof.decided_by_label,
+                                    "decided_at": proof.decided_at.isoformat() if proof.decided_at else None})
+        if proof.ai_flagged and not note:
+            raise ValidationFailed("note_required", "The AI advisor flagged this proof: explain the decision in a note.",
+                                   details={"note": ["Required when the AI advisor flagged the proof."]})
+        milestone = escrow_services.Milestone.objects.select_for_update().get(pk=proof.milestone_id)
+        if decision == "approve":
+            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason=f"proof {proof.pk} approved")
+            proof.status = ProofStatus.APPROVED
+        else:
+            escrow_services.milestone_reject(actor=actor, escrow=escrow, milestone=milestone, reason=note or "proof rejected")
+            proof.status = ProofStatus.REJECTED
+        proof.decided_by = actor.user
+        proof.decided_by_label = actor.label
+        proof.decided_at = timezone.now()
+        proof.decision_note = note
+        proof.save(update_fields=["status", "decided_by", "decided_by_label", "decided_at", "decision_note"])
+        audit.record(actor, f"proof.{proof.status.lower()}", proof,
+                     {"note": note, "ai_flagged": proof.ai_flagged, "milestone_idx": milestone.idx})
+    metrics.PROOFS_DECIDED.labels(decision=decision, by=actor.label.split(":")[0]).inc()
+    return proof
