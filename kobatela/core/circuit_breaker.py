@@ -163,15 +163,18 @@ class CircuitBreaker:
         if state == OPEN:
             # A late failure from a call started before opening: nothing to add.
             return
+        # Fixed windows plus the previous one: two failures a moment apart
+        # still count together when a window boundary falls between them.
         key = self._failures_key(now)
         pipe = self.redis.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, self.window_seconds * 2)
-        count, _ = pipe.execute()
-        if int(count) >= self.failure_threshold:
+        pipe.get(self._failures_key(now - self.window_seconds))
+        count, _, previous = pipe.execute()
+        if int(count) + int(previous or 0) >= self.failure_threshold:
             # NX: when several processes cross the threshold together, the first opening stands.
             if self.redis.set(self._opened_key, repr(now), nx=True):
-                self.redis.delete(self._trial_key, key)
+                self.redis.delete(self._trial_key, key, self._failures_key(now - self.window_seconds))
 
     def reset(self) -> None:
         """Forget everything (tests, admin action)."""

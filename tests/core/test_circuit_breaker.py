@@ -112,10 +112,21 @@ def test_failures_outside_the_window_do_not_add_up(make_breaker):
     breaker = make_breaker(clock=clock)
     breaker.record_failure()
     breaker.record_failure()
-    clock.advance(61)
+    clock.advance(121)  # two windows later: the old failures are forgotten
     breaker.record_failure()
     assert breaker.state() == "closed"
     assert breaker.failure_count() == 1
+
+
+def test_failures_either_side_of_a_window_boundary_add_up(make_breaker):
+    start = 1_700_000_000.0 - (1_700_000_000.0 % 60)
+    clock = FakeClock(now=start + 59.9)  # the last moment of a window
+    breaker = make_breaker(clock=clock)
+    breaker.record_failure()
+    breaker.record_failure()
+    clock.advance(0.2)  # the next window
+    breaker.record_failure()
+    assert breaker.state() == "open"
 
 
 def test_failure_keys_expire(make_breaker, redis_client):
