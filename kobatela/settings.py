@@ -22,7 +22,7 @@ IS_PRODUCTION = DJANGO_ENV == "production"
 
 # The value a production start refuses (see kobatela.core.checks).
 INSECURE_SECRET_KEY = "insecure-development-key-change-me"
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=INSECURE_SECRET_KEY)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or INSECURE_SECRET_KEY
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 
@@ -84,7 +84,8 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 # Embedded default: an SQLite file. Production and tests: PostgreSQL (psycopg 3).
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# An empty value counts as unset (a blank line in .env must not break the start).
+DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # transactions belong to services
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections with a health check: measured as the best p99 for
@@ -134,7 +135,7 @@ USE_TZ = True
 # --- Static and media files -----------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or BASE_DIR / "media")
 MEDIA_URL = "/media/"
 MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="local")
 if MEDIA_STORAGE == "s3":
@@ -169,7 +170,7 @@ SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]  # probes speak plain HTTP inside the cluster
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG or not IS_PRODUCTION else 31536000)
+SECURE_HSTS_SECONDS = int(env.str("DJANGO_HSTS_SECONDS", default="") or (0 if DEBUG or not IS_PRODUCTION else 31536000))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = IS_PRODUCTION and not DEBUG
@@ -215,6 +216,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One component name per choice set (otherwise drf-spectacular warns of duplicates).
+    "ENUM_NAME_OVERRIDES": {
+        "ProofTypeEnum": "escrow.models.ProofType",
+        "EscrowStatusEnum": "escrow.models.EscrowStatus",
+        "PaymentStatusEnum": "payments.models.PaymentStatus",
+        "ProofStatusEnum": "proofs.models.ProofStatus",
+    },
     # Swagger UI served from our own static files (no CDN): works offline and under a strict CSP.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

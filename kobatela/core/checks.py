@@ -47,4 +47,12 @@ def production_settings_check(app_configs, **kwargs) -> list[Error]:
                 id="kobatela.E004",
             )
         )
+    if not settings.CELERY_TASK_ALWAYS_EAGER and settings.CELERY_BROKER_URL.startswith("memory://"):
+        errors.append(
+            Error(
+                "CELERY_BROKER_URL is the in-memory default: queued tasks would be lost.",
+                hint="Point CELERY_BROKER_URL at Redis, or set CELERY_TASK_ALWAYS_EAGER=true for a single process.",
+                id="kobatela.E005",
+            )
+        )
     return errors

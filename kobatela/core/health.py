@@ -51,6 +51,8 @@ def check_cache() -> str:
 def check_broker() -> str:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return "ok"  # no broker: tasks run in-process after commit (embedded default)
+    if settings.CELERY_BROKER_URL.startswith("memory://"):
+        return "fail"  # an in-process broker reaches no worker
     from kobatela.celery import app
 
     with app.connection_for_write() as conn:

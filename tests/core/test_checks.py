@@ -17,6 +17,8 @@ def production(settings, monkeypatch):
     settings.DEBUG = False
     settings.SECRET_KEY = GOOD_KEY
     settings.AI_PROOF_ADVISOR_ENABLED = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/1"
     monkeypatch.setenv("PSP_WEBHOOK_SECRET", "whsec_dGVzdA==")
     return settings
 
@@ -37,6 +39,7 @@ def test_safe_production_passes(production):
         (lambda s, env: setattr(s, "SECRET_KEY", "short"), "kobatela.E002"),
         (lambda s, env: env.delenv("PSP_WEBHOOK_SECRET"), "kobatela.E003"),
         (lambda s, env: (setattr(s, "AI_PROOF_ADVISOR_ENABLED", True), setattr(s, "OPENAI_API_KEY", "")), "kobatela.E004"),
+        (lambda s, env: setattr(s, "CELERY_BROKER_URL", "memory://"), "kobatela.E005"),
     ],
 )
 def test_unsafe_production_is_refused(production, monkeypatch, change, expected):
@@ -75,7 +78,7 @@ def test_check_deploy_is_clean_behind_tls():
         "check", "--deploy", "--fail-level", "WARNING",
         DJANGO_ENV="production", DJANGO_DEBUG="false", DJANGO_SECRET_KEY=GOOD_KEY,
         DJANGO_ALLOWED_HOSTS="api.kobatela.example", DJANGO_SECURE_SSL_REDIRECT="true",
-        PSP_WEBHOOK_SECRET="whsec_dGVzdA==",
+        PSP_WEBHOOK_SECRET="whsec_dGVzdA==", CELERY_BROKER_URL="redis://127.0.0.1:6379/1",
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
