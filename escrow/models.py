@@ -149,6 +149,8 @@ class EscrowDeposit(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "idempotency_key"], name="deposit_idempotency_key_unique_per_account"),
+            # A PSP funding is counted once, whichever escrow or account it names.
+            models.UniqueConstraint(fields=["psp_ref"], condition=~Q(psp_ref=""), name="deposit_psp_ref_unique"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_amount_positive"),
         ]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent, EscrowStatus, Milestone, MilestoneStatus
@@ -125,7 +126,8 @@ def escrow_deposit(
     with transaction.atomic(durable=True):
         escrow = _lock_escrow(escrow_id, scoped_actor)
         account_id = account_id or escrow.client_id
-        earlier = EscrowDeposit.objects.filter(account_id=account_id, idempotency_key=idempotency_key).first()
+        same_funding = Q(psp_ref=psp_ref) if psp_ref else Q(pk__in=[])
+        earlier = EscrowDeposit.objects.filter(Q(account_id=account_id, idempotency_key=idempotency_key) | same_funding).first()
         if earlier is not None:
             if earlier.escrow_id != escrow.pk:
                 raise Conflict("deposit_key_reused", "This idempotency key was used for another deposit.")

@@ -44,6 +44,9 @@ class Payment(models.Model):
     status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True)
     psp_ref = models.CharField(max_length=255, blank=True, default="", db_index=True)
     attempts = models.PositiveIntegerField(default=0)
+    payout_generation = models.PositiveSmallIntegerField(
+        default=1, help_text="Bumped when the PSP reports the payout failed: the next send is a new PSP request."
+    )
     last_error = models.CharField(max_length=500, blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     gave_up_at = models.DateTimeField(null=True, blank=True)

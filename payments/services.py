@@ -18,7 +18,7 @@ from kobatela.core.errors import Conflict, NotFound, Unprocessable
 from payments import ledger
 from payments.models import LedgerEntry, Payment, PaymentStatus
 from payments.psp import get_provider
-from payments.psp.base import PayoutRequest, PspError, payout_idempotency_key
+from payments.psp.base import PayoutRequest, PspError
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
         payment.attempts += 1
         payment.save(update_fields=["attempts", "updated_at"])
         request = PayoutRequest(payment_id=payment.pk, amount=payment.amount, currency=payment.currency,
-                                destination=payment.destination, idempotency_key=payout_idempotency_key(payment.pk),
+                                destination=payment.destination, generation=payment.payout_generation,
                                 metadata={"payment_id": payment.pk, "escrow_id": payment.escrow_id})
     try:
         result = get_provider().create_payout(request)
@@ -123,6 +123,13 @@ def _record_failure(*, payment_id: int, actor: Actor | str, error: PspError) -> 
     return payment
 
 
+def _check_psp_ref(payment: Payment, psp_ref: str) -> None:
+    """An event about another PSP payout than the one we recorded is refused, not applied."""
+    if psp_ref and payment.psp_ref and psp_ref != payment.psp_ref:
+        raise Unprocessable("psp_ref_mismatch", "The PSP event names another payout than the one recorded.",
+                            details={"recorded": payment.psp_ref, "reported": psp_ref})
+
+
 def _check_amount(payment: Payment, amount: Decimal | None, currency: str | None) -> None:
     if (amount is not None and amount != payment.amount) or (currency is not None and currency != payment.currency):
         raise Unprocessable("payment_amount_mismatch", "The PSP reports another amount or currency for this payout.",
@@ -142,6 +149,7 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
         if payment.status == PaymentStatus.SETTLED:
             return payment
         _check_amount(payment, amount, currency)
+        _check_psp_ref(payment, psp_ref)
         _transition(payment, PaymentStatus.SETTLED)
         payment.psp_ref = psp_ref or payment.psp_ref
         payment.settled_at = timezone.now()
@@ -160,6 +168,7 @@ def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "")
         payment = _lock(payment_id)
         if payment.status in (PaymentStatus.SENT, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
             return payment
+        _check_psp_ref(payment, psp_ref)
         _transition(payment, PaymentStatus.SENT)
         payment.psp_ref = psp_ref or payment.psp_ref
         payment.save(update_fields=["status", "psp_ref", "updated_at"])
@@ -167,16 +176,19 @@ def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "")
     return payment
 
 
-def payment_fail(*, actor: Actor | str, payment_id: int, reason: str) -> Payment:
-    """The PSP could not pay: the payout is ERROR and the sweeper retries it."""
+def payment_fail(*, actor: Actor | str, payment_id: int, reason: str, psp_ref: str = "") -> Payment:
+    """The PSP reports it could not pay: the payout is ERROR and the sweeper
+    retries it as a new PSP request (next generation of its idempotency key)."""
     with transaction.atomic(durable=True):
         payment = _lock(payment_id)
         if payment.status in (PaymentStatus.ERROR, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
             return payment
+        _check_psp_ref(payment, psp_ref)
         _transition(payment, PaymentStatus.ERROR)
         payment.last_error = reason[:500]
+        payment.payout_generation += 1
         payment.next_attempt_at = timezone.now() + _retry_delay(payment.attempts)
-        payment.save(update_fields=["status", "last_error", "next_attempt_at", "updated_at"])
+        payment.save(update_fields=["status", "last_error", "payout_generation", "next_attempt_at", "updated_at"])
         audit.record(actor, "payment.failed", payment, {"error": payment.last_error, "source": "psp"})
     return payment
 

@@ -215,7 +215,8 @@ def _on_payout_settled(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
 
 def _on_payout_failed(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     reason = data["reason"] or "The PSP reported the payout as failed."
-    return _payment_result(payment_services.payment_fail(actor=actor, payment_id=data["payment_id"], reason=reason))
+    return _payment_result(payment_services.payment_fail(actor=actor, payment_id=data["payment_id"], reason=reason,
+                                                         psp_ref=data.get("psp_ref") or ""))
 
 
 def _on_payout_refunded(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:

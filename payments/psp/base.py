@@ -150,16 +150,21 @@ PayoutStatusValue = Literal["SENT", "SETTLED", "FAILED"]
 _PAYOUT_STATUSES = frozenset({"SENT", "SETTLED", "FAILED"})
 
 
-def payout_idempotency_key(payment_id: int) -> str:
+def payout_idempotency_key(payment_id: int, generation: int = 1) -> str:
     """The idempotency key a payout carries to the PSP: ``payout-<payment id>``.
 
     Derived from our own row, so every retry of the same Payment — a Celery
     retry, the sweeper, a manual ``/execute`` — is the same request to the PSP
-    and is paid at most once.
+    and is paid at most once. Only when the PSP itself reports the payout
+    failed (``payout.failed``) does the payment move to a new *generation*
+    (``payout-<id>-g2``…): replaying the failed request would return the same
+    failed payout and never pay.
     """
     if isinstance(payment_id, bool) or not isinstance(payment_id, int) or payment_id <= 0:
         raise ValueError(f"payment_id must be a positive int, not {payment_id!r}")
-    return f"payout-{payment_id}"
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 1:
+        raise ValueError(f"generation must be a positive int, not {generation!r}")
+    return f"payout-{payment_id}" if generation == 1 else f"payout-{payment_id}-g{generation}"
 
 
 def _check_amount(amount: Any) -> None:
@@ -212,8 +217,9 @@ class PayoutRequest:
     """Pay ``amount`` to ``destination`` (the payee's account reference at the PSP).
 
     ``idempotency_key`` is always :func:`payout_idempotency_key` of
-    ``payment_id``; leave it out and it is filled in, pass anything else and
-    the request is refused — a payout with a free-form key could pay twice.
+    ``payment_id`` and ``generation``; leave it out and it is filled in, pass
+    anything else and the request is refused — a payout with a free-form key
+    could pay twice.
     """
 
     payment_id: int
@@ -221,10 +227,11 @@ class PayoutRequest:
     currency: str
     destination: str
     idempotency_key: str = ""
+    generation: int = 1
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        expected = payout_idempotency_key(self.payment_id)
+        expected = payout_idempotency_key(self.payment_id, self.generation)
         if not self.idempotency_key:
             object.__setattr__(self, "idempotency_key", expected)
         elif self.idempotency_key != expected:

@@ -208,3 +208,42 @@ def test_ledger_is_append_only():
         LedgerEntry.objects.update(amount=Decimal("1.00"))
     with pytest.raises(DatabaseError), transaction.atomic():
         LedgerEntry.objects.all().delete()
+
+
+@pytest.mark.django_db
+def test_a_payout_the_psp_failed_is_resent_as_a_new_request():
+    payment = approved_payment()
+    execute_payout(payment.pk)
+    payment.refresh_from_db()
+    services.payment_fail(actor="system:test", payment_id=payment.pk, reason="account closed", psp_ref=payment.psp_ref)
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.ERROR and payment.payout_generation == 2
+    assert services.payment_execute(payment_id=payment.pk, actor="system:test").status == PaymentStatus.SENT
+    keys = set(sandbox.recorded_payouts())
+    assert keys == {f"payout-{payment.pk}", f"payout-{payment.pk}-g2"}
+
+
+@pytest.mark.django_db
+def test_events_about_another_psp_payout_are_refused():
+    payment = approved_payment()
+    execute_payout(payment.pk)
+    with pytest.raises(Exception) as refused:
+        services.payment_settle(actor="system:test", payment_id=payment.pk, psp_ref="sbx_po_someoneelse")
+    assert refused.value.code == "psp_ref_mismatch"
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SENT
+
+
+@pytest.mark.django_db
+def test_one_psp_funding_counts_once_whatever_escrow_it_names():
+    from escrow.services import escrow_deposit
+
+    first, second = make_escrow(), make_escrow()
+    escrow_deposit(actor="system:psp", escrow_id=first.pk, amount=Decimal("10.00"), idempotency_key="psp:fs_1",
+                   source="psp", psp_ref="fs_1")
+    with pytest.raises(Exception) as refused:
+        escrow_deposit(actor="system:psp", escrow_id=second.pk, amount=Decimal("10.00"), idempotency_key="psp:fs_1",
+                       source="psp", psp_ref="fs_1")
+    assert refused.value.code == "deposit_key_reused"
+    second.refresh_from_db()
+    assert second.amount_funded == Decimal("0.00")
