@@ -337,16 +337,17 @@ def _date_str(value: Any, scrub: _Scrubber) -> str | None:
     return None
 
 
-def _number(value: Any) -> float | int | None:
+def _number(value: Any) -> str | int | None:
+    """A measure for the prompt, as an exact decimal string rounded to 0.1 (never a float)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
         return value
     try:
-        f = float(value)
-    except (TypeError, ValueError):
+        number = Decimal(str(value))
+    except (ArithmeticError, ValueError):
         return None
-    return round(f, 1) if math.isfinite(f) else None
+    return str(number.quantize(Decimal("0.1"))) if number.is_finite() else None
 
 
 def _prune(d: dict) -> dict:

@@ -191,7 +191,7 @@ def test_context_keeps_what_the_model_needs(server, config):
         "currency": "USD",
         "iban_last4": "0189",
     }
-    assert sent["exif"] == {"captured_at": "2024-03-02T09:30:00+00:00", "distance_to_geofence_m": 1834.5}
+    assert sent["exif"] == {"captured_at": "2024-03-02T09:30:00+00:00", "distance_to_geofence_m": "1834.5"}
     assert sent["document_checks"] == {"iban_matches": False, "amount_matches": False, "pdf_producer": "LibreOffice 7.5"}
     assert sent["validation_warnings"][0] == "amount differs from milestone by 50.00 USD"
     assert "****0189" in sent["ocr_text"] and "Total: 1 300,00 USD" in sent["ocr_text"]

@@ -214,3 +214,19 @@ def test_reprocess_ocr_command(sender_api, settings, django_capture_on_commit_ca
     assert proof.ocr_status == "DONE" and proof.invoice_amount == Decimal("2487.00")
     with pytest.raises(CommandError):
         call_command("reprocess_ocr", stdout=StringIO())
+
+
+def test_sweeper_requeues_lost_and_stuck_ocr_jobs(sender_api):
+    from proofs.services import proofs_sweep_ocr
+
+    escrow = invoice_escrow(sender_api.user)
+    proof_id = upload_invoice(sender_api, escrow).json()["id"]  # on_commit never ran: the message is "lost"
+    assert Proof.objects.get(pk=proof_id).ocr_status == "QUEUED"
+    assert proofs_sweep_ocr() == 0  # too fresh
+    with time_machine.travel(timezone.now() + timedelta(minutes=10)):
+        assert proofs_sweep_ocr() == 1  # eager in tests: the job runs now
+    assert Proof.objects.get(pk=proof_id).ocr_status == "DONE"
+    Proof.objects.filter(pk=proof_id).update(ocr_status="RUNNING", ocr_updated_at=timezone.now())
+    with time_machine.travel(timezone.now() + timedelta(minutes=20)):  # its worker died
+        assert proofs_sweep_ocr() == 1
+    assert Proof.objects.get(pk=proof_id).ocr_status == "DONE"
