@@ -60,3 +60,9 @@ def test_unhandled_error_is_500_in_shape():
     client = Client(raise_request_exception=False)
     error = assert_error(client.get("/test/boom"), 500, "internal_error")
     assert "a bug" not in error["message"]
+
+
+def test_csrf_failure_is_403_in_shape():
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/admin/login/", {"username": "x", "password": "y"})
+    assert_error(response, 403, "csrf_failed")

@@ -73,3 +73,14 @@ def test_openapi_schema_and_docs():
     assert any(p["name"] == "Idempotency-Key" for p in users["parameters"])
     assert {"BearerApiKey", "HeaderApiKey"} <= set(doc["components"]["securitySchemes"])
     assert Client().get("/api/v1/docs/").status_code == 200
+
+
+def test_openapi_schema_validates_without_warnings(tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"), stdout=StringIO())
+    text = (tmp_path / "schema.yaml").read_text()
+    for path in ["/api/v1/escrows/{id}/deposit", "/api/v1/proofs", "/api/v1/payments/{id}/execute", "/api/v1/psp/webhook"]:
+        assert f"  {path}:" in text
