@@ -49,8 +49,9 @@ def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[st
     return EscrowEvent.objects.create(escrow=escrow, kind=kind, actor=label, data=data or {})
 
 
-def _lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
-    """Lock the escrow row; a sender may only lock its own (else 404)."""
+def lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
+    """Lock the escrow row — always the first lock of a money movement touching
+    an escrow. Given an actor, a sender may only lock its own (else 404)."""
     qs = EscrowAgreement.objects.select_for_update()
     if actor is not None and not actor.sees_all:
         qs = qs.filter(client_id=actor.user_id)
@@ -60,7 +61,7 @@ def _lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
         raise NotFound("escrow_not_found", "No such escrow.") from None
 
 
-def _locked_milestones(escrow: EscrowAgreement) -> list[Milestone]:
+def lock_milestones(escrow: EscrowAgreement) -> list[Milestone]:
     return list(Milestone.objects.select_for_update().filter(escrow=escrow).order_by("idx"))
 
 
@@ -124,7 +125,7 @@ def escrow_deposit(
     """
     scoped_actor = actor if isinstance(actor, Actor) else None
     with transaction.atomic(durable=True):
-        escrow = _lock_escrow(escrow_id, scoped_actor)
+        escrow = lock_escrow(escrow_id, scoped_actor)
         account_id = account_id or escrow.client_id
         same_funding = Q(psp_ref=psp_ref) if psp_ref else Q(pk__in=[])
         earlier = EscrowDeposit.objects.filter(Q(account_id=account_id, idempotency_key=idempotency_key) | same_funding).first()
@@ -163,7 +164,7 @@ def escrow_deposit(
 def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
     """Open a PSP funding session for what remains; the deposit arrives by signed webhook."""
     with transaction.atomic(durable=True):
-        escrow = _lock_escrow(escrow_id, actor)
+        escrow = lock_escrow(escrow_id, actor)
         if escrow.status != EscrowStatus.DRAFT:
             raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; nothing to fund.",
                            details={"status": escrow.status})
@@ -182,7 +183,7 @@ def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
 
 def escrow_mark_delivered(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
     with transaction.atomic(durable=True):
-        escrow = _lock_escrow(escrow_id, actor)
+        escrow = lock_escrow(escrow_id, actor)
         _transition(escrow, EscrowStatus.RELEASABLE)
         escrow.delivered_at = timezone.now()
         escrow.save(update_fields=["status", "delivered_at", "updated_at"])
@@ -234,11 +235,11 @@ def _require_releasable(escrow: EscrowAgreement) -> None:
 def escrow_client_approve(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
     """The client accepts the delivery: every milestone not yet approved is approved and paid out."""
     with transaction.atomic(durable=True):
-        escrow = _lock_escrow(escrow_id, actor)
+        escrow = lock_escrow(escrow_id, actor)
         _require_releasable(escrow)
         approved = [
             milestone_approve(actor=actor, escrow=escrow, milestone=m, reason="client_approved")
-            for m in _locked_milestones(escrow)
+            for m in lock_milestones(escrow)
             if m.status in (MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED)
         ]
         if not approved:
@@ -252,11 +253,11 @@ def escrow_client_reject(*, actor: Actor, escrow_id: int, reason: str) -> Escrow
     """The client disputes the delivery: milestones waiting for review are rejected
     (new proofs may be sent) and a releasable escrow goes back to FUNDED."""
     with transaction.atomic(durable=True):
-        escrow = _lock_escrow(escrow_id, actor)
+        escrow = lock_escrow(escrow_id, actor)
         if escrow.status != EscrowStatus.RELEASABLE:
             raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; there is no delivery to reject.",
                            details={"status": escrow.status})
-        for m in _locked_milestones(escrow):
+        for m in lock_milestones(escrow):
             if m.status == MilestoneStatus.PENDING_REVIEW:
                 milestone_reject(actor=actor, escrow=escrow, milestone=m, reason=reason)
         _transition(escrow, EscrowStatus.FUNDED)
@@ -268,11 +269,6 @@ def escrow_client_reject(*, actor: Actor, escrow_id: int, reason: str) -> Escrow
 
 
 # --- payouts settle ------------------------------------------------------------------
-
-
-def lock_escrow_for_payout(escrow_id: int) -> EscrowAgreement:
-    """Payments lock the escrow before the payment row (the one lock order)."""
-    return EscrowAgreement.objects.select_for_update().get(pk=escrow_id)
 
 
 def escrow_on_payout_settled(*, actor: Actor | str, payment: Payment) -> None:
@@ -365,11 +361,11 @@ def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime |
     now = now or timezone.now()
     scoped_actor = actor if isinstance(actor, Actor) else None
     with transaction.atomic(durable=True):
-        escrow = _lock_escrow(escrow_id, scoped_actor)
+        escrow = lock_escrow(escrow_id, scoped_actor)
         if (escrow.deadline_at > now or escrow.deadline_handled_at is not None
                 or escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)):
             return DeadlineOutcome(applied=False, policy=policy)
-        open_milestones = [m for m in _locked_milestones(escrow)
+        open_milestones = [m for m in lock_milestones(escrow)
                            if m.status in (MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED)]
         approved: list[int] = []
         notified: list[int] = []

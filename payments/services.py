@@ -36,16 +36,24 @@ def _schedule_execution(payment_id: int) -> None:
     transaction.on_commit(lambda: execute_payout.delay(payment_id))
 
 
-def payment_create_for_milestone(*, actor: Actor | str, escrow, milestone) -> Payment:
-    """Inside the approval's transaction; the payout leaves after commit."""
+def payment_create_payout(*, actor: Actor | str, escrow, amount: Decimal, destination: str, reason: str,
+                          milestone=None, data: dict | None = None) -> Payment:
+    """A payout from a locked escrow, inside the caller's transaction; it leaves after commit."""
     payment = Payment.objects.create(
-        owner_id=escrow.client_id, escrow=escrow, milestone=milestone, amount=milestone.amount,
-        currency=escrow.currency, destination=escrow.provider.payout_destination,
+        owner_id=escrow.client_id, escrow=escrow, milestone=milestone, amount=amount,
+        currency=escrow.currency, destination=destination,
     )
     audit.record(actor, "payment.created", payment,
-                 {"escrow_id": escrow.pk, "milestone_idx": milestone.idx, "amount": payment.amount})
+                 {"escrow_id": escrow.pk, "amount": payment.amount, "reason": reason, **(data or {})})
     _schedule_execution(payment.pk)
     return payment
+
+
+def payment_create_for_milestone(*, actor: Actor | str, escrow, milestone) -> Payment:
+    """Inside the approval's transaction; the payout leaves after commit."""
+    return payment_create_payout(actor=actor, escrow=escrow, amount=milestone.amount,
+                                 destination=escrow.provider.payout_destination, reason="milestone_approved",
+                                 milestone=milestone, data={"milestone_idx": milestone.idx})
 
 
 def _lock(payment_id: int, actor: Actor | None = None) -> Payment:
@@ -144,7 +152,7 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
     with transaction.atomic(durable=True):
         escrow_id = Payment.objects.filter(pk=payment_id).values_list("escrow_id", flat=True).first()
         if escrow_id is not None:
-            escrow_services.lock_escrow_for_payout(escrow_id)  # lock order: escrow before payment
+            escrow_services.lock_escrow(escrow_id)  # lock order: escrow before payment
         payment = _lock(payment_id)
         if payment.status == PaymentStatus.SETTLED:
             return payment
@@ -201,7 +209,7 @@ def payment_refund(*, actor: Actor | str, payment_id: int, amount: Decimal | Non
     with transaction.atomic(durable=True):
         escrow_id = Payment.objects.filter(pk=payment_id).values_list("escrow_id", flat=True).first()
         if escrow_id is not None:
-            escrow_services.lock_escrow_for_payout(escrow_id)
+            escrow_services.lock_escrow(escrow_id)
         payment = _lock(payment_id)
         if payment.status == PaymentStatus.REFUNDED:
             return payment

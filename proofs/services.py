@@ -30,7 +30,7 @@ from escrow.models import EscrowStatus, MilestoneStatus, ProofType
 from kobatela.accounts.actor import Actor
 from kobatela.audit import services as audit
 from kobatela.core.money import quantize
-from kobatela.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from kobatela.core.errors import BadRequest, Conflict, DomainError, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from proofs import filetypes, metrics, ocr
 from proofs.exif import read_photo_exif
 from proofs.geofence import Geofence, check_photo, raise_for_errors
@@ -55,19 +55,19 @@ class _Inspected:
     exif: Any | None
 
 
-def _current_milestone(escrow):
+def _current_milestone(milestones):
     """The lowest milestone not yet approved: the only one that accepts proofs."""
-    for milestone in escrow.milestones.all():  # ordered by idx
+    for milestone in sorted(milestones, key=lambda m: m.idx):
         if milestone.status not in (MilestoneStatus.APPROVED, MilestoneStatus.PAID):
             return milestone
     return None
 
 
-def _check_escrow_and_milestone(escrow, milestone_idx: int, proof_type: str):
+def _check_escrow_and_milestone(escrow, milestones, milestone_idx: int, proof_type: str):
     if escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE):
         raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; it takes no proofs.",
                        details={"status": escrow.status})
-    current = _current_milestone(escrow)
+    current = _current_milestone(milestones)
     if current is None or current.idx != milestone_idx:
         raise Conflict("milestone_not_current", "Only the lowest milestone not yet approved accepts proofs.",
                        details={"current_milestone_idx": current.idx if current else None})
@@ -120,12 +120,12 @@ def proof_submit(*, actor: Actor, escrow_id: int, milestone_idx: int, proof_type
     escrow = escrow_list_for(actor).filter(pk=escrow_id).first()
     if escrow is None:
         raise NotFound("escrow_not_found", "No such escrow.")
-    milestone = _check_escrow_and_milestone(escrow, milestone_idx, proof_type)
     try:
+        # Checked here to refuse fast, and again under the escrow lock before recording.
+        milestone = _check_escrow_and_milestone(escrow, escrow.milestones.all(), milestone_idx, proof_type)
         inspected = _inspect(upload, proof_type=proof_type, milestone=milestone, now=now)
-    except Exception as exc:
-        code = getattr(exc, "code", type(exc).__name__)
-        metrics.PROOFS_SUBMITTED.labels(type=proof_type, outcome=f"refused:{code}").inc()
+    except DomainError as exc:
+        metrics.PROOFS_SUBMITTED.labels(type=proof_type, outcome=f"refused:{exc.code}").inc()
         raise
 
     stored_name, sha256, size = store_upload(upload, folder=f"proofs/{escrow.pk}", extension=EXTENSIONS[inspected.content_type])
@@ -143,10 +143,9 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
     is_photo = proof_type == ProofType.PHOTO
     check = inspected.photo_check
     with transaction.atomic(durable=True):
-        escrow = escrow_services._lock_escrow(escrow_id, actor)
-        milestones = escrow_services._locked_milestones(escrow)
-        escrow._prefetched_objects_cache = {"milestones": milestones}
-        milestone = _check_escrow_and_milestone(escrow, milestone_idx, proof_type)  # again, under the lock
+        escrow = escrow_services.lock_escrow(escrow_id, actor)
+        milestones = escrow_services.lock_milestones(escrow)
+        milestone = _check_escrow_and_milestone(escrow, milestones, milestone_idx, proof_type)  # again, under the lock
         if Proof.objects.filter(sha256=sha256).exists():
             raise Conflict("duplicate_proof", "This exact file was already submitted.", details={"sha256": sha256})
         exif = inspected.exif
@@ -450,7 +449,7 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: str, note: str = "") 
         raise NotFound("proof_not_found", "No such proof.")
     note = (note or "").strip()
     with transaction.atomic(durable=True):
-        escrow = escrow_services.lock_escrow_for_payout(proof_row["escrow_id"])
+        escrow = escrow_services.lock_escrow(proof_row["escrow_id"])
         proof = Proof.objects.select_for_update().select_related("milestone").get(pk=proof_id)
         if proof.status != ProofStatus.PENDING:
             raise Conflict("proof_already_decided", f"The proof is already {proof.status}.",

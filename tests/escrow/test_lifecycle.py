@@ -91,7 +91,7 @@ def test_client_reject_sends_milestones_back(sender_api):
     assert_error(post(sender_api, escrow, "client-reject", {"reason": "no"}), 409, "escrow_is_funded")
     assert_error(post(sender_api, escrow, "client-reject", {}), 400, "validation_error")
     with services.transaction.atomic():
-        locked = services._lock_escrow(escrow.pk)
+        locked = services.lock_escrow(escrow.pk)
         services.milestone_mark_pending_review(actor="system:test", escrow=locked, milestone=locked.milestones.get())
     response = post(sender_api, escrow, "client-reject", {"reason": "photo shows the wrong site"})
     assert response.status_code == 200
@@ -101,7 +101,7 @@ def test_client_reject_sends_milestones_back(sender_api):
 
 def _put_in_review(escrow, idx=1):
     with services.transaction.atomic():
-        locked = services._lock_escrow(escrow.pk)
+        locked = services.lock_escrow(escrow.pk)
         services.milestone_mark_pending_review(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=idx))
 
 
@@ -137,7 +137,7 @@ def test_deadline_refund_policy_returns_the_rest(settings, django_capture_on_com
     escrow = fund(make_escrow(amounts=("70.00", "30.00"), deadline_in=timedelta(hours=1)))
     with django_capture_on_commit_callbacks(execute=True):
         with services.transaction.atomic():
-            locked = services._lock_escrow(escrow.pk)
+            locked = services.lock_escrow(escrow.pk)
             services.milestone_approve(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=1),
                                        reason="test")
     with time_machine.travel(timezone.now() + timedelta(hours=2)):

@@ -34,7 +34,7 @@ def approved_payment(client=None, provider=None, amount="100.00") -> Payment:
     """A funded escrow whose single milestone was approved: its payout is PENDING (not yet executed)."""
     escrow = fund(make_escrow(client=client, provider=provider, amounts=(amount,)))
     with escrow_services.transaction.atomic():
-        locked = escrow_services._lock_escrow(escrow.pk)
+        locked = escrow_services.lock_escrow(escrow.pk)
         return escrow_services.milestone_approve(actor="system:test", escrow=locked,
                                                  milestone=locked.milestones.get(), reason="test")
 
