@@ -8,6 +8,7 @@ import tempfile
 os.environ.setdefault("DJANGO_ENV", "test")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40)
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")  # the test client speaks plain HTTP
 
 from kobatela.settings import *  # noqa: E402,F403
 

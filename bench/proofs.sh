@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Proof pipeline benchmark (photo submission, OCR): see bench/proofs_bench.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/system-deps.sh
+source scripts/services.sh
+trap services_stop EXIT
+services_start
+export DJANGO_SETTINGS_MODULE=tests.settings OMP_THREAD_LIMIT=1 LOG_LEVEL=WARNING
+.venv/bin/python bench/proofs_bench.py
