@@ -161,18 +161,12 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     }
     idempotency_required_actions = frozenset({"deposit"})
     serializer_class = EscrowReadSerializer
-    filter_backends = []  # ?status= is validated below, so a bad value is a 400, not a silent empty list
+    filter_backends = []
+    list_filter_serializer = EscrowFilterSerializer
 
     def scoped_queryset(self, actor):
         return selectors.escrow_list_for(actor)
 
-    def filter_queryset(self, queryset):
-        if self.action == "list":
-            params = EscrowFilterSerializer(data=self.request.query_params)
-            params.is_valid(raise_exception=True)
-            if "status" in params.validated_data:
-                queryset = queryset.filter(status=params.validated_data["status"])
-        return queryset
 
     def _respond(self, escrow_id: int, code: int = status.HTTP_200_OK) -> Response:
         escrow = selectors.escrow_list_for(self.actor).get(pk=escrow_id)

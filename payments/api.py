@@ -32,16 +32,11 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
     idempotency_required_actions = frozenset({"execute"})
     serializer_class = PaymentReadSerializer
     filter_backends = []
+    list_filter_serializer = PaymentFilterSerializer
 
     def scoped_queryset(self, actor):
         return selectors.payment_list_for(actor)
 
-    def filter_queryset(self, queryset):
-        if self.action == "list":
-            params = PaymentFilterSerializer(data=self.request.query_params)
-            params.is_valid(raise_exception=True)
-            queryset = queryset.filter(**params.validated_data)
-        return queryset
 
     @extend_schema(request=None, responses={200: PaymentReadSerializer})
     @action(detail=True, methods=["post"])

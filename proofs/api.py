@@ -125,6 +125,7 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
                        "decision": {Scope.SUPPORT, Scope.ADMIN}}
     serializer_class = ProofReadSerializer
     filter_backends = []
+    list_filter_serializer = ProofFilterSerializer
 
     def get_parsers(self):
         if getattr(self, "action", None) == "create" or (self.request and self.request.method == "POST"
@@ -135,12 +136,6 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     def scoped_queryset(self, actor):
         return selectors.proof_list_for(actor)
 
-    def filter_queryset(self, queryset):
-        if self.action == "list":
-            params = ProofFilterSerializer(data=self.request.query_params)
-            params.is_valid(raise_exception=True)
-            queryset = queryset.filter(**params.validated_data)
-        return queryset
 
     @extend_schema(request={"multipart/form-data": ProofUploadSerializer}, responses={201: ProofReadSerializer})
     def create(self, request):

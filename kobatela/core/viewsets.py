@@ -49,6 +49,17 @@ class ScopedViewSet(ApiViewMixin, viewsets.GenericViewSet):
     """
 
     lookup_value_regex = ID_PATTERN
+    # A Serializer validating the list's query parameters (?status=…): a bad
+    # value is a 400 in the error shape, never a silently empty list. Its
+    # validated data is applied as ``.filter(**data)``.
+    list_filter_serializer: type | None = None
+
+    def filter_queryset(self, queryset):
+        if getattr(self, "action", None) == "list" and self.list_filter_serializer is not None:
+            params = self.list_filter_serializer(data=self.request.query_params)
+            params.is_valid(raise_exception=True)
+            queryset = queryset.filter(**params.validated_data)
+        return super().filter_queryset(queryset)
 
     def scoped_queryset(self, actor: Actor):
         raise NotImplementedError
