@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from escrow.models import ProofType
 from kobatela.accounts.models import Scope
+from kobatela.core.parsers import DecimalJSONParser
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 from proofs import selectors, services
 from proofs.models import Proof, ProofStatus, RiskLevel
@@ -124,14 +125,9 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     required_scopes = {"list": READERS, "retrieve": READERS, "file": READERS, "create": {Scope.SENDER},
                        "decision": {Scope.SUPPORT, Scope.ADMIN}}
     serializer_class = ProofReadSerializer
+    parser_classes = [MultiPartParser, DecimalJSONParser]  # uploads are multipart, decisions JSON
     filter_backends = []
     list_filter_serializer = ProofFilterSerializer
-
-    def get_parsers(self):
-        if getattr(self, "action", None) == "create" or (self.request and self.request.method == "POST"
-                                                          and self.request.path.rstrip("/").endswith("/proofs")):
-            return [MultiPartParser()]
-        return super().get_parsers()
 
     def scoped_queryset(self, actor):
         return selectors.proof_list_for(actor)
