@@ -26,7 +26,9 @@ from payments import ledger
 from payments import services as payment_services
 from payments.models import LedgerEntry, Payment
 from payments.psp import get_provider
+from payments.selectors import escrow_available_balance
 from payments.psp.base import FundingSession, FundingSessionRequest
+from webhooks import events
 
 
 # --- helpers -------------------------------------------------------------------
@@ -105,6 +107,7 @@ def escrow_create(
             for position, m in enumerate(milestones, start=1)
         )
         _event(escrow, "created", actor, {"amount_total": amount_total, "currency": currency})
+        events.emit(account_id=escrow.client_id, type="escrow.created", resource=escrow)
         audit.record(actor, "escrow.created", escrow,
                      {"provider_id": provider.pk, "amount_total": amount_total, "currency": currency,
                       "milestones": len(milestones)})
@@ -156,6 +159,8 @@ def escrow_deposit(
             fields.append("status")
             _event(escrow, "funded", actor, {"amount_funded": escrow.amount_funded})
         escrow.save(update_fields=fields)
+        if "status" in fields:
+            events.emit(account_id=escrow.client_id, type="escrow.funded", resource=escrow)
         audit.record(actor, "escrow.deposit", escrow,
                      {"deposit_id": deposit.pk, "amount": amount, "source": source, "status": escrow.status})
     return escrow
@@ -188,6 +193,7 @@ def escrow_mark_delivered(*, actor: Actor, escrow_id: int, note: str = "") -> Es
         escrow.delivered_at = timezone.now()
         escrow.save(update_fields=["status", "delivered_at", "updated_at"])
         _event(escrow, "delivered", actor, {"note": note})
+        events.emit(account_id=escrow.client_id, type="escrow.releasable", resource=escrow)
         audit.record(actor, "escrow.delivered", escrow, {"note": note})
     return escrow
 
@@ -203,6 +209,8 @@ def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone:
     milestone.save(update_fields=["status", "approved_at"])
     payment = payment_services.payment_create_for_milestone(actor=actor, escrow=escrow, milestone=milestone)
     _event(escrow, "milestone_approved", actor, {"idx": milestone.idx, "reason": reason, "payment_id": payment.pk})
+    events.emit(account_id=escrow.client_id, type="milestone.approved", resource=escrow,
+                context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})
     audit.record(actor, "milestone.approved", milestone, {"escrow_id": escrow.pk, "idx": milestone.idx, "reason": reason})
     return payment
 
@@ -216,6 +224,7 @@ def milestone_mark_pending_review(*, actor: Actor | str, escrow: EscrowAgreement
         _transition(escrow, EscrowStatus.RELEASABLE)
         escrow.save(update_fields=["status", "updated_at"])
         _event(escrow, "releasable", actor, {"idx": milestone.idx})
+        events.emit(account_id=escrow.client_id, type="escrow.releasable", resource=escrow)
 
 
 def milestone_reject(*, actor: Actor | str, escrow: EscrowAgreement, milestone: Milestone, reason: str) -> None:
@@ -223,6 +232,8 @@ def milestone_reject(*, actor: Actor | str, escrow: EscrowAgreement, milestone: 
     _transition(milestone, MilestoneStatus.REJECTED)
     milestone.save(update_fields=["status"])
     _event(escrow, "milestone_rejected", actor, {"idx": milestone.idx, "reason": reason})
+    events.emit(account_id=escrow.client_id, type="milestone.rejected", resource=escrow,
+                context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})
     audit.record(actor, "milestone.rejected", milestone, {"escrow_id": escrow.pk, "idx": milestone.idx, "reason": reason})
 
 
@@ -288,6 +299,11 @@ def escrow_on_payout_settled(*, actor: Actor | str, payment: Payment) -> None:
             fields.append("status")
             _event(escrow, "released", actor, {"amount_released": escrow.amount_released})
     escrow.save(update_fields=fields)
+    if payment.milestone_id:
+        events.emit(account_id=escrow.client_id, type="milestone.paid", resource=escrow,
+                    context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})
+    if "status" in fields:
+        events.emit(account_id=escrow.client_id, type="escrow.released", resource=escrow)
 
 
 def escrow_on_payout_refunded(*, actor: Actor | str, payment: Payment) -> None:
@@ -305,17 +321,16 @@ def escrow_on_payout_refunded(*, actor: Actor | str, payment: Payment) -> None:
         milestone.save(update_fields=["status", "paid_at"])
     escrow.save(update_fields=fields)
     _event(escrow, "payout_refunded", actor, {"payment_id": payment.pk, "amount": payment.amount})
+    if "status" in fields:
+        events.emit(account_id=escrow.client_id, type="escrow.releasable", resource=escrow)
 
 
 # --- refunds and deadlines ------------------------------------------------------------
 
 
 def _refund_remaining(*, actor: Actor | str, escrow: EscrowAgreement, reason: str) -> Decimal:
-    """Return what the escrow still holds and owes to no approved milestone."""
-    committed = sum(
-        (m.amount for m in escrow.milestones.all() if m.status in (MilestoneStatus.APPROVED, MilestoneStatus.PAID)), ZERO
-    )
-    refundable = escrow.amount_funded - escrow.amount_refunded - max(committed, escrow.amount_released)
+    """Return what the (locked) escrow holds and has promised to no payout."""
+    refundable = escrow_available_balance(escrow)
     if refundable > 0:
         ledger.transfer(movement=f"escrow_refund:{escrow.pk}:{escrow.amount_refunded + refundable}",
                         kind=LedgerEntry.Kind.ESCROW_REFUND, currency=escrow.currency, amount=refundable,
@@ -324,6 +339,7 @@ def _refund_remaining(*, actor: Actor | str, escrow: EscrowAgreement, reason: st
     _transition(escrow, EscrowStatus.REFUNDED)
     escrow.save(update_fields=["status", "amount_refunded", "updated_at"])
     _event(escrow, "refunded", actor, {"amount": refundable, "reason": reason})
+    events.emit(account_id=escrow.client_id, type="escrow.refunded", resource=escrow)
     audit.record(actor, "escrow.refunded", escrow, {"amount": refundable, "reason": reason})
     return refundable
 

@@ -9,7 +9,10 @@ books are consistent:
    ledger balance = funded − released − refunded; never overfunded;
 3. payment and milestone statuses agree with the ledger (a SETTLED payment
    has its payout movement, a PAID milestone has a SETTLED payment);
-4. a RELEASED escrow has every milestone PAID; a FUNDED one is fully funded.
+4. a RELEASED escrow has every milestone PAID; a FUNDED one is fully funded;
+5. each usage mandate: funded with its total; its ledger balance is
+   remaining_amount while ACTIVE/CONSUMED and 0 once EXPIRED/REVOKED (the
+   rest was released); purchases add up to total − remaining, in the ledger too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from django.db.models import Q, Sum
 from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus
 from payments.ledger import escrow_account
 from payments.models import LedgerEntry, Payment, PaymentStatus
+from spend.ledger_accounts import mandate_account
+from spend.models import MandateStatus, Purchase, UsageMandate
 
 ZERO = Decimal("0.00")
 
@@ -90,5 +95,35 @@ def _status_disagreements() -> Iterator[str]:
         yield f"escrow #{pk}: RELEASED with milestones not PAID"
 
 
+def _mandate_disagreements() -> Iterator[str]:
+    ledger_by_kind: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    balances: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for row in (LedgerEntry.objects.filter(account__startswith="mandate:").values("account", "kind")
+                .annotate(total=Sum("amount")).order_by()):
+        ledger_by_kind[(row["account"], row["kind"])] = row["total"]
+        balances[row["account"]] += row["total"]
+    purchased = _sums_by(Purchase.objects.all(), "mandate_id")
+    for mandate in UsageMandate.objects.order_by("pk").iterator(chunk_size=1000):
+        account = mandate_account(mandate.pk)
+        name = f"mandate #{mandate.pk}"
+        funded = ledger_by_kind[(account, LedgerEntry.Kind.MANDATE_FUNDING)]
+        spent_in_ledger = -ledger_by_kind[(account, LedgerEntry.Kind.PURCHASE)]
+        released = -ledger_by_kind[(account, LedgerEntry.Kind.MANDATE_RELEASE)]
+        balance = balances[account]
+        spent = purchased.get(mandate.pk, ZERO)
+        if funded != mandate.total_amount:
+            yield f"{name}: total_amount {mandate.total_amount}, ledger funding {funded}"
+        if not (spent == spent_in_ledger == mandate.total_amount - mandate.remaining_amount):
+            yield (f"{name}: purchases {spent}, ledger purchases {spent_in_ledger}, "
+                   f"total − remaining {mandate.total_amount - mandate.remaining_amount}")
+        if mandate.status in (MandateStatus.ACTIVE, MandateStatus.CONSUMED):
+            if balance != mandate.remaining_amount or released != ZERO:
+                yield f"{name}: {mandate.status} with ledger balance {balance} (released {released}), remaining {mandate.remaining_amount}"
+        elif balance != ZERO or released != mandate.remaining_amount:
+            yield f"{name}: {mandate.status} with ledger balance {balance}, released {released} of {mandate.remaining_amount}"
+        if mandate.status == MandateStatus.CONSUMED and mandate.remaining_amount != ZERO:
+            yield f"{name}: CONSUMED with {mandate.remaining_amount} remaining"
+
+
 def reconcile() -> list[str]:
-    return [*_unbalanced_movements(), *_escrow_disagreements(), *_status_disagreements()]
+    return [*_unbalanced_movements(), *_escrow_disagreements(), *_status_disagreements(), *_mandate_disagreements()]

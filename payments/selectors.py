@@ -1,11 +1,29 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
 
 from kobatela.accounts.actor import Actor
-from payments.models import Payment
+from kobatela.core.money import ZERO
+from payments.models import Payment, PaymentStatus
+
+# Payouts on their way or still retryable: their money is promised.
+COMMITTED_PAYMENT_STATUSES = (PaymentStatus.PENDING, PaymentStatus.SENT, PaymentStatus.ERROR)
 
 
 def payment_list_for(actor: Actor) -> QuerySet[Payment]:
     qs = Payment.objects.all()
     return qs if actor.sees_all else qs.filter(owner_id=actor.user_id)
+
+
+def escrow_available_balance(escrow) -> Decimal:
+    """What an escrow holds and has not promised to a payout yet:
+    funded − released − refunded − payouts PENDING, SENT or ERROR.
+
+    Exact only while the escrow row is locked: every payout is created, and
+    settles or comes back, under that lock.
+    """
+    committed = (Payment.objects.filter(escrow_id=escrow.pk, status__in=COMMITTED_PAYMENT_STATUSES)
+                 .aggregate(total=Sum("amount"))["total"] or ZERO)
+    return escrow.amount_funded - escrow.amount_released - escrow.amount_refunded - committed

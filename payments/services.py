@@ -18,7 +18,9 @@ from kobatela.core.errors import Conflict, NotFound, Unprocessable
 from payments import ledger
 from payments.models import LedgerEntry, Payment, PaymentStatus
 from payments.psp import get_provider
+from payments.selectors import escrow_available_balance
 from payments.psp.base import PayoutRequest, PspError
+from webhooks import events
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,15 @@ def _schedule_execution(payment_id: int) -> None:
 
 def payment_create_payout(*, actor: Actor | str, escrow, amount: Decimal, destination: str, reason: str,
                           milestone=None, data: dict | None = None) -> Payment:
-    """A payout from a locked escrow, inside the caller's transaction; it leaves after commit."""
+    """A payout from a locked escrow, inside the caller's transaction; it leaves after commit.
+
+    Never more than the escrow holds unpromised: milestone payouts and payee
+    spends draw on the same funds (409 ``insufficient_escrow_funds``).
+    """
+    available = escrow_available_balance(escrow)
+    if amount > available:
+        raise Conflict("insufficient_escrow_funds", "The escrow does not hold this much that is not already promised.",
+                       details={"available": str(available), "amount": str(amount)})
     payment = Payment.objects.create(
         owner_id=escrow.client_id, escrow=escrow, milestone=milestone, amount=amount,
         currency=escrow.currency, destination=destination,
@@ -102,6 +112,7 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
             payment.next_attempt_at = None
             _transition(payment, PaymentStatus.SENT)
             payment.save(update_fields=["status", "psp_ref", "last_error", "next_attempt_at", "updated_at"])
+            events.emit(account_id=payment.owner_id, type="payment.sent", resource=payment)
             audit.record(actor, "payment.sent", payment, {"psp_ref": result.psp_ref, "attempt": payment.attempts})
     return payment
 
@@ -125,6 +136,7 @@ def _record_failure(*, payment_id: int, actor: Actor | str, error: PspError) -> 
                 data={"payment_id": payment.pk, "error": payment.last_error},
             )
         payment.save(update_fields=fields)
+        events.emit(account_id=payment.owner_id, type="payment.failed", resource=payment)
         audit.record(actor, "payment.failed", payment, {"error": payment.last_error, "attempt": payment.attempts,
                                                         "will_retry": retryable})
     logger.warning("payout failed", extra={"payment_id": payment_id, "error": payment.last_error})
@@ -162,6 +174,7 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
         payment.psp_ref = psp_ref or payment.psp_ref
         payment.settled_at = timezone.now()
         payment.save(update_fields=["status", "psp_ref", "settled_at", "updated_at"])
+        events.emit(account_id=payment.owner_id, type="payment.settled", resource=payment)
         if payment.escrow_id:
             ledger.transfer(movement=f"payout:{payment.pk}", kind=LedgerEntry.Kind.PAYOUT, currency=payment.currency,
                             amount=payment.amount, source=ledger.escrow_account(payment.escrow_id),
@@ -180,6 +193,7 @@ def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "")
         _transition(payment, PaymentStatus.SENT)
         payment.psp_ref = psp_ref or payment.psp_ref
         payment.save(update_fields=["status", "psp_ref", "updated_at"])
+        events.emit(account_id=payment.owner_id, type="payment.sent", resource=payment)
         audit.record(actor, "payment.sent", payment, {"psp_ref": payment.psp_ref})
     return payment
 
@@ -197,6 +211,7 @@ def payment_fail(*, actor: Actor | str, payment_id: int, reason: str, psp_ref: s
         payment.payout_generation += 1
         payment.next_attempt_at = timezone.now() + _retry_delay(payment.attempts)
         payment.save(update_fields=["status", "last_error", "payout_generation", "next_attempt_at", "updated_at"])
+        events.emit(account_id=payment.owner_id, type="payment.failed", resource=payment)
         audit.record(actor, "payment.failed", payment, {"error": payment.last_error, "source": "psp"})
     return payment
 
@@ -223,6 +238,7 @@ def payment_refund(*, actor: Actor | str, payment_id: int, amount: Decimal | Non
             escrow_services.escrow_on_payout_refunded(actor=actor, payment=payment)
         audit.alert_raise(type="payout_refunded", actor=actor, message=f"Settled payout #{payment.pk} was refunded.",
                           data={"payment_id": payment.pk})
+        events.emit(account_id=payment.owner_id, type="payment.refunded", resource=payment)
         audit.record(actor, "payment.refunded", payment, {"amount": payment.amount})
     return payment
 

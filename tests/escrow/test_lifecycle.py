@@ -156,3 +156,21 @@ def test_beat_job_applies_due_deadlines_once():
         assert services.escrows_apply_deadlines() == 0
     due.refresh_from_db(), not_due.refresh_from_db()
     assert due.deadline_handled_at is not None and not_due.deadline_handled_at is None
+
+
+def test_milestone_payouts_and_payee_spends_share_the_escrow_funds(sender_api, settings):
+    """Money spent on an allowed payee is no longer there for a milestone, nor for a refund."""
+    from spend.services import payee_allow, payee_spend
+
+    escrow = fund(make_escrow(client=sender_api.user, amounts=("60.00", "40.00"), deadline_in=timedelta(hours=1)))
+    payee_allow(actor="system:test", escrow_id=escrow.pk, payee_ref="acct_supplier", label="Cement supplier")
+    payee_spend(actor=actor_for(sender_api.user), escrow_id=escrow.pk, payee_ref="acct_supplier",
+                amount=Decimal("50.00"), idempotency_key="s1")
+    error = assert_error(post(sender_api, escrow, "client-approve"), 409, "insufficient_escrow_funds")
+    assert error["details"] == {"available": "50.00", "amount": "60.00"}
+    assert not Payment.objects.filter(escrow=escrow, milestone__isnull=False).exists()
+    settings.ESCROW_DEADLINE_POLICY = "refund"
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        outcome = services.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
+    assert outcome.refunded == Decimal("50.00")  # the 50.00 promised to the payee stays
+    assert reconcile() == []

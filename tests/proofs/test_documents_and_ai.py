@@ -230,3 +230,55 @@ def test_sweeper_requeues_lost_and_stuck_ocr_jobs(sender_api):
     with time_machine.travel(timezone.now() + timedelta(minutes=20)):  # its worker died
         assert proofs_sweep_ocr() == 1
     assert Proof.objects.get(pk=proof_id).ocr_status == "DONE"
+
+
+def test_ocr_job_failures_retry_then_fail_with_the_reason(sender_api):
+    from django.core.files.storage import default_storage
+
+    from proofs.services import OCR_MAX_ATTEMPTS, OcrRetryable, proof_run_ocr
+    from proofs.tasks import run_ocr
+
+    escrow = invoice_escrow(sender_api.user)
+    proof_id = upload_invoice(sender_api, escrow).json()["id"]  # job not run yet
+    default_storage.delete(Proof.objects.get(pk=proof_id).file.name)  # the storage lost the file
+    outcomes = []
+    for _ in range(OCR_MAX_ATTEMPTS + 2):  # what a worker does: run, and retry while asked to
+        try:
+            outcomes.append(proof_run_ocr(proof_id=proof_id))
+            break
+        except OcrRetryable:
+            outcomes.append("retry")
+    assert outcomes == ["retry", "retry", "FAILED"]
+    proof = Proof.objects.get(pk=proof_id)
+    assert proof.ocr_status == "FAILED" and proof.ocr_attempts == OCR_MAX_ATTEMPTS
+    assert "gave up after 3 attempts" in proof.ocr_error
+    assert run_ocr.max_retries == OCR_MAX_ATTEMPTS  # the task's own policy matches
+
+
+def test_missing_ocr_language_pack_is_disabled_and_shown_in_health(sender_api, support_api, settings,
+                                                                   django_capture_on_commit_callbacks):
+    settings.OCR_LANGUAGES = "tlh"  # no Klingon pack: Tesseract cannot run for this configuration
+    escrow = invoice_escrow(sender_api.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        proof_id = upload_invoice(sender_api, escrow, render_scan_png(FR), name="scan.png").json()["id"]
+    assert Proof.objects.get(pk=proof_id).ocr_status == "DISABLED"
+    health = support_api.get("/health").json()["proofs"]
+    assert health["tesseract_installed"] is True and health["pending_review"] >= 1
+
+
+def test_ai_daily_cap_protects_the_bill(sender_api, ai_server, settings, django_capture_on_commit_callbacks):
+    import redis
+
+    settings.AI_DAILY_CALL_LIMIT = 1
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter("kobatela:cap:*"):
+        client.delete(key)
+    proof_ids = []
+    for sample in SAMPLES[:2]:
+        escrow = invoice_escrow(sender_api.user)
+        with django_capture_on_commit_callbacks(execute=True):
+            proof_ids.append(upload_invoice(sender_api, escrow, render_pdf(sample)).json()["id"])
+    assert [Proof.objects.get(pk=p).ai_error for p in proof_ids] == ["", "daily_cap_reached"]
+    assert ai_server.request_count == 1
+    for key in client.scan_iter("kobatela:cap:*"):
+        client.delete(key)
