@@ -27,7 +27,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "kobatela.core.admin_site.BackOfficeAdminConfig",  # django.contrib.admin with the back office's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -45,7 +45,9 @@ INSTALLED_APPS = [
     "escrow",
     "proofs",
     "payments",
+    "spend",
     "webhooks",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -61,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "kobatela.urls"
@@ -124,6 +127,8 @@ CELERY_BEAT_SCHEDULE = {
     "escrow-deadlines": {"task": "escrow.tasks.apply_deadlines", "schedule": 300.0},
     "payout-sweep": {"task": "payments.tasks.sweep_payouts", "schedule": 60.0},
     "ocr-sweep": {"task": "proofs.tasks.sweep_ocr", "schedule": 300.0},
+    "webhook-deliveries-sweep": {"task": "webhooks.tasks.sweep_deliveries", "schedule": 30.0},
+    "expire-mandates": {"task": "spend.tasks.expire_mandates", "schedule": 300.0},
 }
 
 # --- Internationalization -------------------------------------------------
@@ -301,3 +306,33 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL},
     },
 }
+
+# --- Admin back office -------------------------------------------------------
+# Staff log into the admin (ADMIN_URL_PATH) with Django's login form; the API
+# never does (API keys). django-axes guards that form against brute force:
+# after AXES_FAILURE_LIMIT failures for one username from one IP address,
+# that pair is refused (HTTP 429) for AXES_COOLOFF_TIME; a success resets the
+# count. The IP is REMOTE_ADDR (django-ipware is not installed): behind a
+# proxy every client shares the proxy's address, and the username half of
+# the pair still keeps one person's mistakes from locking out the others.
+from datetime import timedelta  # noqa: E402
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The admin's login form posts the email in a field named "username" (Django's
+# AuthenticationForm); axes would otherwise look for USERNAME_FIELD ("email").
+AXES_USERNAME_FORM_FIELD = "username"
+
+# --- Outbound webhooks (webhooks.outbound) ------------------------------------
+# On: webhook URLs may use http and reach loopback/private addresses (local
+# runs, tests). Refused in production by a system check. Cloud metadata,
+# link-local and multicast addresses stay refused regardless.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=15.0)
+WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT = env.int("WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT", default=10)

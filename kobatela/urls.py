@@ -10,6 +10,8 @@ api_v1 = [
     path("", include("kobatela.audit.urls")),
     path("", include("escrow.urls")),
     path("", include("payments.urls")),
+    path("", include("payments.transactions.urls")),
+    path("", include("spend.urls")),
     path("", include("proofs.urls")),
     path("", include("webhooks.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

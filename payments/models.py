@@ -65,6 +65,7 @@ class Payment(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="payment_sweep_idx")]
+        permissions = [("retry_payment", "Can retry a payout")]
 
     def __str__(self) -> str:
         return f"Payment #{self.pk} {self.amount} {self.currency} ({self.status})"
@@ -105,3 +106,76 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.movement} {self.account} {self.amount} {self.currency}"
+
+
+class TransactionStatus(models.TextChoices):
+    COMPLETED = "COMPLETED"
+
+
+class Transaction(models.Model):
+    """A transfer between two accounts, booked at once in the ledger
+    (``user:<sender>`` → ``user:<receiver>``, kind ``transfer``).
+
+    Only to a receiver on the sender's allowlist; a refusal writes no
+    transaction, only an Alert. The idempotency key is unique per sender, so a
+    retried transfer can never be booked twice.
+    """
+
+    Status = TransactionStatus
+
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transactions_sent")
+    receiver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transactions_received")
+    amount = money_field()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=TransactionStatus.choices, default=TransactionStatus.COMPLETED)
+    idempotency_key = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transaction_amount_positive"),
+            models.CheckConstraint(condition=~Q(sender=models.F("receiver")), name="transaction_not_to_self"),
+            models.UniqueConstraint(fields=["sender", "idempotency_key"], name="transaction_idempotency_key_unique_per_sender"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Transaction #{self.pk} {self.amount} {self.currency} ({self.status})"
+
+
+class AllowlistEntry(models.Model):
+    """``owner`` may send transactions to ``recipient``."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="allowlist")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "allowlist entries"
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "recipient"], name="allowlist_unique_pair"),
+            models.CheckConstraint(condition=~Q(owner=models.F("recipient")), name="allowlist_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id} → {self.recipient_id}"
+
+
+class CertificationLevel(models.TextChoices):
+    BASIC = "basic"
+    VERIFIED = "verified"
+    PREMIUM = "premium"
+
+
+class Certification(models.Model):
+    """An account's KYC/compliance level, set by an admin (one per account)."""
+
+    Level = CertificationLevel
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="certification")
+    level = models.CharField(max_length=16, choices=CertificationLevel.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.level}"

@@ -97,8 +97,18 @@ class Proof(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # AI-flag triage in the admin: a person looked at the advisor's flags. It
+    # decides nothing (the decision still needs its note); it clears the triage list.
+    ai_reviewed_at = models.DateTimeField(null=True, blank=True)
+    ai_reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="+")
 
     class Meta:
+        permissions = [
+            ("decide_proof", "Can approve or reject a proof"),
+            ("triage_ai_flags", "Can mark a proof's AI flags as reviewed"),
+            ("reprocess_proof", "Can send a proof back to OCR or the AI advisor"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(size__gt=0), name="proof_size_positive"),
             models.CheckConstraint(condition=Q(ai_score__isnull=True) | Q(ai_score__gte=0, ai_score__lte=1),

@@ -37,6 +37,7 @@ from proofs.geofence import Geofence, check_photo, raise_for_errors
 from proofs.images import open_image
 from proofs.models import AiStatus, OcrStatus, Proof, ProofStatus
 from proofs.storage import delete_quietly, store_upload
+from webhooks import events
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
                 proof = Proof.objects.create(**fields)
         except IntegrityError:
             raise Conflict("duplicate_proof", "This exact file was already submitted.", details={"sha256": sha256}) from None
+        events.emit(account_id=proof.owner_id, type="proof.submitted", resource=proof)
 
         escrow_services.milestone_mark_pending_review(actor=actor, escrow=escrow, milestone=milestone)
         outcome = "pending_review"
@@ -179,6 +181,8 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
             outcome = "auto_approved"
         elif is_photo:
             outcome = "unverifiable"
+        if proof.status == ProofStatus.APPROVED:
+            events.emit(account_id=proof.owner_id, type="proof.approved", resource=proof)
         audit.record(actor, "proof.submitted", proof, {
             "escrow_id": escrow.pk, "milestone_idx": milestone.idx, "type": proof_type, "sha256": sha256,
             "size": size, "outcome": outcome, "warnings": [w["code"] for w in proof.validation["warnings"]],
@@ -388,6 +392,8 @@ def _finish_ai(proof_id: int, *, status: str, error: str = "", result=None) -> s
             proof.ai_explanation = result.explanation
         proof.save(update_fields=["ai_status", "ai_error", "ai_checked_at", "ai_risk_level", "ai_score", "ai_flags",
                                   "ai_explanation"])
+        if result is not None and proof.ai_flagged:
+            events.emit(account_id=proof.owner_id, type="proof.flagged", resource=proof)
         audit.record(Actor.system("ai_advisor"), f"proof.ai_{status.lower()}", proof,
                      {"error": error, **({"risk_level": result.risk_level, "score": result.score,
                                           "flags": list(result.flags)} if result else {})})
@@ -470,7 +476,32 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: str, note: str = "") 
         proof.decided_at = timezone.now()
         proof.decision_note = note
         proof.save(update_fields=["status", "decided_by", "decided_by_label", "decided_at", "decision_note"])
+        events.emit(account_id=proof.owner_id, type=f"proof.{proof.status.lower()}", resource=proof)
         audit.record(actor, f"proof.{proof.status.lower()}", proof,
                      {"note": note, "ai_flagged": proof.ai_flagged, "milestone_idx": milestone.idx})
     metrics.PROOFS_DECIDED.labels(decision=decision, by=actor.label.split(":")[0]).inc()
     return proof
+
+
+# --- AI-flag triage (admin) -------------------------------------------------------------
+
+
+def proof_mark_ai_reviewed(*, actor: Actor, proof_ids: list[int]) -> int:
+    """A person looked at the AI advisor's flags on these proofs. Only flagged
+    proofs not yet marked are touched, each with its own audit row. This is
+    triage, never a decision: approving a flagged proof still goes through
+    ``proof_decide`` one at a time, with a note. Returns how many were marked."""
+    now = timezone.now()
+    marked = 0
+    with transaction.atomic(durable=True):
+        proofs = Proof.objects.select_for_update().filter(pk__in=list(proof_ids), ai_reviewed_at__isnull=True).order_by("pk")
+        for proof in proofs:
+            if not proof.ai_flagged:
+                continue
+            proof.ai_reviewed_at = now
+            proof.ai_reviewed_by = actor.user
+            proof.save(update_fields=["ai_reviewed_at", "ai_reviewed_by"])
+            audit.record(actor, "proof.ai_flag_reviewed", proof,
+                         {"risk_level": proof.ai_risk_level, "score": proof.ai_score, "flags": list(proof.ai_flags or [])})
+            marked += 1
+    return marked

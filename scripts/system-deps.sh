@@ -41,6 +41,7 @@ DEPS=(
   "have_tesseract_langs|tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng"
   "test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf|fonts-dejavu-core"
   "have_venv_support|python3-venv"
+  "test -x /usr/bin/chromium|chromium"
 )
 
 # Prints the packages of every need whose check fails.

@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 
 from kobatela.accounts.actor import Actor
 from kobatela.core.errors import DomainError
-from webhooks import services
-from webhooks.models import InboundEvent
+from webhooks import outbound, services
+from webhooks.models import Event, InboundEvent, WebhookDelivery, WebhookEndpoint
 
 
 @admin.register(InboundEvent)
@@ -57,3 +57,76 @@ class InboundEventAdmin(admin.ModelAdmin):
             self.message_user(request, f"{skipped} event(s) were already processed; left unchanged.", messages.INFO)
         if failed:
             self.message_user(request, f"{len(failed)} event(s) still failing: {', '.join(failed)}.", messages.ERROR)
+
+
+# --------------------------------------------------------------------------- #
+# Outbound: events, endpoints and deliveries (read-only; redeliver through the service)
+# --------------------------------------------------------------------------- #
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(_ReadOnlyAdmin):
+    list_display = ["id", "type", "account", "object_type", "object_id", "created_at"]
+    list_filter = ["type", "object_type"]
+    search_fields = ["id__exact", "=object_id", "account__email"]  # id__exact: compared as text, "abc" finds nothing
+    date_hierarchy = "created_at"
+    list_select_related = ["account"]
+    readonly_fields = [f.name for f in Event._meta.fields]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(_ReadOnlyAdmin):
+    """Never shows the secrets (not even masked: their length would be noise)."""
+
+    list_display = ["id", "account", "url", "status", "failing_since", "last_success_at", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["id__exact", "url", "account__email"]
+    list_select_related = ["account"]
+    exclude = ["secret", "previous_secret"]
+    readonly_fields = [f.name for f in WebhookEndpoint._meta.fields if f.name not in ("secret", "previous_secret")]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(_ReadOnlyAdmin):
+    list_display = ["id", "event_type", "event", "endpoint", "status", "attempt", "last_status_code",
+                    "last_duration_ms", "last_error", "next_attempt_at", "last_attempt_at", "created_at"]
+    list_filter = ["status", "event__type"]
+    search_fields = ["id__exact", "event__id__exact", "endpoint__id__exact", "endpoint__url"]
+    date_hierarchy = "created_at"
+    list_select_related = ["event", "endpoint"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["redeliver"]
+
+    @admin.display(description="type", ordering="event__type")
+    def event_type(self, obj: WebhookDelivery) -> str:
+        return obj.event.type
+
+    def has_redeliver_permission(self, request) -> bool:
+        # Sends the event again: takes the model's "change" permission, which edits nothing here.
+        return request.user.has_perm("webhooks.change_webhookdelivery")
+
+    @admin.action(description="Redeliver selected deliveries (new delivery, same webhook-id)", permissions=["redeliver"])
+    def redeliver(self, request, queryset):
+        actor = Actor.staff(request.user)
+        queued, skipped = 0, []
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            if outbound.delivery_redeliver(actor=actor, delivery_id=pk) is None:
+                skipped.append(f"#{pk}")
+            else:
+                queued += 1
+        if queued:
+            self.message_user(request, f"{queued} delivery(ies) queued again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"Not redelivered, endpoint disabled or deleted: {', '.join(skipped)}.",
+                              messages.WARNING)

@@ -1,4 +1,7 @@
-"""Inbound provider webhooks: verify the signature on the raw body, then hand over to services.
+"""Webhooks over the API: inbound provider webhooks, and (at the end) the
+outbound events API and integrators' webhook endpoints.
+
+Inbound provider webhooks: verify the signature on the raw body, then hand over to services.
 
 Answers (API.md, "Payments and PSP"):
 
@@ -21,14 +24,18 @@ import os
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from kobatela.core.viewsets import ApiView
-from webhooks import services, signing
-from webhooks.models import InboundEvent
+from kobatela.accounts.models import Scope
+from kobatela.core.pagination import CursorPagination
+from kobatela.core.viewsets import ApiView, ScopedViewSet
+from webhooks import outbound, selectors, services, signing
+from webhooks.events import EVENT_TYPES, event_payload
+from webhooks.models import InboundEvent, WebhookDelivery, WebhookEndpoint
 
 _RECEIPT = inline_serializer(
     "WebhookReceipt",
@@ -101,3 +108,178 @@ class StripeWebhookView(_ProviderWebhookView):
             tolerance_seconds=300,
         )
         return self.respond(services.parse_stripe_event(body=services.decode_body(raw)))
+
+
+# --------------------------------------------------------------------------- #
+# Outbound: the events API and integrators' webhook endpoints
+# --------------------------------------------------------------------------- #
+
+READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
+_EVENT_TYPE_CHOICES = sorted(EVENT_TYPES)
+
+
+class EventReadSerializer(serializers.Serializer):
+    """EventRead; also the body of every webhook (see ``webhooks.events.event_payload``)."""
+
+    id = serializers.IntegerField(help_text="Also the `webhook-id` header of its deliveries.")
+    type = serializers.CharField(help_text="e.g. `escrow.funded`; see docs/integrators.md for the list.")
+    created_at = serializers.DateTimeField()
+    account_id = serializers.IntegerField()
+    object_type = serializers.CharField(help_text="`escrow`, `payment`, `proof` or `mandate`.")
+    object_id = serializers.CharField()
+    data = serializers.DictField(help_text="The object as its own GET endpoint showed it when the event happened.")
+    context = serializers.DictField(help_text="What the object alone does not say, e.g. `milestone_id` and "
+                                              "`milestone_idx` for milestone events.")
+
+    def to_representation(self, instance):
+        return event_payload(instance)
+
+
+class EventFilterSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=_EVENT_TYPE_CHOICES, required=False)
+    created_after = serializers.DateTimeField(required=False, source="created_at__gt")
+
+
+class RedeliverSerializer(serializers.Serializer):
+    endpoint_id = serializers.IntegerField(min_value=1, max_value=services.MAX_ID, required=False,
+                                           help_text="Only this endpoint (else every endpoint subscribed to the type).")
+
+
+class WebhookDeliveryReadSerializer(serializers.ModelSerializer):
+    event_type = serializers.CharField(source="event.type", read_only=True)
+    status = serializers.CharField(read_only=True, help_text="PENDING, SUCCEEDED or FAILED.")
+    last_latency_ms = serializers.IntegerField(source="last_duration_ms", read_only=True, allow_null=True,
+                                               help_text="Milliseconds from the start of the last attempt to "
+                                                         "the endpoint's answer (or to the error).")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "event_id", "event_type", "endpoint_id", "status", "attempt", "next_attempt_at",
+                  "last_attempt_at", "last_status_code", "last_latency_ms", "last_error", "finished_at", "created_at",
+                  "updated_at"]
+        read_only_fields = fields
+
+
+class DeliveryFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)
+
+
+class RedeliveryResultSerializer(serializers.Serializer):
+    event_id = serializers.IntegerField()
+    deliveries = WebhookDeliveryReadSerializer(many=True)
+
+
+class WebhookEndpointCreateSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=2048, help_text="https URL; must resolve to public addresses only.")
+    event_types = serializers.ListField(child=serializers.ChoiceField(choices=_EVENT_TYPE_CHOICES), required=False,
+                                        default=list, max_length=len(EVENT_TYPES),
+                                        help_text="Types to receive; empty or absent: every type.")
+    description = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+    def validate_event_types(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))  # without duplicates, in the given order
+
+
+class WebhookEndpointReadSerializer(serializers.ModelSerializer):
+    """Never the secret: it is shown once, in the creation and rotation answers."""
+
+    status = serializers.CharField(read_only=True, help_text="ENABLED or DISABLED (see disabled_reason).")
+    event_types = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                        help_text="Subscribed types; empty: every type.")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "description", "event_types", "status", "disabled_reason", "disabled_at",
+                  "failing_since", "last_success_at", "last_failure_at", "previous_secret_expires_at", "created_at",
+                  "updated_at"]
+        read_only_fields = fields
+
+
+class WebhookEndpointSecretSerializer(WebhookEndpointReadSerializer):
+    secret = serializers.CharField(read_only=True, help_text="`whsec_…`: shown this once only.")
+
+    class Meta(WebhookEndpointReadSerializer.Meta):
+        fields = [*WebhookEndpointReadSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+def _with_secret(endpoint: WebhookEndpoint, secret: str) -> dict:
+    return {**WebhookEndpointReadSerializer(endpoint).data, "secret": secret}
+
+
+@extend_schema_view(list=extend_schema(parameters=[
+    OpenApiParameter("type", OpenApiTypes.STR, enum=_EVENT_TYPE_CHOICES, description="Only this event type."),
+    OpenApiParameter("created_after", OpenApiTypes.DATETIME,
+                     description="Only events created strictly after this ISO 8601 time (e.g. `2026-05-01T12:00:00Z`)."),
+]))
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """``GET /events`` (``?type=``, ``?created_after=``), ``GET /events/{id}``,
+    ``POST /events/{id}/redeliver``. A sender sees its own account's events."""
+
+    required_scopes = {"list": READERS, "retrieve": READERS, "redeliver": READERS}
+    serializer_class = EventReadSerializer
+    filter_backends: list = []
+    list_filter_serializer = EventFilterSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.event_list_for(actor)
+
+    @extend_schema(request=RedeliverSerializer, responses={202: RedeliveryResultSerializer})
+    @action(detail=True, methods=["post"])
+    def redeliver(self, request, pk=None):
+        payload = RedeliverSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        event = self.get_object()
+        deliveries = outbound.event_redeliver(actor=self.actor, event=event,
+                                              endpoint_id=payload.validated_data.get("endpoint_id"))
+        return Response({"event_id": event.pk, "deliveries": WebhookDeliveryReadSerializer(deliveries, many=True).data},
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    required_scopes = {"list": READERS, "retrieve": READERS, "deliveries": READERS, "create": {Scope.SENDER},
+                       "destroy": {Scope.SENDER}, "rotate_secret": {Scope.SENDER}, "enable": {Scope.SENDER}}
+    serializer_class = WebhookEndpointReadSerializer
+    filter_backends: list = []
+
+    def scoped_queryset(self, actor):
+        return selectors.endpoint_list_for(actor)
+
+    @extend_schema(request=WebhookEndpointCreateSerializer, responses={201: WebhookEndpointSecretSerializer})
+    def create(self, request):
+        payload = WebhookEndpointCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        endpoint, secret = outbound.endpoint_create(actor=self.actor, **payload.validated_data)
+        return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        outbound.endpoint_delete(actor=self.actor, endpoint_id=int(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: WebhookEndpointSecretSerializer})
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        endpoint, secret = outbound.endpoint_rotate_secret(actor=self.actor, endpoint_id=int(pk))
+        return Response(_with_secret(endpoint, secret))
+
+    @extend_schema(request=None, responses={200: WebhookEndpointReadSerializer})
+    @action(detail=True, methods=["post"])
+    def enable(self, request, pk=None):
+        endpoint = outbound.endpoint_enable(actor=self.actor, endpoint_id=int(pk))
+        return Response(WebhookEndpointReadSerializer(endpoint).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=list(WebhookDelivery.Status.values)),
+                    OpenApiParameter("cursor", OpenApiTypes.STR), OpenApiParameter("limit", OpenApiTypes.INT)],
+        responses={200: WebhookDeliveryReadSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request, pk=None):
+        endpoint = self.get_object()
+        params = DeliveryFilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(selectors.deliveries_of(endpoint).filter(**params.validated_data),
+                                           request, view=self)
+        return paginator.get_paginated_response(WebhookDeliveryReadSerializer(page, many=True).data)

@@ -80,6 +80,7 @@ class Alert(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("acknowledge_alert", "Can acknowledge and resolve alerts")]
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.type}: {self.message}"

@@ -1,0 +1,99 @@
+"""Read one bench/run.sh result directory and print the results table.
+
+Usage: python3 bench/report.py <results dir>
+Reads wrk.txt, pgbench.txt, pgbench_log.* (per-transaction latencies) and
+meta.env from the directory; writes summary.txt next to them and prints it.
+Exit status 0 even when a target is missed (the table says FAIL); 1 when
+the raw outputs cannot be parsed.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+TARGET_RATIO = 0.12
+TARGET_P99_MS = 100.0
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value.strip())
+    if not m:
+        raise ValueError(f"not a wrk duration: {value!r}")
+    return float(m.group(1)) * UNITS_MS[m.group(2)]
+
+
+def parse_wrk(text: str) -> dict:
+    out = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+        "avg": ms(re.search(r"^\s+Latency\s+(\S+)", text, re.M).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", text).group(1)),
+    }
+    for pct in ("50", "75", "90", "99"):
+        out[f"p{pct}"] = ms(re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M).group(1))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    out["socket_errors"] = sum(map(int, sock.groups())) if sock else 0
+    st = re.search(r"bench-statuses: 2xx=(\d+) non2xx=(\d+)", text)
+    out["ok"], out["non2xx"] = (int(st.group(1)), int(st.group(2))) if st else (0, -1)
+    return out
+
+
+def parse_pgbench(text: str, logs: list[Path]) -> dict:
+    out = {
+        "tps": float(re.search(r"tps = ([\d.]+)", text).group(1)),
+        "avg": float(re.search(r"latency average = ([\d.]+) ms", text).group(1)),
+        "processed": int(re.search(r"number of transactions actually processed: (\d+)", text).group(1)),
+    }
+    failed = re.search(r"number of failed transactions: (\d+)", text)
+    out["failed"] = int(failed.group(1)) if failed else 0
+    # --log: "client_id transaction_no time script_no time_epoch time_us", time in µs.
+    lat = sorted(int(line.split()[2]) / 1000.0 for f in logs for line in f.read_text().splitlines() if line.strip())
+    if lat:
+        out["p50"] = lat[len(lat) // 2]
+        out["p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return out
+
+
+def main() -> int:
+    res = Path(sys.argv[1])
+    meta = dict(line.split("=", 1) for line in (res / "meta.env").read_text().splitlines() if "=" in line)
+    try:
+        w = parse_wrk((res / "wrk.txt").read_text())
+        p = parse_pgbench((res / "pgbench.txt").read_text(), sorted(res.glob("pgbench_log*")))
+    except (AttributeError, ValueError, FileNotFoundError) as exc:
+        print(f"report: cannot parse the raw outputs in {res}: {exc}", file=sys.stderr)
+        return 1
+    ratio = w["rps"] / p["tps"] if p["tps"] else 0.0
+    ok = lambda cond: "PASS" if cond else "FAIL"  # noqa: E731
+    pg_p99 = f"{p['p99']:.1f} ms" if "p99" in p else "n/a"
+    rows = [
+        ("deposit req/s (wrk, HTTP)", f"{w['rps']:.1f}", "", ""),
+        ("deposit latency p50", f"{w['p50']:.1f} ms", "", ""),
+        ("deposit latency p99", f"{w['p99']:.1f} ms", f"< {TARGET_P99_MS:.0f} ms", ok(w["p99"] < TARGET_P99_MS)),
+        ("pgbench TPS (same SQL txn)", f"{p['tps']:.1f}", "", ""),
+        ("pgbench latency avg / p99", f"{p['avg']:.1f} / {pg_p99}", "", ""),
+        ("ratio deposit/pgbench", f"{ratio:.3f}", f">= {TARGET_RATIO}", ok(ratio >= TARGET_RATIO)),
+    ]
+    lines = [
+        f"Deposit benchmark {meta.get('STAMP', '')}: {meta.get('SECONDS')} s, {meta.get('CONNECTIONS')} connections, "
+        f"{meta.get('CORES')} cores, gunicorn {meta.get('WORKERS')} sync workers, {meta.get('ESCROWS')} escrows",
+        f"{'metric':30s} {'value':>18s}  {'target':>10s}  result",
+    ]
+    lines += [f"{name:30s} {value:>18s}  {target:>10s}  {result}" for name, value, target, result in rows]
+    lines.append(
+        f"requests: {w['requests']} HTTP ({w['ok']} 2xx, {w['non2xx']} non-2xx, {w['socket_errors']} socket errors); "
+        f"pgbench: {p['processed']} txns ({p['failed']} failed); SQL shape vs app: {meta.get('SHAPE', '?')}"
+    )
+    lines.append(f"machine load average (1 min): {meta.get('LOAD_BEFORE', '?')} before, {meta.get('LOAD_AFTER', '?')} after "
+                 f"(after includes the run itself); git {meta.get('GIT_HEAD', '?')}, "
+                 f"{meta.get('GIT_DIRTY', '?')} uncommitted paths")
+    text = "\n".join(lines)
+    (res / "summary.txt").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

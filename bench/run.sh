@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# `make bench`: the deposit endpoint under load, against the same SQL run bare
+# by pgbench. See bench/README.md. From a fresh clone: installs what is missing
+# (system packages, .venv), starts a throwaway PostgreSQL + Redis, seeds, runs
+# wrk against gunicorn, then pgbench, prints the table, keeps the raw outputs in
+# bench/results/<timestamp>/. Exits non-zero only when the run itself failed
+# (a missing tool, a non-2xx response, a pgbench error), never for a missed target.
+# Tunables: BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (5), BENCH_ESCROWS (64),
+# BENCH_WORKERS (2 x cores).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+cd "$(dirname "$0")/.."
+
+DURATION=${BENCH_SECONDS:-20}
+WARMUP=${BENCH_WARMUP_SECONDS:-5}
+ESCROWS=${BENCH_ESCROWS:-64}
+CONNECTIONS=16
+THREADS=2
+CORES=$(nproc)
+WORKERS=${BENCH_WORKERS:-$((2 * CORES))}
+
+log() { echo "bench: $*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+have_pgbench() { ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || have pgbench; }
+
+# --- System packages: what the app needs (scripts/system-deps.sh), then ours --
+scripts/system-deps.sh
+BENCH_DEPS=(
+  "have wrk|wrk"
+  "have_pgbench|postgresql-contrib"
+  "have curl|curl"
+)
+missing=()
+for dep in "${BENCH_DEPS[@]}"; do
+  eval "${dep%%|*}" || missing+=("${dep#*|}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+  elif have sudo && sudo -n true 2>/dev/null; then
+    sudo=(sudo -n env DEBIAN_FRONTEND=noninteractive)
+  else
+    log "missing system packages: ${missing[*]}; as root, run:"
+    log "    apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  # Another apt run (e.g. a parallel setup) holds the lock: wait for it.
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
+  for dep in "${BENCH_DEPS[@]}"; do
+    eval "${dep%%|*}" || { log "still missing after install: ${dep#*|}"; exit 1; }
+  done
+fi
+
+# --- Virtualenv (same stamp as scripts/test.sh) -------------------------------
+req_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ]; then
+  "$(command -v python3.11 || command -v python3)" -m venv .venv
+fi
+if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$req_hash" ]; then
+  .venv/bin/python -m pip install -r requirements-dev.txt
+  echo "$req_hash" >.venv/.requirements.sha256
+fi
+
+# --- Results directory --------------------------------------------------------
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RES=bench/results/$STAMP
+mkdir -p "$RES"
+log "raw outputs in $RES"
+# Other work on the machine skews every figure: note it, and warn.
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+ps -eo pid,pcpu,etime,args --sort=-pcpu | head -n 12 >"$RES/ps-before.txt" || true
+if awk -v l="$LOAD_BEFORE" -v c="$CORES" 'BEGIN { exit !(l > c / 4) }'; then
+  log "WARNING: load average $LOAD_BEFORE on $CORES cores before the run: other work will skew the figures (see $RES/ps-before.txt)"
+fi
+
+# --- Services and cleanup -----------------------------------------------------
+GUNICORN_PID=
+stop_gunicorn() {
+  if [ -n "$GUNICORN_PID" ] && kill -0 "$GUNICORN_PID" 2>/dev/null; then
+    kill -TERM "$GUNICORN_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$GUNICORN_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$GUNICORN_PID" 2>/dev/null || true
+    wait "$GUNICORN_PID" 2>/dev/null || true
+  fi
+  GUNICORN_PID=
+}
+source scripts/services.sh
+cleanup() { stop_gunicorn; services_stop; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+services_start
+PG_BIN=$(_kob_pg_bin)
+PGBENCH=$PG_BIN/pgbench
+[ -x "$PGBENCH" ] || PGBENCH=$(command -v pgbench)
+
+# --- The app's environment: a production start ---------------------------------
+export DJANGO_SETTINGS_MODULE=kobatela.settings
+export DJANGO_ENV=production
+DJANGO_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(64))')
+export DJANGO_SECRET_KEY
+export DJANGO_DEBUG=false
+export DJANGO_SECURE_SSL_REDIRECT=false
+export PSP_WEBHOOK_SECRET=whsec_bench_$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+export DJANGO_ALLOWED_HOSTS=127.0.0.1
+export LOG_LEVEL=WARNING
+export CELERY_TASK_ALWAYS_EAGER=true
+export REDIS_URL CELERY_BROKER_URL DATABASE_URL
+
+log "migrating"
+.venv/bin/python manage.py migrate --noinput >"$RES/migrate.txt" 2>&1 || { cat "$RES/migrate.txt" >&2; exit 1; }
+
+log "seeding: one sender API key, $ESCROWS DRAFT escrows"
+.venv/bin/python manage.py create_api_key --email bench-sender@example.com --scopes sender --name bench \
+  >"$RES/api_key.txt" 2>&1 || { cat "$RES/api_key.txt" >&2; exit 1; }
+API_KEY=$(tail -n 1 "$RES/api_key.txt")
+.venv/bin/python bench/seed.py bench-sender@example.com "$ESCROWS" >"$RES/seed.txt" 2>&1 \
+  || { cat "$RES/seed.txt" >&2; exit 1; }
+CLIENT_ID=$(awk '$1 == "CLIENT" {print $2}' "$RES/seed.txt")
+ESCROW_IDS=$(awk '$1 == "ESCROWS" {$1 = ""; print substr($0, 2)}' "$RES/seed.txt")
+read -ra ids <<<"$ESCROW_IDS"
+EID_LO=${ids[0]}
+EID_HI=${ids[${#ids[@]} - 1]}
+if [ ${#ids[@]} -ne "$ESCROWS" ] || [ $((EID_HI - EID_LO + 1)) -ne "$ESCROWS" ]; then
+  log "seeded escrow ids are not $ESCROWS contiguous ids: $ESCROW_IDS"; exit 1
+fi
+
+log "capturing the SQL of one deposit (bench/capture_deposit_sql.py)"
+.venv/bin/python bench/capture_deposit_sql.py "$API_KEY" "$EID_LO" --check bench/deposit.sql \
+  >"$RES/capture_deposit_sql.txt" 2>"$RES/capture_deposit_sql.stderr" \
+  || { cat "$RES/capture_deposit_sql.stderr" >&2; exit 1; }
+SHAPE=$(awk '/^shape: / {print $2}' "$RES/capture_deposit_sql.txt")
+[ "$SHAPE" = MATCH ] || log "WARNING: bench/deposit.sql no longer matches the app's transaction (see $RES/capture_deposit_sql.txt)"
+
+# --- 1. The HTTP endpoint under gunicorn + wrk ---------------------------------
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log "gunicorn kobatela.wsgi: $WORKERS sync workers on 127.0.0.1:$PORT"
+.venv/bin/gunicorn kobatela.wsgi --workers "$WORKERS" --worker-class sync --bind "127.0.0.1:$PORT" \
+  --log-level warning --error-logfile "$RES/gunicorn.log" &
+GUNICORN_PID=$!
+for i in $(seq 1 300); do
+  curl -sf -o /dev/null -H 'Host: 127.0.0.1' "http://127.0.0.1:$PORT/health/live" && break
+  kill -0 "$GUNICORN_PID" 2>/dev/null || { log "gunicorn died"; cat "$RES/gunicorn.log" >&2; exit 1; }
+  sleep 0.2
+done
+[ "$i" -lt 300 ] || { log "gunicorn did not answer /health/live"; cat "$RES/gunicorn.log" >&2; exit 1; }
+
+export BENCH_API_KEY=$API_KEY BENCH_ESCROW_IDS=$ESCROW_IDS BENCH_THREADS=$THREADS
+run_wrk() {  # <seconds> <nonce> <output>
+  BENCH_NONCE=$2 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1"s --latency -s bench/deposit.lua \
+    "http://127.0.0.1:$PORT" >"$3" 2>&1 || { cat "$3" >&2; log "wrk failed"; exit 1; }
+}
+check_wrk() {  # <output>: every response 2xx, no socket error
+  local line non2xx sock
+  line=$(grep '^bench-statuses:' "$1" || true)
+  non2xx=$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$line")
+  sock=$(grep -o 'Socket errors:.*' "$1" || true)
+  if [ -z "$line" ] || [ "${non2xx:-1}" -ne 0 ] || [ -n "$sock" ]; then
+    cat "$1" >&2
+    log "FAILED RUN: non-2xx responses or socket errors in $1 (${line:-no status line}; ${sock:-no socket errors})"
+    exit 1
+  fi
+}
+log "warm-up: ${WARMUP}s"
+run_wrk "$WARMUP" "warm-$STAMP" "$RES/wrk-warmup.txt"
+check_wrk "$RES/wrk-warmup.txt"
+log "wrk: ${DURATION}s, $THREADS threads, $CONNECTIONS connections"
+run_wrk "$DURATION" "run-$STAMP" "$RES/wrk.txt"
+check_wrk "$RES/wrk.txt"
+stop_gunicorn  # pgbench gets the whole machine, as the app did
+
+# --- 2. The same SQL transaction, bare, with pgbench -------------------------------
+pgbench_run() {  # <seconds> <output> [extra args]
+  local secs=$1 out=$2; shift 2
+  "$PGBENCH" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" -T "$secs" -f bench/deposit.sql \
+    -D client="$CLIENT_ID" -D eid_lo="$EID_LO" -D eid_hi="$EID_HI" "$@" "$DATABASE_URL" >"$out" 2>&1 \
+    || { cat "$out" >&2; log "pgbench failed"; exit 1; }
+  if ! grep -q 'number of failed transactions: 0 ' "$out"; then cat "$out" >&2; log "pgbench had failed transactions"; exit 1; fi
+}
+log "pgbench warm-up: ${WARMUP}s"
+pgbench_run "$WARMUP" "$RES/pgbench-warmup.txt"
+log "pgbench: ${DURATION}s, $CONNECTIONS clients, $THREADS threads, -M prepared"
+pgbench_run "$DURATION" "$RES/pgbench.txt" --log --log-prefix="$RES/pgbench_log"
+
+# --- 3. The table --------------------------------------------------------------------
+ps -eo pid,pcpu,etime,args --sort=-pcpu | head -n 12 >"$RES/ps-after.txt" || true
+cat >"$RES/meta.env" <<EOF
+LOAD_BEFORE=$LOAD_BEFORE
+LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+STAMP=$STAMP
+SECONDS=$DURATION
+CONNECTIONS=$CONNECTIONS
+CORES=$CORES
+WORKERS=$WORKERS
+ESCROWS=$ESCROWS
+SHAPE=$SHAPE
+GIT_HEAD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY=$(git status --porcelain 2>/dev/null | wc -l)
+EOF
+echo
+python3 bench/report.py "$RES"

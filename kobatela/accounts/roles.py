@@ -1,0 +1,85 @@
+"""Back-office roles: the staff groups and the admin permissions each holds.
+
+Staff users (``is_staff``) log into the admin; what they see and may do there
+is the union of their groups' permissions:
+
+* ``Reviewer`` works the proof review queue: reads escrows, milestones,
+  proofs, payments, the audit log and alerts; decides proofs, triages AI
+  flags, acknowledges and resolves alerts.
+* ``Operations`` has all of that, plus what re-runs machinery: reprocess a
+  stored webhook, send a proof back to OCR or the AI advisor, retry a payout.
+
+Nothing here edits money, statuses or audit rows: the admin grants no
+add/change/delete on them (the one "change" below, on inbound webhook
+events, is what ``webhooks.admin`` checks for its reprocess action; its
+change form edits nothing).
+
+The groups are created by the data migration ``accounts/0002_admin_roles``,
+which keeps its own copy of this table (a migration is a snapshot); a test
+checks the two agree. ``sync_roles`` is idempotent.
+"""
+
+from __future__ import annotations
+
+from django.apps import apps as global_apps
+
+REVIEWER = "Reviewer"
+OPERATIONS = "Operations"
+
+_REVIEWER = (
+    "escrow.view_escrowagreement",
+    "escrow.view_milestone",
+    "escrow.view_escrowevent",
+    "proofs.view_proof",
+    "proofs.decide_proof",
+    "proofs.triage_ai_flags",
+    "payments.view_payment",
+    "audit.view_auditlog",
+    "audit.view_alert",
+    "audit.acknowledge_alert",
+)
+
+ROLES: dict[str, tuple[str, ...]] = {
+    REVIEWER: _REVIEWER,
+    OPERATIONS: _REVIEWER + (
+        "webhooks.view_inboundevent",
+        "webhooks.change_inboundevent",  # what webhooks.admin's reprocess action checks
+        "webhooks.reprocess_inboundevent",
+        "proofs.reprocess_proof",
+        "payments.retry_payment",
+    ),
+}
+
+
+def _create_permissions(apps) -> None:
+    """Make sure every model's permissions exist. Django creates them after
+    the last migration (post_migrate); a data migration that runs before
+    then creates them itself, from the models as they are at that point."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        models_module = getattr(app_config, "models_module", None)
+        # Historical app configs (in a migration) have no models module, and
+        # create_permissions skips an app without one.
+        app_config.models_module = models_module or True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = models_module
+
+
+def sync_roles(apps=global_apps, roles: dict[str, tuple[str, ...]] = ROLES) -> None:
+    """Create the groups and give each exactly its permissions."""
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    _create_permissions(apps)
+    for name, wanted in roles.items():
+        permissions = []
+        for dotted in wanted:
+            app_label, codename = dotted.split(".", 1)
+            try:
+                permissions.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+            except Permission.DoesNotExist:
+                raise LookupError(f"Role {name}: no permission {dotted}") from None
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set(permissions)

@@ -1,0 +1,377 @@
+"""Outbound webhooks: integrators' endpoints, and delivering events to them.
+
+How one delivery goes::
+
+    emit() in the service's transaction   → Event + WebhookDelivery(PENDING, next_attempt_at=now)
+    after commit: deliver_webhook.delay(id)  (or, if that message is lost, the beat sweeper)
+    delivery_attempt
+        delivery_claim                      → one UPDATE … WHERE status=PENDING AND next_attempt_at<=now
+                                              SET attempt=attempt+1, next_attempt_at=now+lease RETURNING attempt
+        targets.target_for_delivery         → resolve the host, check every address (SSRF, DNS rebinding)
+        transport.post                      → to the checked address; webhook-id = the event id
+        _record_attempt                     → only if the row is still PENDING at this attempt
+            2xx: SUCCEEDED · 410: FAILED and the endpoint disabled
+            else: next_attempt_at = now + RETRY_SCHEDULE[attempt-1] ± 10 %, or FAILED after the last
+
+The database row is the queue. The claim moves ``next_attempt_at`` one lease
+ahead, so a second worker (a duplicate message, the sweeper) finds the row not
+due and does nothing; a worker that dies after claiming leaves the row PENDING
+and the sweeper sends it again once the lease has passed, under the same
+``webhook-id`` (receivers deduplicate on it). A stale worker that finishes
+after its lease was taken over records nothing (the attempt number moved on).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import secrets as secrets_module
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from prometheus_client import Counter, Histogram
+
+from kobatela.accounts.actor import Actor
+from kobatela.accounts.models import User
+from kobatela.audit import services as audit
+from kobatela.core.errors import Conflict, NotFound
+from webhooks import signing, targets, transport
+from webhooks.events import create_deliveries, event_payload
+from webhooks.models import Event, WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+# outcome: succeeded, http_error (a non-2xx answer), gone (410), refused (URL/address
+# policy), transport_error (timeout, connection, TLS), endpoint_disabled.
+DELIVERY_ATTEMPTS = Counter(
+    "kobatela_webhook_delivery_attempts_total",
+    "Outbound webhook delivery attempts, by outcome.",
+    ["outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "kobatela_webhook_delivery_seconds",
+    "Time to an HTTP answer of outbound webhook deliveries that got one.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+
+# Standard Webhooks' schedule: after the first attempt, retries 5 s, 5 min,
+# 30 min, 2 h, 5 h, 10 h and 10 h after the previous one (8 attempts, ~28 h).
+RETRY_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
+    timedelta(hours=5), timedelta(hours=10), timedelta(hours=10),
+)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+JITTER = 0.10  # each delay is multiplied by a random factor in [0.9, 1.1]
+# A claimed attempt is the claimer's for this long; it must outlast the request
+# (WEBHOOK_TIMEOUT_SECONDS) by a margin. After it, the sweeper sends it again.
+LEASE = timedelta(seconds=60)
+ROTATION_WINDOW = timedelta(hours=24)  # the previous secret keeps signing this long
+DISABLE_AFTER = timedelta(days=5)  # of failures with no success: the endpoint is disabled (and an Alert raised)
+SECRET_BYTES = 24
+
+
+def new_secret() -> str:
+    """``whsec_`` + base64 of 24 random bytes (Standard Webhooks)."""
+    return "whsec_" + base64.b64encode(secrets_module.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+# --------------------------------------------------------------------------- #
+# Endpoints
+# --------------------------------------------------------------------------- #
+
+
+def _lock_endpoint(endpoint_id: int, actor: Actor | None) -> WebhookEndpoint:
+    qs = WebhookEndpoint.objects.select_for_update().exclude(status=WebhookEndpoint.Status.DELETED)
+    if actor is not None and not actor.sees_all:
+        qs = qs.filter(account_id=actor.user_id)
+    try:
+        return qs.get(pk=endpoint_id)
+    except WebhookEndpoint.DoesNotExist:
+        raise NotFound("webhook_endpoint_not_found", "No such webhook endpoint.") from None
+
+
+def _fail_pending(endpoint: WebhookEndpoint, error: str) -> int:
+    now = timezone.now()
+    return WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.PENDING).update(
+        status=WebhookDelivery.Status.FAILED, next_attempt_at=None, last_error=error, finished_at=now, updated_at=now,
+    )
+
+
+def endpoint_create(*, actor: Actor, url: str, event_types: list[str], description: str = "") -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint for the actor's account; returns it with its secret (shown this once)."""
+    try:
+        targets.check_for_registration(url)
+    except targets.TargetError as exc:
+        raise exc.as_validation_error() from None
+    secret = new_secret()
+    with transaction.atomic(durable=True):
+        # The account row serializes concurrent creations, so the limit holds.
+        User.objects.select_for_update().filter(pk=actor.user_id).first()
+        live = WebhookEndpoint.objects.filter(account_id=actor.user_id).exclude(status=WebhookEndpoint.Status.DELETED)
+        if live.count() >= settings.WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT:
+            raise Conflict("webhook_endpoint_limit", "This account has the maximum number of webhook endpoints.",
+                           details={"max": settings.WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT})
+        endpoint = WebhookEndpoint.objects.create(account_id=actor.user_id, url=url, event_types=list(event_types),
+                                                  description=description, secret=secret)
+        audit.record(actor, "webhook_endpoint.created", endpoint,
+                     {"url": url, "event_types": list(event_types), "fingerprint": signing.fingerprint(secret)})
+    return endpoint, secret
+
+
+def endpoint_rotate_secret(*, actor: Actor, endpoint_id: int) -> tuple[WebhookEndpoint, str]:
+    """A new secret, returned this once. The one it replaces keeps signing for
+    24 h (deliveries carry both signatures meanwhile); a secret older than that
+    is dropped at once."""
+    secret = new_secret()
+    with transaction.atomic(durable=True):
+        endpoint = _lock_endpoint(endpoint_id, actor)
+        now = timezone.now()
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = now + ROTATION_WINDOW
+        endpoint.secret = secret
+        endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+        audit.record(actor, "webhook_endpoint.secret_rotated", endpoint,
+                     {"fingerprint": signing.fingerprint(secret),
+                      "previous_valid_until": endpoint.previous_secret_expires_at})
+    return endpoint, secret
+
+
+def endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
+    """The endpoint stops receiving at once; its row stays (delivery history) with its secrets wiped."""
+    with transaction.atomic(durable=True):
+        endpoint = _lock_endpoint(endpoint_id, actor)
+        endpoint.status = WebhookEndpoint.Status.DELETED
+        endpoint.secret = endpoint.previous_secret = ""
+        endpoint.previous_secret_expires_at = None
+        endpoint.save(update_fields=["status", "secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+        _fail_pending(endpoint, "endpoint_deleted")
+        audit.record(actor, "webhook_endpoint.deleted", endpoint, {"url": endpoint.url})
+
+
+def endpoint_enable(*, actor: Actor, endpoint_id: int) -> WebhookEndpoint:
+    """Turn a disabled endpoint back on (its failure streak starts afresh)."""
+    with transaction.atomic(durable=True):
+        endpoint = _lock_endpoint(endpoint_id, actor)
+        if endpoint.status != WebhookEndpoint.Status.ENABLED:
+            endpoint.status = WebhookEndpoint.Status.ENABLED
+            endpoint.disabled_reason = ""
+            endpoint.disabled_at = endpoint.failing_since = None
+            endpoint.save(update_fields=["status", "disabled_reason", "disabled_at", "failing_since", "updated_at"])
+            audit.record(actor, "webhook_endpoint.enabled", endpoint, {})
+    return endpoint
+
+
+def _disable(endpoint: WebhookEndpoint, *, reason: str, now: datetime) -> None:
+    """Inside the caller's transaction, the endpoint row locked."""
+    endpoint.status = WebhookEndpoint.Status.DISABLED
+    endpoint.disabled_reason = reason
+    endpoint.disabled_at = now
+    endpoint.save(update_fields=["status", "disabled_reason", "disabled_at", "failing_since", "last_failure_at",
+                                 "updated_at"])
+    _fail_pending(endpoint, "endpoint_disabled")
+    audit.record(Actor.system("webhook_delivery"), "webhook_endpoint.disabled", endpoint,
+                 {"reason": reason, "account_id": endpoint.account_id})
+
+
+# --------------------------------------------------------------------------- #
+# Redelivery
+# --------------------------------------------------------------------------- #
+
+
+def event_redeliver(*, actor: Actor, event: Event, endpoint_id: int | None = None) -> list[WebhookDelivery]:
+    """New deliveries of an event (found through the actor's selector) to its
+    account's enabled endpoints subscribed to its type, or to one of them.
+    Same ``webhook-id`` as the first time: receivers deduplicate on it."""
+    with transaction.atomic(durable=True):
+        endpoints = WebhookEndpoint.objects.filter(account_id=event.account_id, status=WebhookEndpoint.Status.ENABLED)
+        if endpoint_id is not None:
+            endpoints = endpoints.filter(pk=endpoint_id)
+        chosen = [e for e in endpoints.order_by("pk") if e.subscribes_to(event.type)]
+        if not chosen:
+            raise Conflict("no_webhook_endpoint", "No enabled webhook endpoint of this account receives this event type.",
+                           details={"type": event.type, "endpoint_id": endpoint_id})
+        deliveries = create_deliveries(event=event, endpoints=chosen)
+        audit.record(actor, "webhook_event.redelivery_requested", event,
+                     {"type": event.type, "endpoints": [e.pk for e in chosen]})
+    return deliveries
+
+
+def delivery_redeliver(*, actor: Actor | str, delivery_id: int) -> WebhookDelivery | None:
+    """Support's retry from the admin: a new delivery of the same event to the same
+    endpoint, or ``None`` when that endpoint no longer receives (disabled or deleted)."""
+    with transaction.atomic(durable=True):
+        delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+        if delivery.endpoint.status != WebhookEndpoint.Status.ENABLED:
+            return None
+        (new,) = create_deliveries(event=delivery.event, endpoints=[delivery.endpoint])
+        audit.record(actor, "webhook_delivery.redelivery_requested", delivery,
+                     {"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id, "new_delivery_id": new.pk})
+    return new
+
+
+# --------------------------------------------------------------------------- #
+# Delivering
+# --------------------------------------------------------------------------- #
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """Wait after failed attempt number ``attempt`` (1-based), jittered ±10 %."""
+    base = RETRY_SCHEDULE[attempt - 1].total_seconds()
+    return timedelta(seconds=base * random.uniform(1 - JITTER, 1 + JITTER))
+
+
+def delivery_claim(delivery_id: int, *, now: datetime | None = None) -> int | None:
+    """Take the due attempt of a delivery: its number, or ``None`` when the
+    delivery is not PENDING or not due (someone else holds or finished it).
+
+    One UPDATE decides: under concurrency PostgreSQL re-checks the WHERE on
+    the row it locked, so exactly one claimer matches. It commits at once
+    (autocommit), so the lease survives whatever happens to this worker next.
+    """
+    now = now or timezone.now()
+    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value  # as the ORM would write it (SQLite: naive UTC text)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET attempt = attempt + 1, next_attempt_at = %s, last_attempt_at = %s, updated_at = %s "
+            f"WHERE id = %s AND status = %s AND next_attempt_at <= %s RETURNING attempt",
+            [at(now + LEASE), at(now), at(now), delivery_id, str(WebhookDelivery.Status.PENDING), at(now)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def event_body(event: Event) -> bytes:
+    """The exact bytes sent and signed: the EventRead JSON, compact, UTF-8."""
+    return json.dumps(event_payload(event), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int | None
+    latency_ms: int | None
+    error: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _send(delivery: WebhookDelivery) -> AttemptResult:
+    endpoint, event = delivery.endpoint, delivery.event
+    body = event_body(event)
+    headers = signing.signature_headers(secrets=endpoint.signing_secrets(timezone.now()), msg_id=str(event.pk),
+                                        timestamp=int(time.time()), body=body)
+    try:
+        target = targets.target_for_delivery(endpoint.url)  # resolved and checked now, for this attempt
+        response = transport.post(target, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+    except targets.TargetError as exc:
+        DELIVERY_ATTEMPTS.labels("refused").inc()
+        return AttemptResult(None, None, f"{exc.code}: {exc.message}")
+    except transport.TransportError as exc:
+        DELIVERY_ATTEMPTS.labels("transport_error").inc()
+        return AttemptResult(None, exc.latency_ms, str(exc)[:500])
+    DELIVERY_SECONDS.observe(response.latency_ms / 1000)
+    succeeded = 200 <= response.status < 300
+    DELIVERY_ATTEMPTS.labels("succeeded" if succeeded else "gone" if response.status == 410 else "http_error").inc()
+    error = "" if succeeded else f"http_status: the endpoint answered {response.status}"
+    return AttemptResult(response.status, response.latency_ms, error)
+
+
+def delivery_attempt(*, delivery_id: int) -> str:
+    """Send a due delivery once and record the outcome. Safe to call any number
+    of times, from any number of workers: returns ``"not_due"`` unless this call
+    claimed the attempt, ``"superseded"`` if the lease ran out before the
+    outcome could be recorded, else the delivery's new status."""
+    attempt = delivery_claim(delivery_id)
+    if attempt is None:
+        return "not_due"
+    delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    if delivery.endpoint.status != WebhookEndpoint.Status.ENABLED:
+        # Disabled or deleted after this delivery was queued (its pending rows were failed then).
+        result = AttemptResult(None, None, "endpoint_disabled")
+        DELIVERY_ATTEMPTS.labels("endpoint_disabled").inc()
+    else:
+        result = _send(delivery)
+    if not result.succeeded:
+        logger.info("webhook delivery attempt failed", extra={
+            "delivery_id": delivery_id, "event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id,
+            "attempt": attempt, "status_code": result.status_code, "error": result.error[:200]})
+    return _record_attempt(delivery=delivery, attempt=attempt, result=result)
+
+
+def _record_attempt(*, delivery: WebhookDelivery, attempt: int, result: AttemptResult) -> str:
+    now = timezone.now()
+    gone = result.status_code == 410
+    endpoint_active = delivery.endpoint.status == WebhookEndpoint.Status.ENABLED
+    if result.succeeded:
+        status, next_attempt_at = WebhookDelivery.Status.SUCCEEDED, None
+    elif gone or attempt >= MAX_ATTEMPTS or not endpoint_active:
+        status, next_attempt_at = WebhookDelivery.Status.FAILED, None
+    else:
+        status, next_attempt_at = WebhookDelivery.Status.PENDING, now + retry_delay(attempt)
+    with transaction.atomic():
+        # Lock order: the endpoint, then its deliveries (as _disable does).
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        updated = WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempt=attempt,
+        ).update(
+            status=status, next_attempt_at=next_attempt_at, last_status_code=result.status_code,
+            last_duration_ms=result.latency_ms, last_error=result.error[:500],
+            finished_at=None if status == WebhookDelivery.Status.PENDING else now, updated_at=now,
+        )
+        if not updated:
+            return "superseded"
+        if endpoint.status == WebhookEndpoint.Status.ENABLED and endpoint_active:
+            _update_health(endpoint, result=result, gone=gone, now=now)
+    return status
+
+
+def _update_health(endpoint: WebhookEndpoint, *, result: AttemptResult, gone: bool, now: datetime) -> None:
+    if result.succeeded:
+        endpoint.failing_since = None
+        endpoint.last_success_at = now
+        endpoint.save(update_fields=["failing_since", "last_success_at", "updated_at"])
+        return
+    endpoint.failing_since = endpoint.failing_since or now
+    endpoint.last_failure_at = now
+    if gone:
+        # 410 Gone: the integrator says this URL is no more (Standard Webhooks).
+        _disable(endpoint, reason="The endpoint answered 410 Gone.", now=now)
+    elif now - endpoint.failing_since >= DISABLE_AFTER:
+        _disable(endpoint, reason=f"Every delivery failed since {endpoint.failing_since.isoformat()}.", now=now)
+        audit.alert_raise(
+            type="webhook_endpoint_disabled", actor=Actor.system("webhook_delivery"),
+            message=f"Webhook endpoint #{endpoint.pk} of account #{endpoint.account_id} failed for "
+                    f"{DISABLE_AFTER.days} days and was disabled.",
+            data={"endpoint_id": endpoint.pk, "account_id": endpoint.account_id,
+                  "failing_since": endpoint.failing_since.isoformat(), "last_error": result.error[:200]},
+        )
+    else:
+        endpoint.save(update_fields=["failing_since", "last_failure_at", "updated_at"])
+
+
+def deliveries_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit]
+    )
+
+
+def deliveries_sweep(*, now: datetime | None = None) -> int:
+    """The beat job's body: queue every due delivery — retries whose time has
+    come, first attempts whose message was lost, attempts whose worker died
+    (lease passed). Queuing one twice is harmless: only one task claims it."""
+    from webhooks.tasks import deliver_webhook
+
+    due = deliveries_due(now=now)
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    return len(due)
