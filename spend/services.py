@@ -40,6 +40,7 @@ from spend.models import (
     SpendCategory,
     UsageMandate,
 )
+from webhooks import events
 
 ONE_ACTIVE_CONSTRAINT = "mandate_one_active_per_sender_beneficiary_currency"
 SPENDABLE_ESCROW_STATUSES = (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)
@@ -108,6 +109,8 @@ def _end(*, actor: Actor | str, mandate: UsageMandate, to: str, now: datetime) -
     mandate.save(update_fields=["status", "ended_at", "updated_at"])
     audit.record(actor, f"mandate.{to.lower()}", mandate,
                  {"released": mandate.remaining_amount, "currency": mandate.currency})
+    if to == MandateStatus.EXPIRED:
+        events.emit(account_id=mandate.sender_id, type="mandate.expired", resource=mandate)
 
 
 # --- mandates ----------------------------------------------------------------------
@@ -173,6 +176,7 @@ def mandate_create(
             "expires_at": expires_at, "categories": sorted(c.pk for c in categories),
             "merchants": sorted(m.pk for m in merchants),
         })
+        events.emit(account_id=mandate.sender_id, type="mandate.created", resource=mandate)
     return mandate
 
 
@@ -301,6 +305,7 @@ def purchase_create(
         })
         if mandate.status == MandateStatus.CONSUMED:
             audit.record(actor, "mandate.consumed", mandate, {"purchase_id": purchase.pk})
+            events.emit(account_id=mandate.sender_id, type="mandate.consumed", resource=mandate)
     return purchase
 
 
