@@ -174,9 +174,8 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
 
     @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer})
     def create(self, request):
-        payload = EscrowCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        escrow = services.escrow_create(actor=self.actor, **payload.validated_data)
+        data = self.validated(EscrowCreateSerializer)
+        escrow = services.escrow_create(actor=self.actor, **data)
         return self._respond(escrow.pk, status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
@@ -187,9 +186,8 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     @extend_schema(request=DepositSerializer, responses={200: EscrowReadSerializer})
     @action(detail=True, methods=["post"])
     def deposit(self, request, pk=None):
-        payload = DepositSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        escrow = services.escrow_deposit(actor=self.actor, escrow_id=int(pk), amount=payload.validated_data["amount"],
+        data = self.validated(DepositSerializer)
+        escrow = services.escrow_deposit(actor=self.actor, escrow_id=int(pk), amount=data["amount"],
                                          idempotency_key=request.headers["Idempotency-Key"],
                                          account_id=self.actor.user_id)
         return self._respond(escrow.pk)
@@ -203,25 +201,22 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     @extend_schema(request=NoteSerializer, responses={200: EscrowReadSerializer})
     @action(detail=True, methods=["post"], url_path="mark-delivered")
     def mark_delivered(self, request, pk=None):
-        payload = NoteSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        services.escrow_mark_delivered(actor=self.actor, escrow_id=int(pk), note=payload.validated_data["note"])
+        data = self.validated(NoteSerializer)
+        services.escrow_mark_delivered(actor=self.actor, escrow_id=int(pk), note=data["note"])
         return self._respond(int(pk))
 
     @extend_schema(request=NoteSerializer, responses={200: EscrowReadSerializer})
     @action(detail=True, methods=["post"], url_path="client-approve")
     def client_approve(self, request, pk=None):
-        payload = NoteSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        services.escrow_client_approve(actor=self.actor, escrow_id=int(pk), note=payload.validated_data["note"])
+        data = self.validated(NoteSerializer)
+        services.escrow_client_approve(actor=self.actor, escrow_id=int(pk), note=data["note"])
         return self._respond(int(pk))
 
     @extend_schema(request=ReasonSerializer, responses={200: EscrowReadSerializer})
     @action(detail=True, methods=["post"], url_path="client-reject")
     def client_reject(self, request, pk=None):
-        payload = ReasonSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        services.escrow_client_reject(actor=self.actor, escrow_id=int(pk), reason=payload.validated_data["reason"])
+        data = self.validated(ReasonSerializer)
+        services.escrow_client_reject(actor=self.actor, escrow_id=int(pk), reason=data["reason"])
         return self._respond(int(pk))
 
     @extend_schema(

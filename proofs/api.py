@@ -135,9 +135,7 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
 
     @extend_schema(request={"multipart/form-data": ProofUploadSerializer}, responses={201: ProofReadSerializer})
     def create(self, request):
-        payload = ProofUploadSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = self.validated(ProofUploadSerializer)
         proof = services.proof_submit(actor=self.actor, escrow_id=data["escrow_id"], milestone_idx=data["milestone_idx"],
                                       proof_type=data["type"], upload=data["file"], metadata=data.get("metadata"))
         return Response(ProofReadSerializer(proof).data, status=status.HTTP_201_CREATED)
@@ -155,7 +153,6 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     @extend_schema(request=DecisionSerializer, responses={200: ProofReadSerializer})
     @action(detail=True, methods=["post"])
     def decision(self, request, pk=None):
-        payload = DecisionSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        proof = services.proof_decide(actor=self.actor, proof_id=self.get_object().pk, **payload.validated_data)
+        payload = self.validated(DecisionSerializer)
+        proof = services.proof_decide(actor=self.actor, proof_id=self.get_object().pk, **payload)
         return Response(ProofReadSerializer(proof).data)

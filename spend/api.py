@@ -238,9 +238,8 @@ class MandateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
 
     @extend_schema(request=MandateCreateSerializer, responses={201: MandateReadSerializer})
     def create(self, request):
-        payload = MandateCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        mandate = services.mandate_create(actor=self.actor, **payload.validated_data)
+        data = self.validated(MandateCreateSerializer)
+        mandate = services.mandate_create(actor=self.actor, **data)
         return self._respond(mandate.pk, status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={202: inline_serializer("MandateCleanup", {"expired": serializers.IntegerField()})})
@@ -267,10 +266,9 @@ class PurchaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
 
     @extend_schema(request=PurchaseCreateSerializer, responses={201: PurchaseReadSerializer})
     def create(self, request):
-        payload = PurchaseCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
+        payload = self.validated(PurchaseCreateSerializer)
         purchase = services.purchase_create(actor=self.actor, idempotency_key=request.headers["Idempotency-Key"],
-                                            **payload.validated_data)
+                                            **payload)
         return Response(PurchaseReadSerializer(purchase).data, status=status.HTTP_201_CREATED)
 
 
@@ -284,9 +282,8 @@ class CategoryViewSet(mixins.ListModelMixin, ScopedViewSet):
 
     @extend_schema(request=CategoryCreateSerializer, responses={201: CategorySerializer})
     def create(self, request):
-        payload = CategoryCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        category = services.category_create(actor=self.actor, **payload.validated_data)
+        payload = self.validated(CategoryCreateSerializer)
+        category = services.category_create(actor=self.actor, **payload)
         return Response(CategorySerializer(category).data, status=status.HTTP_201_CREATED)
 
 
@@ -300,9 +297,8 @@ class MerchantViewSet(mixins.ListModelMixin, ScopedViewSet):
 
     @extend_schema(request=MerchantCreateSerializer, responses={201: MerchantSerializer})
     def create(self, request):
-        payload = MerchantCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        merchant = services.merchant_create(actor=self.actor, **payload.validated_data)
+        payload = self.validated(MerchantCreateSerializer)
+        merchant = services.merchant_create(actor=self.actor, **payload)
         return Response(MerchantSerializer(merchant).data, status=status.HTTP_201_CREATED)
 
 
@@ -311,9 +307,8 @@ class AllowedUsageViewSet(ActionViewSet):
 
     @extend_schema(request=AllowedUsageCreateSerializer, responses={201: AllowedUsageSerializer})
     def create(self, request):
-        payload = AllowedUsageCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        rule = services.allowed_usage_create(actor=self.actor, **payload.validated_data)
+        payload = self.validated(AllowedUsageCreateSerializer)
+        rule = services.allowed_usage_create(actor=self.actor, **payload)
         return Response(AllowedUsageSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 
@@ -322,9 +317,8 @@ class AllowedPayeeViewSet(ActionViewSet):
 
     @extend_schema(request=PayeeAllowSerializer, responses={201: AllowedPayeeSerializer})
     def create(self, request):
-        payload = PayeeAllowSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        payee = services.payee_allow(actor=self.actor, **payload.validated_data)
+        payload = self.validated(PayeeAllowSerializer)
+        payee = services.payee_allow(actor=self.actor, **payload)
         return Response(AllowedPayeeSerializer(payee).data, status=status.HTTP_201_CREATED)
 
 
@@ -334,10 +328,9 @@ class SpendViewSet(ActionViewSet):
 
     @extend_schema(request=SpendCreateSerializer, responses={200: SpendReadSerializer})
     def create(self, request):
-        payload = SpendCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
+        data = self.validated(SpendCreateSerializer)
         spend = services.payee_spend(actor=self.actor, idempotency_key=request.headers["Idempotency-Key"],
-                                     **payload.validated_data)
+                                     **data)
         # Read back after commit: the payout may already have left (eager tasks).
         spend = selectors.payee_spend_get(spend.pk)
         return Response(SpendReadSerializer.for_spend(spend), status=status.HTTP_200_OK)

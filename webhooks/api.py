@@ -227,11 +227,10 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     @extend_schema(request=RedeliverSerializer, responses={202: RedeliveryResultSerializer})
     @action(detail=True, methods=["post"])
     def redeliver(self, request, pk=None):
-        payload = RedeliverSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
+        payload = self.validated(RedeliverSerializer)
         event = self.get_object()
         deliveries = outbound.event_redeliver(actor=self.actor, event=event,
-                                              endpoint_id=payload.validated_data.get("endpoint_id"))
+                                              endpoint_id=payload.get("endpoint_id"))
         return Response({"event_id": event.pk, "deliveries": WebhookDeliveryReadSerializer(deliveries, many=True).data},
                         status=status.HTTP_202_ACCEPTED)
 
@@ -247,9 +246,8 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
 
     @extend_schema(request=WebhookEndpointCreateSerializer, responses={201: WebhookEndpointSecretSerializer})
     def create(self, request):
-        payload = WebhookEndpointCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        endpoint, secret = outbound.endpoint_create(actor=self.actor, **payload.validated_data)
+        data = self.validated(WebhookEndpointCreateSerializer)
+        endpoint, secret = outbound.endpoint_create(actor=self.actor, **data)
         return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None})

@@ -68,9 +68,8 @@ class ApiKeyViewSet(mixins.RetrieveModelMixin, ScopedViewSet):
 
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
     def create(self, request):
-        serializer = ApiKeyCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        api_key, plaintext = services.api_key_create(actor=self.actor, **serializer.validated_data)
+        serializer = self.validated(ApiKeyCreateSerializer)
+        api_key, plaintext = services.api_key_create(actor=self.actor, **serializer)
         api_key.key = plaintext
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 

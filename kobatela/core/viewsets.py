@@ -25,6 +25,12 @@ class ApiViewMixin:
     def actor(self) -> Actor:
         return Actor.from_request(self.request)
 
+    def validated(self, serializer_class, data=None) -> dict:
+        """The request body parsed by ``serializer_class``, or a 400 in the error shape."""
+        serializer = serializer_class(data=self.request.data if data is None else data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if request.method == "POST":

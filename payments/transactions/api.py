@@ -63,9 +63,8 @@ class AllowlistViewSet(ApiViewMixin, viewsets.ViewSet):  # write-only: no object
 
     @extend_schema(request=AllowlistCreateSerializer, responses={201: AllowlistEntrySerializer})
     def create(self, request):
-        payload = AllowlistCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        entry = services.allowlist_add(actor=self.actor, **payload.validated_data)
+        payload = self.validated(AllowlistCreateSerializer)
+        entry = services.allowlist_add(actor=self.actor, **payload)
         return Response(AllowlistEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
@@ -74,9 +73,8 @@ class CertificationViewSet(ApiViewMixin, viewsets.ViewSet):  # write-only: no ob
 
     @extend_schema(request=CertificationCreateSerializer, responses={201: CertificationSerializer})
     def create(self, request):
-        payload = CertificationCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        certification = services.certification_set(actor=self.actor, **payload.validated_data)
+        payload = self.validated(CertificationCreateSerializer)
+        certification = services.certification_set(actor=self.actor, **payload)
         return Response(CertificationSerializer(certification).data, status=status.HTTP_201_CREATED)
 
 
@@ -90,8 +88,7 @@ class TransactionViewSet(mixins.RetrieveModelMixin, ScopedViewSet):
 
     @extend_schema(request=TransactionCreateSerializer, responses={201: TransactionReadSerializer})
     def create(self, request):
-        payload = TransactionCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
+        payload = self.validated(TransactionCreateSerializer)
         txn = services.transaction_create(actor=self.actor, idempotency_key=request.headers["Idempotency-Key"],
-                                          **payload.validated_data)
+                                          **payload)
         return Response(TransactionReadSerializer(txn).data, status=status.HTTP_201_CREATED)
