@@ -29,6 +29,24 @@ def _allow_test_database_flush():
     TransactionTestCase._fixture_teardown = original
 
 
+@pytest.fixture(autouse=True)
+def _books_balance_after_every_test(request):
+    """Every test that touches the database ends with the books reconciled:
+    whatever it did through the services, ledger, escrows, payments and
+    mandates still agree. Tests that break the books on purpose say so with
+    ``@pytest.mark.no_reconcile`` (and why)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or request.node.get_closest_marker("no_reconcile"):
+        yield
+        return
+    transactional = marker.kwargs.get("transaction", False) or (marker.args and marker.args[0])
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    yield
+    from payments.reconcile import reconcile
+
+    assert reconcile() == [], "the books no longer reconcile after this test"
+
+
 @dataclass
 class KeyedClient:
     """An APIClient that sends one API key, with the key and its account at hand."""

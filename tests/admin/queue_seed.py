@@ -3,10 +3,11 @@ benchmark (``bench/admin_queue.py``).
 
 Rows are written with ``bulk_create`` (a real submission runs OCR per file:
 far too slow for 10,000), but they look like what the services leave: each
-proof has its own escrow and milestone (so a per-row query would show),
-invoices carry document checks, a quarter of them is flagged by the AI,
-ages spread over a week. The files do not exist: the queue never opens them
-(thumbnails are separate requests, answered with a placeholder).
+proof has its own funded escrow (with its deposit and the deposit's two
+ledger lines, so the books still reconcile) and milestone (so a per-row query
+would show), invoices carry document checks, a quarter of them is flagged by
+the AI, ages spread over a week. The files do not exist: the queue never
+opens them (thumbnails are separate requests, answered with a placeholder).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from escrow.models import EscrowAgreement, EscrowStatus, Milestone, MilestoneStatus, ProofType
+from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus, ProofType
+from payments.ledger import PSP_CLEARING, escrow_account
+from payments.models import LedgerEntry
 from proofs.models import AiStatus, OcrStatus, Proof, RiskLevel
 from tests.factories import UserFactory
 
@@ -43,6 +46,15 @@ def seed_pending_proofs(count: int, *, batch_size: int = 2000) -> list[int]:
         [EscrowAgreement(client=client, provider=provider, amount_total=Decimal("100.00"),
                          amount_funded=Decimal("100.00"), currency=currencies[i % len(currencies)],
                          status=EscrowStatus.RELEASABLE, deadline_at=deadline) for i in range(count)],
+        batch_size=batch_size)
+    deposits = EscrowDeposit.objects.bulk_create(
+        [EscrowDeposit(escrow=escrow, account=client, amount=escrow.amount_funded, idempotency_key=f"seed-{tag}-{i}")
+         for i, escrow in enumerate(escrows)], batch_size=batch_size)
+    LedgerEntry.objects.bulk_create(
+        [LedgerEntry(movement=f"deposit:{deposit.pk}", kind=LedgerEntry.Kind.DEPOSIT, account=account, amount=amount,
+                     currency=escrow.currency)
+         for deposit, escrow in zip(deposits, escrows)
+         for account, amount in ((PSP_CLEARING, -deposit.amount), (escrow_account(escrow.pk), deposit.amount))],
         batch_size=batch_size)
     milestones = Milestone.objects.bulk_create(
         [Milestone(escrow=escrow, idx=1, label="Delivery", amount=Decimal("100.00"),

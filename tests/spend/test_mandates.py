@@ -228,6 +228,7 @@ def test_expiry_after_purchases_releases_only_the_remaining():
     assert reconcile() == []
 
 
+@pytest.mark.no_reconcile  # breaks the books on purpose
 def test_reconcile_reports_a_mandate_that_disagrees_with_the_ledger():
     mandate = make_mandate(total="50.00")
     UsageMandate.objects.filter(pk=mandate.pk).update(remaining_amount=Decimal("40.00"))
