@@ -89,13 +89,18 @@ class ReasonSerializer(serializers.Serializer):
 # --- output --------------------------------------------------------------------
 
 
-class MilestoneReadSerializer(serializers.ModelSerializer):
+# The read serializers declare their fields rather than introspecting the
+# model (ModelSerializer): they run on every escrow response, deposits
+# included, and building fields from the model is most of their cost.
+class MilestoneReadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    idx = serializers.IntegerField()
+    label = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    status = serializers.ChoiceField(choices=Milestone.Status.choices)
+    proof_type = serializers.ChoiceField(choices=ProofType.choices)
+    proof_requirements = serializers.JSONField()
     geofence = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Milestone
-        fields = ["id", "idx", "label", "amount", "status", "proof_type", "proof_requirements", "geofence"]
-        read_only_fields = fields
 
     @extend_schema_field(GeofenceSerializer(allow_null=True))
     def get_geofence(self, milestone: Milestone):
@@ -105,15 +110,21 @@ class MilestoneReadSerializer(serializers.ModelSerializer):
                 "radius_m": str(milestone.geofence_radius_m)}
 
 
-class EscrowReadSerializer(serializers.ModelSerializer):
-    milestones = MilestoneReadSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = EscrowAgreement
-        fields = ["id", "client_id", "provider_id", "amount_total", "amount_funded", "amount_released",
-                  "amount_refunded", "currency", "status", "deadline_at", "release_conditions", "milestones",
-                  "created_at", "updated_at"]
-        read_only_fields = fields
+class EscrowReadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    client_id = serializers.IntegerField()
+    provider_id = serializers.IntegerField()
+    amount_total = serializers.DecimalField(max_digits=18, decimal_places=2)
+    amount_funded = serializers.DecimalField(max_digits=18, decimal_places=2)
+    amount_released = serializers.DecimalField(max_digits=18, decimal_places=2)
+    amount_refunded = serializers.DecimalField(max_digits=18, decimal_places=2)
+    currency = serializers.CharField()
+    status = serializers.ChoiceField(choices=EscrowStatus.choices)
+    deadline_at = serializers.DateTimeField()
+    release_conditions = serializers.JSONField()
+    milestones = MilestoneReadSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
 
 class EscrowEventSerializer(serializers.ModelSerializer):
@@ -167,16 +178,16 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     def scoped_queryset(self, actor):
         return selectors.escrow_list_for(actor)
 
-
-    def _respond(self, escrow_id: int, code: int = status.HTTP_200_OK) -> Response:
-        escrow = selectors.escrow_list_for(self.actor).get(pk=escrow_id)
+    def _respond(self, escrow: EscrowAgreement, code: int = status.HTTP_200_OK) -> Response:
+        """The escrow a service returned, with its milestones as they are after commit (one query)."""
+        selectors.escrow_prefetch_milestones(escrow)
         return Response(EscrowReadSerializer(escrow).data, status=code)
 
     @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer})
     def create(self, request):
         data = self.validated(EscrowCreateSerializer)
         escrow = services.escrow_create(actor=self.actor, **data)
-        return self._respond(escrow.pk, status.HTTP_201_CREATED)
+        return self._respond(escrow, status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
         escrow = self.get_object()
@@ -190,7 +201,7 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         escrow = services.escrow_deposit(actor=self.actor, escrow_id=int(pk), amount=data["amount"],
                                          idempotency_key=request.headers["Idempotency-Key"],
                                          account_id=self.actor.user_id)
-        return self._respond(escrow.pk)
+        return self._respond(escrow)
 
     @extend_schema(request=None, responses={201: FundingSessionSerializer})
     @action(detail=True, methods=["post"], url_path="funding-session")
@@ -202,22 +213,22 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     @action(detail=True, methods=["post"], url_path="mark-delivered")
     def mark_delivered(self, request, pk=None):
         data = self.validated(NoteSerializer)
-        services.escrow_mark_delivered(actor=self.actor, escrow_id=int(pk), note=data["note"])
-        return self._respond(int(pk))
+        escrow = services.escrow_mark_delivered(actor=self.actor, escrow_id=int(pk), note=data["note"])
+        return self._respond(escrow)
 
     @extend_schema(request=NoteSerializer, responses={200: EscrowReadSerializer})
     @action(detail=True, methods=["post"], url_path="client-approve")
     def client_approve(self, request, pk=None):
         data = self.validated(NoteSerializer)
-        services.escrow_client_approve(actor=self.actor, escrow_id=int(pk), note=data["note"])
-        return self._respond(int(pk))
+        escrow = services.escrow_client_approve(actor=self.actor, escrow_id=int(pk), note=data["note"])
+        return self._respond(escrow)
 
     @extend_schema(request=ReasonSerializer, responses={200: EscrowReadSerializer})
     @action(detail=True, methods=["post"], url_path="client-reject")
     def client_reject(self, request, pk=None):
         data = self.validated(ReasonSerializer)
-        services.escrow_client_reject(actor=self.actor, escrow_id=int(pk), reason=data["reason"])
-        return self._respond(int(pk))
+        escrow = services.escrow_client_reject(actor=self.actor, escrow_id=int(pk), reason=data["reason"])
+        return self._respond(escrow)
 
     @extend_schema(
         request=None,
@@ -232,7 +243,7 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     @action(detail=True, methods=["post"], url_path="check-deadline")
     def check_deadline(self, request, pk=None):
         outcome = services.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
-        escrow = selectors.escrow_list_for(self.actor).get(pk=pk)
+        escrow = selectors.escrow_prefetch_milestones(selectors.escrow_list_for(self.actor).get(pk=pk))
         return Response({**outcome.as_dict(), "escrow": EscrowReadSerializer(escrow).data})
 
     @extend_schema(responses={200: EscrowEventSerializer(many=True)})

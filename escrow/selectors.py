@@ -1,15 +1,27 @@
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from escrow.models import EscrowAgreement, EscrowEvent, Milestone
 from kobatela.accounts.actor import Actor
 
 
+def _milestones_in_order() -> Prefetch:
+    return Prefetch("milestones", queryset=Milestone.objects.order_by("idx"))
+
+
 def escrow_list_for(actor: Actor) -> QuerySet[EscrowAgreement]:
     """The escrows an actor may see, milestones prefetched (one query for all of them)."""
-    qs = EscrowAgreement.objects.prefetch_related(Prefetch("milestones", queryset=Milestone.objects.order_by("idx")))
+    qs = EscrowAgreement.objects.prefetch_related(_milestones_in_order())
     return qs if actor.sees_all else qs.filter(client_id=actor.user_id)
+
+
+def escrow_prefetch_milestones(escrow: EscrowAgreement) -> EscrowAgreement:
+    """(Re)load an escrow's milestones in one query, e.g. after a service changed them."""
+    if hasattr(escrow, "_prefetched_objects_cache"):
+        escrow._prefetched_objects_cache.pop("milestones", None)
+    prefetch_related_objects([escrow], _milestones_in_order())
+    return escrow
 
 
 def escrow_events_for(escrow: EscrowAgreement) -> QuerySet[EscrowEvent]:

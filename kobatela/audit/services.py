@@ -55,7 +55,9 @@ def record(actor: Actor | str, action: str, entity: models.Model | tuple[str, An
     entity_type, entity_id = _entity_ref(entity)
     # Masked, then normalised to plain JSON so what is hashed is what is stored.
     clean = json.loads(_canonical(mask_data(data or {})))
-    with transaction.atomic():
+    # Inside the caller's transaction when there is one (no savepoint needed:
+    # a failure here fails the whole movement); its own transaction otherwise.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK_ID])

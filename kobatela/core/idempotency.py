@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from datetime import timedelta
 from decimal import Decimal
 from typing import Callable
@@ -76,8 +77,12 @@ def _canonical_body(request) -> bytes:
 
 def _claim(api_key_id: int, key: str, fingerprint: str) -> tuple[IdempotencyKey, bool]:
     """Insert the IN_PROGRESS row, or return the existing one (created=False)."""
+    # Outside a transaction (requests run so: ATOMIC_REQUESTS is off) the INSERT
+    # commits on its own, no BEGIN/COMMIT round trips; inside one (tests), a
+    # savepoint keeps the enclosing transaction usable after a conflict.
+    guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with guard:
             return IdempotencyKey.objects.create(api_key_id=api_key_id, key=key, fingerprint=fingerprint), True
     except IntegrityError:
         pass
