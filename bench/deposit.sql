@@ -1,7 +1,7 @@
 -- The database transaction of one deposit (escrow.services.escrow_deposit),
 -- statement for statement as bench/capture_deposit_sql.py captures it from a
 -- real request: same tables, same indexes, same locks, same order, same round
--- trips (SAVEPOINT/RELEASE included). Run by bench/run.sh as
+-- trips. Run by bench/run.sh as
 --   pgbench -n -M prepared -c16 -j2 -T <s> -f bench/deposit.sql \
 --           -D client=<account id> -D eid_lo=<first escrow id> -D eid_hi=<last>
 -- Differences, all in the app's favour or neutral:
@@ -18,14 +18,12 @@
 \set r random(1, 4611686018427387903)
 BEGIN;
 SELECT id, client_id, provider_id, amount_total, amount_funded, amount_released, amount_refunded, currency, status, deadline_at, release_conditions, delivered_at, deadline_handled_at, created_at, updated_at FROM escrow_escrowagreement WHERE (client_id = :client AND id = :eid) LIMIT 21 FOR UPDATE \gset e_
-SELECT id, escrow_id, account_id, amount, idempotency_key, source, psp_ref, created_at FROM escrow_escrowdeposit WHERE (account_id = :client AND idempotency_key = 'pgb-' || :client_id::text || '-' || :r::text) ORDER BY id ASC LIMIT 1;
+SELECT escrow_id FROM escrow_escrowdeposit WHERE (account_id = :client AND idempotency_key = 'pgb-' || :client_id::text || '-' || :r::text) ORDER BY id ASC LIMIT 1;
 INSERT INTO escrow_escrowdeposit (escrow_id, account_id, amount, idempotency_key, source, psp_ref, created_at) VALUES (:eid, :client, 1.00, 'pgb-' || :client_id::text || '-' || :r::text, 'api', '', now()) RETURNING id AS dep_id \gset
 INSERT INTO payments_ledgerentry (movement, kind, account, amount, currency, created_at) SELECT * FROM UNNEST(ARRAY['deposit:' || :dep_id::text, 'deposit:' || :dep_id::text]::varchar[], ('{deposit,deposit}')::varchar[], ARRAY['psp:' || 'clearing', 'escrow:' || :eid::text]::varchar[], ('{-1.00,1.00}'::numeric[])::numeric[], ('{USD,USD}')::varchar[], ARRAY[now(), now()]::timestamptz[]) RETURNING id;
 INSERT INTO escrow_escrowevent (escrow_id, kind, data, actor, created_at) VALUES (:eid, 'deposit', '{"amount": "1.00", "source": "api"}'::jsonb, 'apikey:' || '1', now()) RETURNING id;
 UPDATE escrow_escrowagreement SET amount_funded = :e_amount_funded::numeric + 1.00, updated_at = now() WHERE id = :eid;
-SAVEPOINT s_audit;
 SELECT pg_advisory_xact_lock(118126136066049);
 SELECT row_hash AS head FROM audit_auditlog ORDER BY id DESC LIMIT 1 \gset
 INSERT INTO audit_auditlog (created_at, actor, action, entity_type, entity_id, data, request_id, prev_hash, row_hash) VALUES (now(), 'apikey:' || '1', 'escrow.deposit', 'escrow.escrowagreement', :eid, ('{"amount": "1.00", "deposit_id": ' || :dep_id::text || ', "source": "api", "status": "DRAFT"}')::jsonb, 'fc4c65e6ac784660ad108b65e29a290d', :head, encode(sha256(convert_to(:head::text || :dep_id::text || :r::text, 'UTF8')), 'hex')) RETURNING id;
-RELEASE SAVEPOINT s_audit;
 COMMIT;

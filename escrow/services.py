@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent, EscrowStatus, Milestone, MilestoneStatus
@@ -130,10 +129,12 @@ def escrow_deposit(
     with transaction.atomic(durable=True):
         escrow = lock_escrow(escrow_id, scoped_actor)
         account_id = account_id or escrow.client_id
-        same_funding = Q(psp_ref=psp_ref) if psp_ref else Q(pk__in=[])
-        earlier = EscrowDeposit.objects.filter(Q(account_id=account_id, idempotency_key=idempotency_key) | same_funding).first()
-        if earlier is not None:
-            if earlier.escrow_id != escrow.pk:
+        earlier = EscrowDeposit.objects.filter(account_id=account_id, idempotency_key=idempotency_key)
+        if psp_ref:  # a PSP funding counts once, whichever escrow or account it names
+            earlier = earlier | EscrowDeposit.objects.filter(psp_ref=psp_ref)
+        earlier_escrow_id = earlier.values_list("escrow_id", flat=True).first()
+        if earlier_escrow_id is not None:
+            if earlier_escrow_id != escrow.pk:
                 raise Conflict("deposit_key_reused", "This idempotency key was used for another deposit.")
             return escrow  # already counted
         if escrow.status != EscrowStatus.DRAFT:
