@@ -10,20 +10,12 @@ from django.contrib import admin
 from django.db.models import Q
 
 from escrow.models import EscrowAgreement, EscrowEvent, Milestone
+from kobatela.core.admin_site import ReadOnlyAdminMixin
 
 
-class _ReadOnlyInline(admin.TabularInline):
+class _ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class MilestoneInline(_ReadOnlyInline):
@@ -43,7 +35,7 @@ class EscrowEventInline(_ReadOnlyInline):
 
 
 @admin.register(EscrowAgreement)
-class EscrowAgreementAdmin(admin.ModelAdmin):
+class EscrowAgreementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "client", "provider", "amount_total", "amount_funded", "amount_released", "amount_refunded",
                     "currency", "status", "deadline_at", "created_at"]
     list_select_related = ["client", "provider"]
@@ -57,15 +49,6 @@ class EscrowAgreementAdmin(admin.ModelAdmin):
               "currency", "status", "deadline_at", "release_conditions", "delivered_at", "deadline_handled_at",
               "created_at", "updated_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -18,13 +18,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from kobatela.accounts.actor import Actor
+from kobatela.core.admin_site import ReadOnlyAdminMixin
 from kobatela.core.errors import DomainError
 from payments import services
 from payments.models import Payment, PaymentStatus
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "escrow_col", "milestone_col", "amount", "currency", "status", "attempts", "last_error",
                     "created_at", "settled_at"]
     list_select_related = ["milestone"]
@@ -38,15 +39,6 @@ class PaymentAdmin(admin.ModelAdmin):
     fields = ["id", "owner", "escrow_col", "milestone_col", "amount", "currency", "destination", "status", "psp_ref",
               "attempts", "payout_generation", "last_error", "next_attempt_at", "gave_up_at", "settled_at",
               "created_at", "updated_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("payments.retry_payment")

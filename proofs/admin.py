@@ -34,6 +34,7 @@ from django.utils.http import urlencode
 
 from escrow.models import ProofType
 from kobatela.accounts.actor import Actor
+from kobatela.core.admin_site import ReadOnlyAdminMixin
 from kobatela.core.errors import DomainError
 from kobatela.core.masking import mask_data, mask_text
 from proofs import previews, services
@@ -149,7 +150,7 @@ def _badge(text: str, colour: str) -> str:
 
 
 @admin.register(Proof)
-class ProofAdmin(admin.ModelAdmin):
+class ProofAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["preview", "proof_id", "escrow_col", "milestone_col", "type", "risk_col", "flags_col", "checks_col",
                     "age_col"]
     list_display_links = ["preview", "proof_id"]
@@ -176,15 +177,6 @@ class ProofAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "stored_as", "metadata_masked", "ocr_text_masked"]
 
     # -- nothing is edited here ---------------------------------------------------------
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_decide_permission(self, request) -> bool:
         return request.user.has_perm("proofs.decide_proof")

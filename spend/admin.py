@@ -10,10 +10,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Q
 
+from kobatela.core.admin_site import ReadOnlyAdminMixin
 from spend.models import Purchase, UsageMandate
 
 
-class PurchaseInline(admin.TabularInline):
+class PurchaseInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Purchase
     fields = ["created_at", "merchant", "category", "amount", "currency", "idempotency_key"]
     readonly_fields = fields
@@ -24,18 +25,9 @@ class PurchaseInline(admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("merchant", "category")
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(UsageMandate)
-class UsageMandateAdmin(admin.ModelAdmin):
+class UsageMandateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "sender", "beneficiary", "total_amount", "remaining_amount", "currency", "status", "sector",
                     "starts_at", "expires_at"]
     list_select_related = ["sender", "beneficiary"]
@@ -49,15 +41,6 @@ class UsageMandateAdmin(admin.ModelAdmin):
               "starts_at", "expires_at", "allowed_categories", "allowed_merchants", "ended_at", "created_at",
               "updated_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -3,13 +3,14 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from kobatela.accounts.actor import Actor
+from kobatela.core.admin_site import ReadOnlyAdminMixin
 from kobatela.core.errors import DomainError
 from webhooks import outbound, services
 from webhooks.models import Event, InboundEvent, WebhookDelivery, WebhookEndpoint
 
 
 @admin.register(InboundEvent)
-class InboundEventAdmin(admin.ModelAdmin):
+class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: a stored webhook is evidence of what the provider said. Support
     acts on it only through the reprocess action, which calls the service."""
 
@@ -19,15 +20,6 @@ class InboundEventAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     readonly_fields = [f.name for f in InboundEvent._meta.fields]
     actions = ["reprocess"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_reprocess_permission(self, request) -> bool:
         # Reprocessing moves money: it takes the model's "change" permission,
@@ -64,19 +56,8 @@ class InboundEventAdmin(admin.ModelAdmin):
 # --------------------------------------------------------------------------- #
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Event)
-class EventAdmin(_ReadOnlyAdmin):
+class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "type", "account", "object_type", "object_id", "created_at"]
     list_filter = ["type", "object_type"]
     search_fields = ["id__exact", "=object_id", "account__email"]  # id__exact: compared as text, "abc" finds nothing
@@ -86,7 +67,7 @@ class EventAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(_ReadOnlyAdmin):
+class WebhookEndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Never shows the secrets (not even masked: their length would be noise)."""
 
     list_display = ["id", "account", "url", "status", "failing_since", "last_success_at", "created_at"]
@@ -98,7 +79,7 @@ class WebhookEndpointAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(_ReadOnlyAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "event_type", "event", "endpoint", "status", "attempt", "last_status_code",
                     "last_duration_ms", "last_error", "next_attempt_at", "last_attempt_at", "created_at"]
     list_filter = ["status", "event__type"]

@@ -29,6 +29,7 @@ from django.utils.html import format_html
 from kobatela.accounts.actor import Actor
 from kobatela.audit import services as audit
 from kobatela.audit.models import Alert, AuditLog
+from kobatela.core.admin_site import ReadOnlyAdminMixin
 from kobatela.core.errors import DomainError
 
 CSV_COLUMNS = ["id", "created_at", "actor", "action", "entity_type", "entity_id", "request_id", "data", "prev_hash",
@@ -89,7 +90,7 @@ class ActorFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "created_at", "actor", "action", "entity", "request_id"]
     list_filter = [ActorKindFilter, ActorFilter, "action", "entity_type"]
     search_fields = ["=actor", "^action", "=entity_type", "=entity_id", "=request_id"]
@@ -100,15 +101,6 @@ class AuditLogAdmin(admin.ModelAdmin):
     fields = ["id", "created_at", "actor", "action", "entity_type", "entity_id", "entity", "request_id", "data_pretty",
               "prev_hash", "row_hash"]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Entity")
     def entity(self, obj: AuditLog) -> str:
@@ -188,7 +180,7 @@ class AuditLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "created_at", "severity", "type", "status", "message", "acknowledged_by", "resolved_by"]
     list_select_related = ["acknowledged_by", "resolved_by"]
     list_filter = ["status", "severity", "type"]
@@ -198,15 +190,6 @@ class AlertAdmin(admin.ModelAdmin):
     readonly_fields = ["data_pretty"]
     fields = ["type", "severity", "status", "message", "data_pretty", "created_at", "acknowledged_by", "acknowledged_at",
               "resolved_by", "resolved_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_acknowledge_permission(self, request) -> bool:
         return request.user.has_perm("audit.acknowledge_alert")

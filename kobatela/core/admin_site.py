@@ -33,3 +33,17 @@ class BackOfficeSite(admin.AdminSite):
 
 class BackOfficeAdminConfig(AdminConfig):
     default_site = "kobatela.core.admin_site.BackOfficeSite"
+
+
+class ReadOnlyAdminMixin:
+    """For model admins and inlines that show and never edit: money, statuses and
+    audit rows change only through services (admin actions call them)."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
