@@ -22,9 +22,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ["reprocess"]
 
     def has_reprocess_permission(self, request) -> bool:
-        # Reprocessing moves money: it takes the model's "change" permission,
-        # which here edits nothing and only grants this action.
-        return request.user.has_perm("webhooks.change_inboundevent")
+        return request.user.has_perm("webhooks.reprocess_inboundevent")
 
     @admin.action(description="Reprocess selected events", permissions=["reprocess"])
     def reprocess(self, request, queryset):

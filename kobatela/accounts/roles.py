@@ -10,9 +10,9 @@ is the union of their groups' permissions:
   stored webhook, send a proof back to OCR or the AI advisor, retry a payout.
 
 Nothing here edits money, statuses or audit rows: the admin grants no
-add/change/delete on them (the one "change" below, on inbound webhook
-events, is what ``webhooks.admin`` checks for its reprocess action; its
-change form edits nothing).
+add/change/delete on them (the one "change" below, on outbound webhook
+deliveries, is what ``webhooks.admin`` checks for its redeliver action; the
+admin is read-only, so it edits nothing).
 
 The groups are created by the data migration ``accounts/0002_admin_roles``,
 which keeps its own copy of this table (a migration is a snapshot); a test
@@ -43,8 +43,11 @@ ROLES: dict[str, tuple[str, ...]] = {
     REVIEWER: _REVIEWER,
     OPERATIONS: _REVIEWER + (
         "webhooks.view_inboundevent",
-        "webhooks.change_inboundevent",  # what webhooks.admin's reprocess action checks
         "webhooks.reprocess_inboundevent",
+        "webhooks.view_event",
+        "webhooks.view_webhookendpoint",
+        "webhooks.view_webhookdelivery",
+        "webhooks.change_webhookdelivery",  # what webhooks.admin's redeliver action checks
         "proofs.reprocess_proof",
         "payments.retry_payment",
     ),

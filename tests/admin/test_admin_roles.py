@@ -42,7 +42,7 @@ def test_roles(roles):
     assert reviewer < operations
     # Nothing that adds, edits or deletes money, statuses or audit rows.
     editing = {p for p in operations if p.split(".")[1].startswith(("add_", "change_", "delete_"))}
-    assert editing == {"webhooks.change_inboundevent"}  # only what webhooks.admin's reprocess action checks
+    assert editing == {"webhooks.change_webhookdelivery"}  # only what webhooks.admin's redeliver action checks
     sync_roles()  # idempotent
     assert group_permissions(OPERATIONS) == operations
 

@@ -24,8 +24,11 @@ ROLES = {
     "Reviewer": _REVIEWER,
     "Operations": _REVIEWER + (
         "webhooks.view_inboundevent",
-        "webhooks.change_inboundevent",
         "webhooks.reprocess_inboundevent",
+        "webhooks.view_event",
+        "webhooks.view_webhookendpoint",
+        "webhooks.view_webhookdelivery",
+        "webhooks.change_webhookdelivery",
         "proofs.reprocess_proof",
         "payments.retry_payment",
     ),
