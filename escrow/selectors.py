@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Prefetch, QuerySet
 
 from escrow.models import EscrowAgreement, EscrowEvent, Milestone
 from kobatela.accounts.actor import Actor
@@ -17,10 +17,14 @@ def escrow_list_for(actor: Actor) -> QuerySet[EscrowAgreement]:
 
 
 def escrow_prefetch_milestones(escrow: EscrowAgreement) -> EscrowAgreement:
-    """(Re)load an escrow's milestones in one query, e.g. after a service changed them."""
-    if hasattr(escrow, "_prefetched_objects_cache"):
-        escrow._prefetched_objects_cache.pop("milestones", None)
-    prefetch_related_objects([escrow], _milestones_in_order())
+    """(Re)load an escrow's milestones in one query, e.g. after a service changed them.
+
+    Fills the related manager's cache directly: the deposit response runs this
+    on every call, and ``prefetch_related_objects`` costs more than the query.
+    """
+    milestones = Milestone.objects.filter(escrow_id=escrow.pk).order_by("idx")
+    len(milestones)  # evaluate once; escrow.milestones.all() returns this cached queryset
+    escrow._prefetched_objects_cache = {**getattr(escrow, "_prefetched_objects_cache", {}), "milestones": milestones}
     return escrow
 
 

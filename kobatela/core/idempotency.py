@@ -104,8 +104,9 @@ def _store(record: IdempotencyKey, response: Response) -> None:
     if response.status_code >= 500:
         record.delete()
         return
-    # Round-trip through DRF's encoder so Decimals and dates become JSON-safe strings.
-    body = json.loads(json.dumps(response.data, cls=JSONEncoder)) if response.data is not None else None
+    # The response data as DRF would render it (Decimals and dates as strings);
+    # the JSONField encodes it with DRF's encoder in one pass.
+    body = response.data
     IdempotencyKey.objects.filter(pk=record.pk).update(
         status=IdempotencyKey.Status.COMPLETED,
         response_status=response.status_code,
