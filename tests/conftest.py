@@ -47,6 +47,29 @@ def _books_balance_after_every_test(request):
     assert reconcile() == [], "the books no longer reconcile after this test"
 
 
+@pytest.fixture
+def ai_server(settings):
+    """The AI advisor on, the real openai client pointed at a local
+    OpenAI-compatible server answering a low-risk verdict; the breaker and
+    daily-cap state it leaves in Redis is cleared afterwards."""
+    import json
+
+    import redis
+
+    from tests.support.openai_server import LOW_RISK, OpenAIStubServer
+
+    with OpenAIStubServer() as server:
+        settings.AI_PROOF_ADVISOR_ENABLED = True
+        settings.OPENAI_API_KEY = "sk-test-local"
+        settings.OPENAI_BASE_URL = server.base_url
+        settings.AI_TIMEOUT_SECONDS = 2.0
+        server.set_reply(json.dumps(LOW_RISK))
+        yield server
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in [*client.scan_iter("kobatela:cb:*"), *client.scan_iter("kobatela:cap:*")]:
+        client.delete(key)
+
+
 @dataclass
 class KeyedClient:
     """An APIClient that sends one API key, with the key and its account at hand."""

@@ -22,7 +22,7 @@ from proofs.services import proof_submit
 from tests.factories import UserFactory, actor_for, fund, make_escrow
 from tests.proofs.invoice_samples import SAMPLES, render_pdf
 from tests.proofs.photo_samples import geotagged_jpeg
-from tests.support.openai_server import OpenAIStubServer
+from tests.support.openai_server import LOW_RISK
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,7 +31,6 @@ FR = next(s for s in SAMPLES if s.name == "fr_classic_eur")
 REQUIREMENTS = {"expected_amount": "2487.00", "currency": "EUR", "iban_last4": "0189", "supplier": "Batiments Kivu",
                 "date_from": "2026-03-01", "date_to": "2026-03-31"}
 COLUMNS = next(s for s in SAMPLES if s.name == "en_columns_eur")
-LOW_RISK = {"risk_level": "low", "score": 0.08, "flags": [], "explanation": "Consistent with the milestone."}
 FLAGGED = {"risk_level": "high", "score": 0.91, "flags": ["amount_mismatch"],
            "explanation": "The invoice total (2487.00 EUR) is above the milestone's expected 2000.00 EUR."}
 SITE = (Decimal("-4.325000"), Decimal("15.322200"))
@@ -89,21 +88,6 @@ def operator_client(operator) -> Client:
 def superuser_client(superuser) -> Client:
     return logged_in(superuser)
 
-
-@pytest.fixture
-def ai_server(settings):
-    with OpenAIStubServer() as server:
-        settings.AI_PROOF_ADVISOR_ENABLED = True
-        settings.OPENAI_API_KEY = "sk-test-local"
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.AI_TIMEOUT_SECONDS = 2.0
-        server.set_reply(json.dumps(LOW_RISK))
-        yield server
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter("kobatela:cb:*"):
-        client.delete(key)
 
 
 def requirements_for(sample) -> dict:

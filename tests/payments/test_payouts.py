@@ -20,7 +20,7 @@ from payments.psp import get_provider
 from payments.reconcile import reconcile
 from payments.tasks import execute_payout
 from tests.conftest import assert_error
-from tests.factories import UserFactory, actor_for, fund, make_escrow
+from tests.factories import UserFactory, fund, make_escrow
 
 
 @pytest.fixture(autouse=True)

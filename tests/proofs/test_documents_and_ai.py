@@ -19,7 +19,7 @@ from proofs.models import Proof
 from tests.conftest import assert_error
 from tests.factories import fund, make_escrow
 from tests.proofs.invoice_samples import SAMPLES, render_pdf, render_scan_png
-from tests.support.openai_server import OpenAIStubServer
+from tests.support.openai_server import LOW_RISK
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,6 @@ FR = next(s for s in SAMPLES if s.name == "fr_classic_eur")
 REQUIREMENTS = {"expected_amount": "2487.00", "currency": "EUR", "iban_last4": "0189", "supplier": "Batiments Kivu",
                 "date_from": "2026-03-01", "date_to": "2026-03-31"}
 IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,4})?\b")
-LOW_RISK = {"risk_level": "low", "score": 0.08, "flags": [], "explanation": "Consistent with the milestone."}
 FLAGGED = {"risk_level": "high", "score": 0.91, "flags": ["amount_mismatch"], "explanation": "Totals disagree."}
 
 
@@ -41,23 +40,6 @@ def upload_invoice(api, escrow, content=None, name="invoice.pdf"):
     return api.post("/api/v1/proofs", {"escrow_id": escrow.pk, "milestone_idx": 1, "type": "INVOICE",
                                        "file": SimpleUploadedFile(name, content)}, format="multipart")
 
-
-@pytest.fixture
-def ai_server(settings):
-    with OpenAIStubServer() as server:
-        settings.AI_PROOF_ADVISOR_ENABLED = True
-        settings.OPENAI_API_KEY = "sk-test-local"
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.AI_TIMEOUT_SECONDS = 1.0
-        settings.AI_BREAKER_FAILURES = 2
-        settings.AI_BREAKER_COOLDOWN_SECONDS = 60
-        server.set_reply(json.dumps(LOW_RISK))
-        yield server
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter("kobatela:cb:*"):
-        client.delete(key)
 
 
 def test_text_layer_invoice_is_read_and_checked(sender_api, django_capture_on_commit_callbacks):
@@ -131,7 +113,7 @@ def test_flagged_proof_needs_a_note_then_approval_pays(sender_api, support_api, 
     with django_capture_on_commit_callbacks(execute=True):
         proof_id = upload_invoice(sender_api, escrow).json()["id"]
     url = f"/api/v1/proofs/{proof_id}/decision"
-    assert sender_api.get(f"/api/v1/proofs?ai_risk_level=high").json()["results"][0]["id"] == proof_id
+    assert sender_api.get("/api/v1/proofs?ai_risk_level=high").json()["results"][0]["id"] == proof_id
     assert_error(sender_api.post(url, {"decision": "approve"}, format="json"), 403, "permission_denied")
     assert_error(support_api.post(url, {"decision": "approve"}, format="json"), 400, "note_required")
     assert_error(support_api.post(url, {"decision": "approve", "note": "   "}, format="json"), 400, "note_required")
@@ -158,7 +140,9 @@ def test_rejection_lets_a_new_proof_in(sender_api, support_api, django_capture_o
     assert upload_invoice(sender_api, escrow, other).status_code == 201
 
 
-def test_ai_timeout_and_errors_leave_the_proof_in_review(sender_api, ai_server, django_capture_on_commit_callbacks):
+def test_ai_timeout_and_errors_leave_the_proof_in_review(sender_api, ai_server, settings,
+                                                         django_capture_on_commit_callbacks):
+    settings.AI_TIMEOUT_SECONDS = 1.0
     ai_server.set_reply(json.dumps(LOW_RISK), delay=3)
     escrow = invoice_escrow(sender_api.user)
     with django_capture_on_commit_callbacks(execute=True):
@@ -168,7 +152,9 @@ def test_ai_timeout_and_errors_leave_the_proof_in_review(sender_api, ai_server, 
     assert ai_server.request_count == 1  # no retries stacked on the SDK
 
 
-def test_breaker_opens_then_half_opens(sender_api, ai_server, django_capture_on_commit_callbacks):
+def test_breaker_opens_then_half_opens(sender_api, ai_server, settings, django_capture_on_commit_callbacks):
+    settings.AI_BREAKER_FAILURES = 2
+    settings.AI_BREAKER_COOLDOWN_SECONDS = 60
     ai_server.set_reply(status=500)
     proofs = []
     for sample in SAMPLES[:3]:

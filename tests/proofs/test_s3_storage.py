@@ -1,6 +1,5 @@
 """The S3 path of django-storages against a real S3-compatible server on loopback (moto)."""
 
-import os
 import socket
 import subprocess
 import sys

@@ -20,27 +20,12 @@ from spend import services
 from spend.ledger_accounts import mandate_account
 from spend.models import AllowedPayee, Purchase, UsageMandate
 from tests.conftest import _keyed_client
+from tests.support.concurrency import run_concurrently
 from tests.factories import UserFactory, fund, make_escrow
 from tests.spend.builders import allow_payee, make_mandate, make_merchant, purchase_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-def _run_concurrently(n, plaintext, make_request):
-    """``n`` threads, one APIClient and one database connection each, released together."""
-    barrier = threading.Barrier(n)
-
-    def one(i):
-        try:
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
-            barrier.wait()
-            return make_request(client, i)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(one, range(n)))
 
 
 def _codes(responses):
@@ -51,7 +36,7 @@ def test_30_concurrent_purchases_of_a_tenth_consume_the_mandate_exactly():
     sender = _keyed_client(["sender"])
     merchant = make_merchant(certified=True)
     mandate = make_mandate(sender=sender.user, total="100.00")
-    responses = _run_concurrently(30, sender.plaintext, lambda c, i: c.post(
+    responses = run_concurrently(30, sender.plaintext, lambda c, i: c.post(
         "/api/v1/spend/purchases", purchase_body(mandate, merchant, "10.00"), format="json",
         HTTP_IDEMPOTENCY_KEY=f"buy-{i}"))
     codes = _codes(responses)
@@ -68,7 +53,7 @@ def test_20_concurrent_purchases_with_one_key_buy_once():
     sender = _keyed_client(["sender"])
     merchant = make_merchant(certified=True)
     mandate = make_mandate(sender=sender.user, total="100.00")
-    responses = _run_concurrently(20, sender.plaintext, lambda c, i: c.post(
+    responses = run_concurrently(20, sender.plaintext, lambda c, i: c.post(
         "/api/v1/spend/purchases", purchase_body(mandate, merchant, "10.00"), format="json",
         HTTP_IDEMPOTENCY_KEY="same-key"))
     assert {r.status_code for r in responses} <= {201, 409}
@@ -83,7 +68,7 @@ def test_concurrent_creates_leave_one_active_mandate_per_triple():
     beneficiary = UserFactory()
     body = {"beneficiary_id": beneficiary.pk, "total_amount": "50.00", "currency": "USD",
             "expires_at": (timezone.now() + timedelta(days=1)).isoformat()}
-    responses = _run_concurrently(15, sender.plaintext, lambda c, i: c.post("/api/v1/mandates", body, format="json"))
+    responses = run_concurrently(15, sender.plaintext, lambda c, i: c.post("/api/v1/mandates", body, format="json"))
     codes = _codes(responses)
     assert codes == Counter({201: 1, "mandate_already_active": 14}), codes
     assert UsageMandate.objects.filter(beneficiary=beneficiary, status="ACTIVE").count() == 1
@@ -100,7 +85,7 @@ def test_30_concurrent_spends_stop_at_the_payee_total_limit():
     sender = _keyed_client(["sender"])
     escrow = fund(make_escrow(client=sender.user, amounts=("1000.00",)))
     allow_payee(escrow, total_limit="100.00")
-    responses = _run_concurrently(30, sender.plaintext, _spend(escrow, "10.00"))
+    responses = run_concurrently(30, sender.plaintext, _spend(escrow, "10.00"))
     codes = _codes(responses)
     assert codes == Counter({200: 10, "total_limit_exceeded": 20}), codes
     payee = AllowedPayee.objects.get(escrow=escrow)
@@ -117,7 +102,7 @@ def test_30_concurrent_spends_stop_at_the_escrow_balance():
     sender = _keyed_client(["sender"])
     escrow = fund(make_escrow(client=sender.user, amounts=("100.00",)))
     allow_payee(escrow)
-    responses = _run_concurrently(30, sender.plaintext, _spend(escrow, "10.00"))
+    responses = run_concurrently(30, sender.plaintext, _spend(escrow, "10.00"))
     codes = _codes(responses)
     assert codes == Counter({200: 10, "insufficient_escrow_funds": 20}), codes
     assert sum(p.amount for p in Payment.objects.filter(escrow=escrow)) == Decimal("100.00")

@@ -206,3 +206,7 @@ class OpenAIStubServer:
             self.raw_requests.clear()
             self.request_headers.clear()
             self.paths.clear()
+
+
+# A well-formed low-risk verdict, the stub's default reply in the tests.
+LOW_RISK = {"risk_level": "low", "score": 0.08, "flags": [], "explanation": "Consistent with the milestone."}

@@ -21,7 +21,6 @@ from tests.conftest import assert_error
 from tests.factories import actor_for, fund, make_escrow
 from tests.proofs.invoice_samples import SAMPLES, render_pdf
 from tests.proofs.photo_samples import geotagged_jpeg
-from tests.support.openai_server import OpenAIStubServer
 from webhooks import events
 from webhooks.models import Event, WebhookDelivery
 
@@ -31,7 +30,6 @@ SITE = (Decimal("-4.325000"), Decimal("15.322200"))
 INVOICE = next(s for s in SAMPLES if s.name == "fr_classic_eur")
 REQUIREMENTS = {"expected_amount": "2487.00", "currency": "EUR", "iban_last4": "0189"}
 IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,4})?\b")
-LOW_RISK = {"risk_level": "low", "score": 0.08, "flags": [], "explanation": "Consistent with the milestone."}
 FLAGGED = {"risk_level": "high", "score": 0.91, "flags": ["amount_mismatch"], "explanation": "Totals disagree."}
 
 
@@ -53,22 +51,6 @@ def invoice_escrow(client):
 def upload_invoice(api, escrow):
     return upload(api, escrow, render_pdf(INVOICE), kind="INVOICE", name="invoice.pdf")
 
-
-@pytest.fixture
-def ai_server(settings):
-    """The real openai client against a local OpenAI-compatible server."""
-    with OpenAIStubServer() as server:
-        settings.AI_PROOF_ADVISOR_ENABLED = True
-        settings.OPENAI_API_KEY = "sk-test-local"
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.AI_TIMEOUT_SECONDS = 2.0
-        server.set_reply(json.dumps(LOW_RISK))
-        yield server
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in [*client.scan_iter("kobatela:cb:*"), *client.scan_iter("kobatela:cap:*")]:
-        client.delete(key)
 
 
 @pytest.fixture(autouse=True)
