@@ -46,8 +46,7 @@ def _transition(obj: EscrowAgreement | Milestone, to: str) -> None:
 
 
 def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[str, Any] | None = None) -> EscrowEvent:
-    label = actor.label if isinstance(actor, Actor) else actor
-    return EscrowEvent.objects.create(escrow=escrow, kind=kind, actor=label, data=data or {})
+    return EscrowEvent.objects.create(escrow=escrow, kind=kind, actor=Actor.label_of(actor), data=data or {})
 
 
 def lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:

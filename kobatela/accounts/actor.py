@@ -23,6 +23,11 @@ class Actor:
         """support/admin read across tenants; everyone else only their own account."""
         return self.label.startswith(("staff:", "system:")) or sees_all(self.api_key)
 
+    @staticmethod
+    def label_of(actor: "Actor | str") -> str:
+        """The audit label of an actor, or of a plain label such as "system:cli"."""
+        return actor.label if isinstance(actor, Actor) else str(actor)
+
     @classmethod
     def from_request(cls, request) -> "Actor":
         api_key = request.auth

@@ -47,10 +47,6 @@ def _entity_ref(entity: models.Model | tuple[str, Any]) -> tuple[str, str]:
     return entity_type, str(entity_id)
 
 
-def _actor_label(actor: Actor | str) -> str:
-    return actor.label if isinstance(actor, Actor) else str(actor)
-
-
 def record(actor: Actor | str, action: str, entity: models.Model | tuple[str, Any], data: dict | None = None) -> AuditLog:
     entity_type, entity_id = _entity_ref(entity)
     # Masked, then normalised to plain JSON so what is hashed is what is stored.
@@ -64,7 +60,7 @@ def record(actor: Actor | str, action: str, entity: models.Model | tuple[str, An
         head = AuditLog.objects.order_by("-id").values_list("row_hash", flat=True).first()
         fields = dict(
             created_at=timezone.now(),
-            actor=_actor_label(actor),
+            actor=Actor.label_of(actor),
             action=action,
             entity_type=entity_type,
             entity_id=entity_id,
