@@ -14,6 +14,7 @@ from kobatela.accounts.models import Scope
 from kobatela.audit import services as audit
 from kobatela.core.money import AmountField, CurrencyField
 from kobatela.core.pagination import CursorPagination
+from kobatela.core.serializers import represent
 from kobatela.core.viewsets import ScopedViewSet
 
 COORDINATE = {"max_digits": 9, "decimal_places": 6}
@@ -181,7 +182,7 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     def _respond(self, escrow: EscrowAgreement, code: int = status.HTTP_200_OK) -> Response:
         """The escrow a service returned, with its milestones as they are after commit (one query)."""
         selectors.escrow_prefetch_milestones(escrow)
-        return Response(EscrowReadSerializer(escrow).data, status=code)
+        return Response(represent(EscrowReadSerializer, escrow), status=code)
 
     @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer})
     def create(self, request):
@@ -192,7 +193,7 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     def retrieve(self, request, pk=None):
         escrow = self.get_object()
         audit.record(self.actor, "escrow.read", escrow, {})
-        return Response(EscrowReadSerializer(escrow).data)
+        return Response(represent(EscrowReadSerializer, escrow))
 
     @extend_schema(request=DepositSerializer, responses={200: EscrowReadSerializer})
     @action(detail=True, methods=["post"])
@@ -244,7 +245,7 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     def check_deadline(self, request, pk=None):
         outcome = services.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
         escrow = selectors.escrow_prefetch_milestones(selectors.escrow_list_for(self.actor).get(pk=pk))
-        return Response({**outcome.as_dict(), "escrow": EscrowReadSerializer(escrow).data})
+        return Response({**outcome.as_dict(), "escrow": represent(EscrowReadSerializer, escrow)})
 
     @extend_schema(responses={200: EscrowEventSerializer(many=True)})
     @action(detail=True, methods=["get"])

@@ -30,6 +30,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 from rest_framework.utils.encoders import JSONEncoder
 
+from kobatela.core.serializers import represent
 from webhooks.models import Event, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def serialize_resource(resource: Model, serializer_class: type | None = None) ->
     object_type, dotted = RESOURCES[label]
     serializer = serializer_class or _import(dotted)
     # Through DRF's encoder, as an API answer is rendered: decimals stay strings.
-    return object_type, json.loads(json.dumps(serializer(resource).data, cls=JSONEncoder))
+    return object_type, json.loads(json.dumps(represent(serializer, resource), cls=JSONEncoder))
 
 
 def event_payload(event: Event) -> dict[str, Any]:
