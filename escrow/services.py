@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent, EscrowStatus, Milestone, MilestoneStatus
@@ -121,49 +121,68 @@ def escrow_deposit(
 ) -> EscrowAgreement:
     """Add funds; never beyond the total. Reaching the total makes the escrow FUNDED.
 
-    The deposit row is unique per (account, idempotency key): a second call
-    with the same key finds it and changes nothing.
+    The deposit row is unique per (account, idempotency key), and per PSP
+    reference: a second call with the same key changes nothing and answers
+    the escrow as it is. The unique constraints decide, so the first call
+    pays no lookup; only a refusal or a conflict looks for an earlier deposit.
     """
     scoped_actor = actor if isinstance(actor, Actor) else None
-    with transaction.atomic(durable=True):
-        escrow = lock_escrow(escrow_id, scoped_actor)
-        account_id = account_id or escrow.client_id
-        earlier = EscrowDeposit.objects.filter(account_id=account_id, idempotency_key=idempotency_key)
-        if psp_ref:  # a PSP funding counts once, whichever escrow or account it names
-            earlier = earlier | EscrowDeposit.objects.filter(psp_ref=psp_ref)
-        earlier_escrow_id = earlier.values_list("escrow_id", flat=True).first()
-        if earlier_escrow_id is not None:
-            if earlier_escrow_id != escrow.pk:
-                raise Conflict("deposit_key_reused", "This idempotency key was used for another deposit.")
-            return escrow  # already counted
-        if escrow.status != EscrowStatus.DRAFT:
-            raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; it takes no deposits.",
-                           details={"status": escrow.status})
-        remaining = escrow.amount_total - escrow.amount_funded
-        if amount > remaining:
-            raise Conflict("deposit_exceeds_remaining", "The deposit is more than what remains to fund.",
-                           details={"remaining": str(remaining), "amount": str(amount)})
-        # The escrow lock serializes deposits to this escrow, and the key was checked above
-        # under it; the unique constraint still backs that check at the database.
-        deposit = EscrowDeposit.objects.create(
-            escrow=escrow, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
-            source=source, psp_ref=psp_ref,
-        )
-        ledger.transfer(movement=f"deposit:{deposit.pk}", kind=LedgerEntry.Kind.DEPOSIT, currency=escrow.currency,
-                        amount=amount, source=ledger.PSP_CLEARING, target=ledger.escrow_account(escrow.pk))
-        escrow.amount_funded += amount
-        fields = ["amount_funded", "updated_at"]
-        _event(escrow, "deposit", actor, {"amount": amount, "source": source})
-        if escrow.amount_funded == escrow.amount_total:
-            _transition(escrow, EscrowStatus.FUNDED)
-            fields.append("status")
-            _event(escrow, "funded", actor, {"amount_funded": escrow.amount_funded})
-        escrow.save(update_fields=fields)
-        if "status" in fields:
-            events.emit(account_id=escrow.client_id, type="escrow.funded", resource=escrow)
-        audit.record(actor, "escrow.deposit", escrow,
-                     {"deposit_id": deposit.pk, "amount": amount, "source": source, "status": escrow.status})
-    return escrow
+    try:
+        with transaction.atomic(durable=True):
+            escrow = lock_escrow(escrow_id, scoped_actor)
+            account_id = account_id or escrow.client_id
+            refusal = _deposit_refusal(escrow, amount)
+            if refusal is not None:
+                if _earlier_deposit_escrow(account_id, idempotency_key, psp_ref) == escrow.pk:
+                    return escrow  # a retry of a deposit already counted, not a new one
+                raise refusal
+            deposit = EscrowDeposit.objects.create(
+                escrow=escrow, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
+                source=source, psp_ref=psp_ref,
+            )
+            ledger.transfer(movement=f"deposit:{deposit.pk}", kind=LedgerEntry.Kind.DEPOSIT,
+                            currency=escrow.currency, amount=amount,
+                            source=ledger.PSP_CLEARING, target=ledger.escrow_account(escrow.pk))
+            escrow.amount_funded += amount
+            fields = ["amount_funded", "updated_at"]
+            _event(escrow, "deposit", actor, {"amount": amount, "source": source})
+            if escrow.amount_funded == escrow.amount_total:
+                _transition(escrow, EscrowStatus.FUNDED)
+                fields.append("status")
+                _event(escrow, "funded", actor, {"amount_funded": escrow.amount_funded})
+            escrow.save(update_fields=fields)
+            if "status" in fields:
+                events.emit(account_id=escrow.client_id, type="escrow.funded", resource=escrow)
+            audit.record(actor, "escrow.deposit", escrow,
+                         {"deposit_id": deposit.pk, "amount": amount, "source": source, "status": escrow.status})
+        return escrow
+    except IntegrityError:
+        # Rolled back: the key (or PSP reference) is already a deposit's.
+        earlier_escrow_id = _earlier_deposit_escrow(account_id, idempotency_key, psp_ref)
+        if earlier_escrow_id is None:
+            raise  # another constraint: a bug, not a retry
+        if earlier_escrow_id != escrow_id:
+            raise Conflict("deposit_key_reused", "This idempotency key was used for another deposit.") from None
+        return EscrowAgreement.objects.get(pk=escrow_id)
+
+
+def _deposit_refusal(escrow: EscrowAgreement, amount: Decimal) -> Conflict | None:
+    if escrow.status != EscrowStatus.DRAFT:
+        return Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; it takes no deposits.",
+                        details={"status": escrow.status})
+    remaining = escrow.amount_total - escrow.amount_funded
+    if amount > remaining:
+        return Conflict("deposit_exceeds_remaining", "The deposit is more than what remains to fund.",
+                        details={"remaining": str(remaining), "amount": str(amount)})
+    return None
+
+
+def _earlier_deposit_escrow(account_id: int, idempotency_key: str, psp_ref: str) -> int | None:
+    """The escrow of the deposit already made with this key (or PSP reference), if any."""
+    earlier = EscrowDeposit.objects.filter(account_id=account_id, idempotency_key=idempotency_key)
+    if psp_ref:  # a PSP funding counts once, whichever escrow or account it names
+        earlier = earlier | EscrowDeposit.objects.filter(psp_ref=psp_ref)
+    return earlier.values_list("escrow_id", flat=True).first()
 
 
 def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
