@@ -47,6 +47,19 @@ def _entity_ref(entity: models.Model | tuple[str, Any]) -> tuple[str, str]:
     return entity_type, str(entity_id)
 
 
+def _lock_chain_and_read_head() -> str:
+    """Take the chain's lock until the transaction ends (PostgreSQL), then read
+    the head: one cursor, two statements, in that order. The read must come
+    after the lock, in its own statement, to see the last holder's row."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK_ID])
+        table = connection.ops.quote_name(AuditLog._meta.db_table)
+        cursor.execute(f"SELECT row_hash FROM {table} ORDER BY id DESC LIMIT 1")
+        row = cursor.fetchone()
+    return row[0] if row else GENESIS_HASH
+
+
 def record(actor: Actor | str, action: str, entity: models.Model | tuple[str, Any], data: dict | None = None) -> AuditLog:
     entity_type, entity_id = _entity_ref(entity)
     # Masked, then normalised to plain JSON so what is hashed is what is stored.
@@ -54,10 +67,7 @@ def record(actor: Actor | str, action: str, entity: models.Model | tuple[str, An
     # Inside the caller's transaction when there is one (no savepoint needed:
     # a failure here fails the whole movement); its own transaction otherwise.
     with transaction.atomic(savepoint=False):
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK_ID])
-        head = AuditLog.objects.order_by("-id").values_list("row_hash", flat=True).first()
+        prev_hash = _lock_chain_and_read_head()
         fields = dict(
             created_at=timezone.now(),
             actor=Actor.label_of(actor),
@@ -67,7 +77,6 @@ def record(actor: Actor | str, action: str, entity: models.Model | tuple[str, An
             data=clean,
             request_id=get_request_id() or "",
         )
-        prev_hash = head or GENESIS_HASH
         return AuditLog.objects.create(prev_hash=prev_hash, row_hash=compute_row_hash(prev_hash=prev_hash, **fields), **fields)
 
 
