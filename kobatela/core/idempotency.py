@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import nullcontext
 from datetime import timedelta
 from decimal import Decimal
 from typing import Callable
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -76,16 +75,32 @@ def _canonical_body(request) -> bytes:
 
 
 def _claim(api_key_id: int, key: str, fingerprint: str) -> tuple[IdempotencyKey, bool]:
-    """Insert the IN_PROGRESS row, or return the existing one (created=False)."""
-    # Outside a transaction (requests run so: ATOMIC_REQUESTS is off) the INSERT
-    # commits on its own, no BEGIN/COMMIT round trips; inside one (tests), a
-    # savepoint keeps the enclosing transaction usable after a conflict.
-    guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
-    try:
-        with guard:
-            return IdempotencyKey.objects.create(api_key_id=api_key_id, key=key, fingerprint=fingerprint), True
-    except IntegrityError:
-        pass
+    """Insert the IN_PROGRESS row, or return the existing one (created=False).
+
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING id``: the unique constraint
+    decides the race without raising, so there is no savepoint inside a
+    transaction and no exception on a replay, and the winner pays one
+    statement. (The ORM's ``bulk_create(ignore_conflicts=True)`` cannot say
+    whether it inserted.) Outside a transaction, as requests run, the INSERT
+    commits on its own. PostgreSQL and SQLite (3.35+) both speak it.
+    """
+    claimed = IdempotencyKey(api_key_id=api_key_id, key=key, fingerprint=fingerprint,
+                             status=IdempotencyKey.Status.IN_PROGRESS, created_at=timezone.now())
+    columns = ["api_key_id", "key", "fingerprint", "status", "created_at"]
+    fields = [IdempotencyKey._meta.get_field(name) for name in columns]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(IdempotencyKey._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({quote('api_key_id')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}",
+            [f.get_db_prep_save(getattr(claimed, f.attname), connection) for f in fields],
+        )
+        inserted = cursor.fetchone()
+    if inserted is not None:
+        claimed.pk = inserted[0]
+        claimed._state.adding = False
+        return claimed, True
     existing = IdempotencyKey.objects.get(api_key_id=api_key_id, key=key)
     stale_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
     if existing.status == IdempotencyKey.Status.IN_PROGRESS and existing.created_at < stale_before:
