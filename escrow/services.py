@@ -19,6 +19,7 @@ from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent, EscrowSta
 from kobatela.accounts.actor import Actor
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
+from kobatela.core import db
 from kobatela.core.errors import Conflict, NotFound, ValidationFailed
 from kobatela.core.money import ZERO
 from payments import ledger
@@ -46,7 +47,8 @@ def _transition(obj: EscrowAgreement | Milestone, to: str) -> None:
 
 
 def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[str, Any] | None = None) -> EscrowEvent:
-    return EscrowEvent.objects.create(escrow=escrow, kind=kind, actor=Actor.label_of(actor), data=data or {})
+    [event] = db.insert([EscrowEvent(escrow=escrow, kind=kind, actor=Actor.label_of(actor), data=data or {})])
+    return event
 
 
 def lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
@@ -136,10 +138,10 @@ def escrow_deposit(
                 if _earlier_deposit_escrow(account_id, idempotency_key, psp_ref) == escrow.pk:
                     return escrow  # a retry of a deposit already counted, not a new one
                 raise refusal
-            deposit = EscrowDeposit.objects.create(
+            [deposit] = db.insert([EscrowDeposit(
                 escrow=escrow, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
                 source=source, psp_ref=psp_ref,
-            )
+            )])
             ledger.transfer(movement=f"deposit:{deposit.pk}", kind=LedgerEntry.Kind.DEPOSIT,
                             currency=escrow.currency, amount=amount,
                             source=ledger.PSP_CLEARING, target=ledger.escrow_account(escrow.pk))

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Sum
 
+from kobatela.core import db
 from payments.models import LedgerEntry
 
 PSP_CLEARING = "psp:clearing"
@@ -30,10 +31,10 @@ def post(*, movement: str, kind: str, currency: str, lines: list[tuple[str, Deci
         totals[currency] += amount
     if any(total != 0 for total in totals.values()) or len(lines) < 2:
         raise UnbalancedPosting(f"{movement}: lines sum to {dict(totals)}")
-    return LedgerEntry.objects.bulk_create(
+    return db.insert([
         LedgerEntry(movement=movement, kind=kind, account=account, amount=amount, currency=currency)
         for account, amount in lines
-    )
+    ])
 
 
 def transfer(*, movement: str, kind: str, currency: str, amount: Decimal, source: str, target: str) -> list[LedgerEntry]:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from kobatela.accounts.actor import Actor
 from kobatela.audit.models import Alert, AuditLog
+from kobatela.core import db
 from kobatela.core.errors import Conflict
 from kobatela.core.masking import mask_data
 from kobatela.core.request_context import get_request_id
@@ -77,7 +78,8 @@ def record(actor: Actor | str, action: str, entity: models.Model | tuple[str, An
             data=clean,
             request_id=get_request_id() or "",
         )
-        return AuditLog.objects.create(prev_hash=prev_hash, row_hash=compute_row_hash(prev_hash=prev_hash, **fields), **fields)
+        [row] = db.insert([AuditLog(prev_hash=prev_hash, row_hash=compute_row_hash(prev_hash=prev_hash, **fields), **fields)])
+        return row
 
 
 @dataclass(frozen=True)

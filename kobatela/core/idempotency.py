@@ -33,11 +33,11 @@ from decimal import Decimal
 from typing import Callable
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
+from kobatela.core import db
 from kobatela.core.errors import BadRequest, Conflict, Unprocessable
 from kobatela.core.models import IdempotencyKey
 
@@ -77,29 +77,14 @@ def _canonical_body(request) -> bytes:
 def _claim(api_key_id: int, key: str, fingerprint: str) -> tuple[IdempotencyKey, bool]:
     """Insert the IN_PROGRESS row, or return the existing one (created=False).
 
-    ``INSERT … ON CONFLICT DO NOTHING RETURNING id``: the unique constraint
-    decides the race without raising, so there is no savepoint inside a
-    transaction and no exception on a replay, and the winner pays one
-    statement. (The ORM's ``bulk_create(ignore_conflicts=True)`` cannot say
-    whether it inserted.) Outside a transaction, as requests run, the INSERT
-    commits on its own. PostgreSQL and SQLite (3.35+) both speak it.
+    ``INSERT … ON CONFLICT DO NOTHING``: the unique constraint decides the
+    race without raising, so a replay costs no exception and, inside a
+    transaction, no savepoint. Outside one, as requests run, the INSERT
+    commits on its own.
     """
     claimed = IdempotencyKey(api_key_id=api_key_id, key=key, fingerprint=fingerprint,
-                             status=IdempotencyKey.Status.IN_PROGRESS, created_at=timezone.now())
-    columns = ["api_key_id", "key", "fingerprint", "status", "created_at"]
-    fields = [IdempotencyKey._meta.get_field(name) for name in columns]
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(IdempotencyKey._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({quote('api_key_id')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}",
-            [f.get_db_prep_save(getattr(claimed, f.attname), connection) for f in fields],
-        )
-        inserted = cursor.fetchone()
-    if inserted is not None:
-        claimed.pk = inserted[0]
-        claimed._state.adding = False
+                             status=IdempotencyKey.Status.IN_PROGRESS)
+    if db.insert([claimed], ignore_conflict_on=("api_key", "key")):
         return claimed, True
     existing = IdempotencyKey.objects.get(api_key_id=api_key_id, key=key)
     stale_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)

@@ -1,0 +1,80 @@
+"""``kobatela.core.db.insert``: what it writes is what the ORM would have written."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.db.models.signals import post_save, pre_save
+
+from escrow.models import EscrowDeposit, EscrowEvent
+from kobatela.audit.models import AuditLog
+from kobatela.core import db
+from kobatela.core.models import IdempotencyKey
+from payments.models import LedgerEntry
+from tests.factories import make_escrow
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rows_come_back_with_their_pks_in_order_and_read_back_equal():
+    lines = db.insert([
+        LedgerEntry(movement="t:1", kind="deposit", account="a", amount=Decimal("-12.34"), currency="EUR"),
+        LedgerEntry(movement="t:1", kind="deposit", account="b", amount=Decimal("12.34"), currency="EUR"),
+    ])
+
+    assert [line.account for line in lines] == ["a", "b"]
+    assert lines[0].pk < lines[1].pk and not lines[0]._state.adding
+    stored = {row.pk: row for row in LedgerEntry.objects.filter(movement="t:1")}
+    assert stored[lines[0].pk].amount == Decimal("-12.34") and stored[lines[1].pk].account == "b"
+    assert stored[lines[0].pk].created_at == lines[0].created_at  # auto_now_add filled, as the ORM does
+
+
+def test_json_and_foreign_keys_are_prepared_as_the_orm_prepares_them():
+    escrow = make_escrow()
+    data = {"amount": "1.00", "nested": {"list": [1, "two", None]}, "unicode": "café"}
+
+    [event] = db.insert([EscrowEvent(escrow=escrow, kind="note", actor="system:test", data=data)])
+
+    assert EscrowEvent.objects.get(pk=event.pk).data == data
+    assert EscrowEvent.objects.get(pk=event.pk).escrow_id == escrow.pk
+
+
+def test_ignore_conflict_on_answers_empty_and_keeps_the_first_row(admin_api):
+    api_key_id = admin_api.api_key.pk
+    first = IdempotencyKey(api_key_id=api_key_id, key="k", fingerprint="a" * 64)
+    assert db.insert([first], ignore_conflict_on=("api_key", "key")) == [first]
+
+    second = IdempotencyKey(api_key_id=api_key_id, key="k", fingerprint="b" * 64)
+    assert db.insert([second], ignore_conflict_on=("api_key", "key")) == []
+
+    assert second.pk is None
+    assert list(IdempotencyKey.objects.filter(key="k").values_list("fingerprint", flat=True)) == ["a" * 64]
+
+
+@pytest.mark.no_reconcile  # a bare deposit row, without its ledger lines, on purpose
+def test_any_other_violation_raises_and_writes_nothing():
+    escrow = make_escrow()
+    row = dict(escrow=escrow, account_id=escrow.client_id, amount=Decimal("1.00"), idempotency_key="same")
+    db.insert([EscrowDeposit(**row)])
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        db.insert([EscrowDeposit(**row)])
+    with pytest.raises(IntegrityError), transaction.atomic():  # the positive-amount check
+        db.insert([EscrowDeposit(**{**row, "idempotency_key": "other", "amount": Decimal("-1.00")})])
+
+    assert EscrowDeposit.objects.filter(escrow=escrow).count() == 1
+
+
+def test_misuse_is_refused():
+    assert db.insert([]) == []
+    with pytest.raises(TypeError):
+        db.insert([LedgerEntry(movement="m", kind="deposit", account="a", amount=Decimal("1"), currency="USD"),
+                   EscrowEvent(kind="x")])
+    with pytest.raises(ValueError):
+        db.insert([IdempotencyKey(key="a"), IdempotencyKey(key="b")], ignore_conflict_on=("api_key", "key"))
+
+
+@pytest.mark.parametrize("model", [LedgerEntry, AuditLog, EscrowEvent, EscrowDeposit, IdempotencyKey])
+def test_no_save_signal_listens_to_the_rows_insert_writes(model):
+    """insert() sends no signals, like bulk_create: a receiver added later would silently miss rows."""
+    assert not pre_save.has_listeners(model) and not post_save.has_listeners(model)
