@@ -19,7 +19,7 @@
 BEGIN;
 SELECT id, client_id, provider_id, amount_total, amount_funded, amount_released, amount_refunded, currency, status, deadline_at, release_conditions, delivered_at, deadline_handled_at, created_at, updated_at FROM escrow_escrowagreement WHERE (client_id = :client AND id = :eid) LIMIT 21 FOR UPDATE \gset e_
 INSERT INTO escrow_escrowdeposit (escrow_id, account_id, amount, idempotency_key, source, psp_ref, created_at) VALUES (:eid, :client, 1.00, 'pgb-' || :client_id::text || '-' || :r::text, 'api', '', now()) RETURNING id AS dep_id \gset
-INSERT INTO payments_ledgerentry (movement, kind, account, amount, currency, created_at) SELECT * FROM UNNEST(ARRAY['deposit:' || :dep_id::text, 'deposit:' || :dep_id::text]::varchar[], ('{deposit,deposit}')::varchar[], ARRAY['psp:' || 'clearing', 'escrow:' || :eid::text]::varchar[], ('{-1.00,1.00}'::numeric[])::numeric[], ('{USD,USD}')::varchar[], ARRAY[now(), now()]::timestamptz[]) RETURNING id;
+INSERT INTO payments_ledgerentry (movement, kind, account, amount, currency, created_at) VALUES ('deposit:' || :dep_id::text, 'deposit', 'psp:' || 'clearing', -1.00, 'USD', now()), ('deposit:' || :dep_id::text, 'deposit', 'escrow:' || :eid::text, 1.00, 'USD', now()) RETURNING id;
 INSERT INTO escrow_escrowevent (escrow_id, kind, data, actor, created_at) VALUES (:eid, 'deposit', '{"amount": "1.00", "source": "api"}'::jsonb, 'apikey:' || '1', now()) RETURNING id;
 UPDATE escrow_escrowagreement SET amount_funded = :e_amount_funded::numeric + 1.00, updated_at = now() WHERE id = :eid;
 SELECT pg_advisory_xact_lock(118126136066049);
