@@ -54,11 +54,11 @@ def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[st
 def lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
     """Lock the escrow row — always the first lock of a money movement touching
     an escrow. Given an actor, a sender may only lock its own (else 404)."""
-    qs = EscrowAgreement.objects.select_for_update()
+    lookup = {"pk": escrow_id}
     if actor is not None and not actor.sees_all:
-        qs = qs.filter(client_id=actor.user_id)
+        lookup["client_id"] = actor.user_id
     try:
-        return qs.get(pk=escrow_id)
+        return EscrowAgreement.objects.select_for_update().get(**lookup)
     except EscrowAgreement.DoesNotExist:
         raise NotFound("escrow_not_found", "No such escrow.") from None
 
@@ -152,7 +152,7 @@ def escrow_deposit(
                 _transition(escrow, EscrowStatus.FUNDED)
                 fields.append("status")
                 _event(escrow, "funded", actor, {"amount_funded": escrow.amount_funded})
-            escrow.save(update_fields=fields)
+            db.update(escrow, fields)
             if "status" in fields:
                 events.emit(account_id=escrow.client_id, type="escrow.funded", resource=escrow)
             audit.record(actor, "escrow.deposit", escrow,

@@ -106,13 +106,11 @@ def _store(record: IdempotencyKey, response: Response) -> None:
         return
     # The response data as DRF would render it (Decimals and dates as strings);
     # the JSONField encodes it with DRF's encoder in one pass.
-    body = response.data
-    IdempotencyKey.objects.filter(pk=record.pk).update(
-        status=IdempotencyKey.Status.COMPLETED,
-        response_status=response.status_code,
-        response_body=body,
-        completed_at=timezone.now(),
-    )
+    record.status = IdempotencyKey.Status.COMPLETED
+    record.response_status = response.status_code
+    record.response_body = response.data
+    record.completed_at = timezone.now()
+    db.update(record, ["status", "response_status", "response_body", "completed_at"])
 
 
 def run_idempotent(view, request, handler: Callable[..., Response], *args, required: bool, **kwargs) -> Response:

@@ -1,10 +1,11 @@
-"""``kobatela.core.db.insert``: what it writes is what the ORM would have written."""
+"""``kobatela.core.db``: what insert and update write is what the ORM would have written."""
 
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models.signals import post_save, pre_save
+from django.utils import timezone
 
 from escrow.models import EscrowDeposit, EscrowEvent
 from kobatela.audit.models import AuditLog
@@ -78,3 +79,33 @@ def test_misuse_is_refused():
 def test_no_save_signal_listens_to_the_rows_insert_writes(model):
     """insert() sends no signals, like bulk_create: a receiver added later would silently miss rows."""
     assert not pre_save.has_listeners(model) and not post_save.has_listeners(model)
+
+
+@pytest.mark.no_reconcile  # amount_funded moved without a deposit, on purpose
+def test_update_writes_only_the_named_fields_and_fills_auto_now():
+    escrow = make_escrow(amounts=("100.00",))
+    before = escrow.updated_at
+    escrow.amount_funded = Decimal("12.50")
+    escrow.currency = "XXX"  # changed in memory, not named: must not be written
+
+    db.update(escrow, ["amount_funded", "updated_at"])
+
+    stored = type(escrow).objects.get(pk=escrow.pk)
+    assert stored.amount_funded == Decimal("12.50") and stored.currency == "USD"
+    assert stored.updated_at == escrow.updated_at > before
+
+
+def test_update_prepares_json_with_the_fields_encoder_and_refuses_a_missing_row(admin_api):
+    body = {"amount": "1.50", "at": timezone.now(), "nested": [None, True, "café"]}
+    [record, through_orm] = db.insert([IdempotencyKey(api_key_id=admin_api.api_key.pk, key=k, fingerprint="f" * 64)
+                                       for k in ("u", "v")])
+    record.response_body = body
+    db.update(record, ["response_body"])
+    IdempotencyKey.objects.filter(pk=through_orm.pk).update(response_body=body)
+
+    stored = dict(IdempotencyKey.objects.values_list("key", "response_body"))
+    assert stored["u"] == stored["v"] and stored["u"]["at"] == body["at"].isoformat().replace("+00:00", "Z")
+
+    record.pk = record.pk + 1000
+    with pytest.raises(DatabaseError):
+        db.update(record, ["response_body"])
