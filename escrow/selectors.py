@@ -4,6 +4,7 @@ from django.db.models import Prefetch, QuerySet
 
 from escrow.models import EscrowAgreement, EscrowEvent, Milestone
 from kobatela.accounts.actor import Actor
+from kobatela.core import db
 
 
 def _milestones_in_order() -> Prefetch:
@@ -19,11 +20,14 @@ def escrow_list_for(actor: Actor) -> QuerySet[EscrowAgreement]:
 def escrow_prefetch_milestones(escrow: EscrowAgreement) -> EscrowAgreement:
     """(Re)load an escrow's milestones in one query, e.g. after a service changed them.
 
-    Fills the related manager's cache directly: the deposit response runs this
-    on every call, and ``prefetch_related_objects`` costs more than the query.
+    Fills the related manager's cache directly, through ``core.db.select``:
+    the deposit response runs this on every call, and ``prefetch_related_objects``
+    or a compiled queryset cost more than the query.
     """
     milestones = Milestone.objects.filter(escrow_id=escrow.pk).order_by("idx")
-    len(milestones)  # evaluate once; escrow.milestones.all() returns this cached queryset
+    # An evaluated queryset, as prefetch_related leaves it: escrow.milestones.all() returns it.
+    milestones._result_cache = db.select(Milestone, where={"escrow_id": escrow.pk}, order_by=["idx"])
+    milestones._prefetch_done = True
     escrow._prefetched_objects_cache = {**getattr(escrow, "_prefetched_objects_cache", {}), "milestones": milestones}
     return escrow
 

@@ -54,13 +54,13 @@ def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[st
 def lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
     """Lock the escrow row — always the first lock of a money movement touching
     an escrow. Given an actor, a sender may only lock its own (else 404)."""
-    lookup = {"pk": escrow_id}
+    where = {"pk": escrow_id}
     if actor is not None and not actor.sees_all:
-        lookup["client_id"] = actor.user_id
-    try:
-        return EscrowAgreement.objects.select_for_update().get(**lookup)
-    except EscrowAgreement.DoesNotExist:
-        raise NotFound("escrow_not_found", "No such escrow.") from None
+        where["client_id"] = actor.user_id
+    locked = db.select(EscrowAgreement, where=where, for_update=True)
+    if not locked:
+        raise NotFound("escrow_not_found", "No such escrow.")
+    return locked[0]
 
 
 def lock_milestones(escrow: EscrowAgreement) -> list[Milestone]:

@@ -109,3 +109,41 @@ def test_update_prepares_json_with_the_fields_encoder_and_refuses_a_missing_row(
     record.pk = record.pk + 1000
     with pytest.raises(DatabaseError):
         db.update(record, ["response_body"])
+
+
+def _as_dicts(objs):
+    return [{f.attname: getattr(o, f.attname) for f in type(o)._meta.concrete_fields} for o in objs]
+
+
+def test_select_reads_what_the_orm_reads_json_decimals_and_dates_included():
+    from escrow.models import EscrowAgreement, Milestone
+
+    escrow = make_escrow(amounts=("10.00", "20.55", "30.00"),
+                         geofence={"lat": Decimal("-4.321000"), "lng": Decimal("15.312000"), "radius_m": 75},
+                         proof_requirements={"expected_amount": "20.55", "currency": "USD", "nested": {"a": [1]}})
+    make_escrow(client=escrow.client)  # another escrow of the same client: must not be read
+
+    milestones = db.select(Milestone, where={"escrow_id": escrow.pk}, order_by=["-idx"])
+    [by_client] = db.select(EscrowAgreement, where={"pk": escrow.pk, "client_id": escrow.client_id})
+
+    assert _as_dicts(milestones) == _as_dicts(Milestone.objects.filter(escrow_id=escrow.pk).order_by("-idx"))
+    assert [m.idx for m in milestones] == [3, 2, 1] and not milestones[0]._state.adding
+    assert milestones[0].proof_requirements["nested"] == {"a": [1]}
+    assert _as_dicts([by_client]) == _as_dicts([EscrowAgreement.objects.get(pk=escrow.pk)])
+    assert db.select(EscrowAgreement, where={"pk": escrow.pk, "client_id": escrow.provider_id}) == []
+
+
+def test_select_for_update_locks():
+    """FOR UPDATE takes a RowShareLock on the table; that the row lock serializes
+    deposits is proved by the concurrent deposit tests (tests/escrow)."""
+    from django.db import connection
+
+    from escrow.models import EscrowAgreement
+
+    escrow = make_escrow()
+    with transaction.atomic():
+        [locked] = db.select(EscrowAgreement, where={"pk": escrow.pk}, for_update=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT locktype FROM pg_locks WHERE pid = pg_backend_pid() AND mode = 'RowShareLock'")
+            assert cursor.fetchall(), "FOR UPDATE took no row-share lock"
+    assert locked.pk == escrow.pk
