@@ -127,7 +127,11 @@ def _select_sql(model: type[models.Model], where: tuple[str, ...], order_by: tup
 def select(model: type[M], *, where: dict[str, object], order_by: Sequence[str] = (),
            for_update: bool = False) -> list[M]:
     """``list(model.objects.filter(**where).order_by(*order_by))``, with
-    ``select_for_update()`` if asked. Equalities only; field names or ``pk``."""
+    ``select_for_update()`` if asked. Equalities on field names or ``pk``
+    only, never None (SQL's ``= NULL`` matches nothing); no default manager,
+    no ``Meta.ordering``: the order is ``order_by`` or none."""
+    if any(value is None for value in where.values()):
+        raise ValueError("select() compares with '='; None would match nothing")
     sql, attnames, where_fields, converters = _select_sql(model, tuple(where), tuple(order_by), for_update)
     params = [f.get_db_prep_value(f.get_prep_value(value), connection, prepared=True)
               for f, value in zip(where_fields, where.values(), strict=True)]

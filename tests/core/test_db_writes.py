@@ -73,6 +73,8 @@ def test_misuse_is_refused():
                    EscrowEvent(kind="x")])
     with pytest.raises(ValueError):
         db.insert([IdempotencyKey(key="a"), IdempotencyKey(key="b")], ignore_conflict_on=("api_key", "key"))
+    with pytest.raises(ValueError):
+        db.select(EscrowDeposit, where={"psp_ref": None})
 
 
 @pytest.mark.parametrize("model", [LedgerEntry, AuditLog, EscrowEvent, EscrowDeposit, IdempotencyKey])
