@@ -24,16 +24,22 @@ from __future__ import annotations
 from functools import cache
 from typing import Sequence, TypeVar
 
-from django.db import DatabaseError, connection, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models
 
 M = TypeVar("M", bound=models.Model)
+
+
+def _connection():
+    # The connection itself rather than django.db.connection, a proxy that
+    # looks it up again on every attribute: the fields below touch it often.
+    return connections[DEFAULT_DB_ALIAS]
 
 
 @cache
 def _insert_sql(model: type[models.Model], rows: int, conflict_target: tuple[str, ...] | None) -> tuple[str, tuple]:
     if not isinstance(model._meta.pk, models.AutoField):
         raise TypeError(f"insert() needs a database-assigned primary key; {model.__name__} has none")
-    quote = connection.ops.quote_name
+    quote = _connection().ops.quote_name
     fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
     row = f"({', '.join(['%s'] * len(fields))})"
     sql = (
@@ -61,6 +67,7 @@ def insert(objs: Sequence[M], *, ignore_conflict_on: tuple[str, ...] | None = No
         raise TypeError("insert() takes instances of a single model")
     if ignore_conflict_on and len(objs) != 1:
         raise ValueError("ignore_conflict_on is for a single row: which rows won would be ambiguous")
+    connection = _connection()
     sql, fields = _insert_sql(model, len(objs), ignore_conflict_on)
     params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in objs for f in fields]
     with connection.cursor() as cursor:
@@ -77,7 +84,7 @@ def insert(objs: Sequence[M], *, ignore_conflict_on: tuple[str, ...] | None = No
 
 @cache
 def _update_sql(model: type[models.Model], field_names: tuple[str, ...]) -> tuple[str, tuple]:
-    quote = connection.ops.quote_name
+    quote = _connection().ops.quote_name
     fields = tuple(model._meta.get_field(name) for name in field_names)
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s", fields
@@ -88,6 +95,7 @@ def update(obj: models.Model, field_names: Sequence[str]) -> None:
 
     Raises ``DatabaseError`` when no row has ``obj``'s pk, as ``save`` does.
     """
+    connection = _connection()
     sql, fields = _update_sql(type(obj), tuple(field_names))
     params = [f.get_db_prep_save(f.pre_save(obj, add=False), connection) for f in fields]
     with connection.cursor() as cursor:
@@ -99,6 +107,7 @@ def update(obj: models.Model, field_names: Sequence[str]) -> None:
 @cache
 def _select_sql(model: type[models.Model], where: tuple[str, ...], order_by: tuple[str, ...],
                 for_update: bool) -> tuple[str, tuple, tuple, tuple]:
+    connection = _connection()
     quote = connection.ops.quote_name
     meta = model._meta
     columns = tuple(meta.concrete_fields)
@@ -132,6 +141,7 @@ def select(model: type[M], *, where: dict[str, object], order_by: Sequence[str] 
     no ``Meta.ordering``: the order is ``order_by`` or none."""
     if any(value is None for value in where.values()):
         raise ValueError("select() compares with '='; None would match nothing")
+    connection = _connection()
     sql, attnames, where_fields, converters = _select_sql(model, tuple(where), tuple(order_by), for_update)
     params = [f.get_db_prep_value(f.get_prep_value(value), connection, prepared=True)
               for f, value in zip(where_fields, where.values(), strict=True)]
