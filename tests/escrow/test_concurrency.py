@@ -41,3 +41,27 @@ def test_20_concurrent_deposits_with_one_key_deposit_once():
     escrow.refresh_from_db()
     assert escrow.amount_funded == Decimal("10.00")
     assert reconcile() == []
+
+
+def test_12_concurrent_service_calls_with_one_key_count_once_and_all_answer():
+    """Below the HTTP idempotency layer (a PSP webhook retried in parallel): the
+    deposit key's unique constraint decides; the losers roll back and answer
+    the escrow, never an error."""
+    from escrow.services import escrow_deposit
+    from tests.factories import actor_for
+
+    sender = _keyed_client(["sender"])
+    escrow = make_escrow(client=sender.user, amounts=("1000.00",))
+
+    def deposit(_client, _i):
+        try:
+            return escrow_deposit(actor=actor_for(sender.user), escrow_id=escrow.pk, amount=Decimal("10.00"),
+                                  idempotency_key="svc-key", account_id=sender.user.pk).amount_funded
+        except Exception as exc:  # returned, so the assertion shows it
+            return exc
+
+    results = run_concurrently(12, sender.plaintext, deposit)
+
+    assert results == [Decimal("10.00")] * 12
+    assert EscrowDeposit.objects.filter(escrow=escrow).count() == 1
+    assert balance(escrow_account(escrow.pk)) == Decimal("10.00")
