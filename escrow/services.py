@@ -135,9 +135,10 @@ def escrow_deposit(
             account_id = account_id or escrow.client_id
             refusal = _deposit_refusal(escrow, amount)
             if refusal is not None:
-                if _earlier_deposit_escrow(account_id, idempotency_key, psp_ref) == escrow.pk:
+                earlier_escrow_id = _earlier_deposit_escrow(account_id, idempotency_key, psp_ref)
+                if earlier_escrow_id == escrow.pk:
                     return escrow  # a retry of a deposit already counted, not a new one
-                raise refusal
+                raise refusal if earlier_escrow_id is None else _key_reused()
             [deposit] = db.insert([EscrowDeposit(
                 escrow=escrow, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
                 source=source, psp_ref=psp_ref,
@@ -164,8 +165,12 @@ def escrow_deposit(
         if earlier_escrow_id is None:
             raise  # another constraint: a bug, not a retry
         if earlier_escrow_id != escrow_id:
-            raise Conflict("deposit_key_reused", "This idempotency key was used for another deposit.") from None
+            raise _key_reused() from None
         return EscrowAgreement.objects.get(pk=escrow_id)
+
+
+def _key_reused() -> Conflict:
+    return Conflict("deposit_key_reused", "This idempotency key was used for another deposit.")
 
 
 def _deposit_refusal(escrow: EscrowAgreement, amount: Decimal) -> Conflict | None:

@@ -68,3 +68,15 @@ def test_the_same_key_from_another_account_is_another_deposit():
     other = make_escrow(amounts=("100.00",))
     _deposit(first, "10.00", "k")
     assert _deposit(other, "10.00", "k").amount_funded == Decimal("10.00")
+
+
+def test_a_key_reused_on_another_escrow_that_refuses_deposits_is_still_key_reused():
+    first = make_escrow(amounts=("100.00",))
+    funded = make_escrow(client=first.client, amounts=("10.00",))
+    _deposit(funded, "10.00", "funds-it")
+    _deposit(first, "10.00", "shared")
+
+    with pytest.raises(Conflict) as refused:
+        _deposit(funded, "10.00", "shared")
+
+    assert refused.value.code == "deposit_key_reused"
