@@ -244,7 +244,7 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     @action(detail=True, methods=["post"], url_path="check-deadline")
     def check_deadline(self, request, pk=None):
         outcome = services.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
-        escrow = selectors.escrow_prefetch_milestones(selectors.escrow_list_for(self.actor).get(pk=pk))
+        escrow = selectors.escrow_list_for(self.actor).get(pk=pk)  # milestones prefetched, after the service committed
         return Response({**outcome.as_dict(), "escrow": represent(EscrowReadSerializer, escrow)})
 
     @extend_schema(responses={200: EscrowEventSerializer(many=True)})
