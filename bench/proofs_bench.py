@@ -38,7 +38,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from PIL import Image  # noqa: E402
 
 RUNS_PHOTO = int(os.environ.get("BENCH_PHOTO_RUNS", "10"))
 RUNS_PDF = int(os.environ.get("BENCH_PDF_RUNS", "20"))

@@ -27,7 +27,7 @@ django.setup()
 from django.utils import timezone  # noqa: E402
 
 from escrow import services  # noqa: E402
-from kobatela.accounts.actor import Actor  # noqa: E402
+from kobatela.core.actor import Actor  # noqa: E402
 from kobatela.accounts.models import User  # noqa: E402
 from kobatela.accounts.services import user_create  # noqa: E402
 

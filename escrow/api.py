@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 
 from escrow import selectors, services
 from escrow.models import EscrowAgreement, EscrowEvent, EscrowStatus, Milestone, ProofType
-from kobatela.accounts.models import Scope
+from kobatela.core.scopes import Scope
 from kobatela.audit import services as audit
 from kobatela.core.money import AmountField, CurrencyField
 from kobatela.core.pagination import CursorPagination
@@ -68,11 +67,6 @@ class EscrowCreateSerializer(serializers.Serializer):
     deadline_at = serializers.DateTimeField()
     release_conditions = serializers.DictField(required=False)
     milestones = MilestoneInputSerializer(many=True, min_length=1, max_length=50)
-
-    def validate_deadline_at(self, value):
-        if value <= timezone.now():
-            raise serializers.ValidationError("Must be in the future.")
-        return value
 
 
 class DepositSerializer(serializers.Serializer):
@@ -173,7 +167,6 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     }
     idempotency_required_actions = frozenset({"deposit"})
     serializer_class = EscrowReadSerializer
-    filter_backends = []
     list_filter_serializer = EscrowFilterSerializer
 
     def scoped_queryset(self, actor):

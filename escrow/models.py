@@ -42,6 +42,7 @@ class EscrowAgreement(models.Model):
     """
 
     Status = EscrowStatus
+    STATE_NOUN = "escrow"  # its name in the API and in error codes (escrow_is_funded)
     ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
         EscrowStatus.DRAFT: frozenset({EscrowStatus.FUNDED, EscrowStatus.CANCELLED}),
         EscrowStatus.FUNDED: frozenset({EscrowStatus.RELEASABLE, EscrowStatus.RELEASED, EscrowStatus.REFUNDED}),

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from escrow.models import EscrowAgreement, EscrowEvent, Milestone
-from kobatela.accounts.actor import Actor
-from kobatela.core import db
+from kobatela.core.actor import Actor
+from kobatela.core.errors import NotFound
 
 
 def _milestones_in_order() -> Prefetch:
@@ -18,18 +18,34 @@ def escrow_list_for(actor: Actor) -> QuerySet[EscrowAgreement]:
 
 
 def escrow_prefetch_milestones(escrow: EscrowAgreement) -> EscrowAgreement:
-    """(Re)load an escrow's milestones in one query, e.g. after a service changed them.
-
-    Fills the related manager's cache directly, through ``core.db.select``:
-    the deposit response runs this on every call, and ``prefetch_related_objects``
-    or a compiled queryset cost more than the query.
-    """
-    milestones = Milestone.objects.filter(escrow_id=escrow.pk).order_by("idx")
-    # An evaluated queryset, as prefetch_related leaves it: escrow.milestones.all() returns it.
-    milestones._result_cache = db.select(Milestone, where={"escrow_id": escrow.pk}, order_by=["idx"])
-    milestones._prefetch_done = True
-    escrow._prefetched_objects_cache = {**getattr(escrow, "_prefetched_objects_cache", {}), "milestones": milestones}
+    """(Re)load an escrow's milestones in one query, e.g. after a service changed them."""
+    if hasattr(escrow, "_prefetched_objects_cache"):
+        escrow._prefetched_objects_cache.pop("milestones", None)  # Django's documented way to drop a prefetch
+    prefetch_related_objects([escrow], _milestones_in_order())
     return escrow
+
+
+def escrow_lock(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
+    """Lock the escrow row (``SELECT … FOR UPDATE``) until the transaction ends —
+    always the first lock of a money movement touching an escrow (then its
+    milestones, then payments). Given an actor, a sender may only lock its own
+    (else 404)."""
+    qs = EscrowAgreement.objects.select_for_update()
+    if actor is not None and not actor.sees_all:
+        qs = qs.filter(client_id=actor.user_id)
+    try:
+        return qs.get(pk=escrow_id)
+    except EscrowAgreement.DoesNotExist:
+        raise NotFound("escrow_not_found", "No such escrow.") from None
+
+
+def escrow_milestones_lock(escrow: EscrowAgreement) -> list[Milestone]:
+    """Lock a (locked) escrow's milestones, in order."""
+    return list(Milestone.objects.select_for_update().filter(escrow=escrow).order_by("idx"))
+
+
+def milestone_lock(milestone_id: int) -> Milestone:
+    return Milestone.objects.select_for_update().get(pk=milestone_id)
 
 
 def escrow_events_for(escrow: EscrowAgreement) -> QuerySet[EscrowEvent]:

@@ -15,56 +15,35 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent, EscrowStatus, Milestone, MilestoneStatus
-from kobatela.accounts.actor import Actor
+from escrow import repository
+from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus
+from escrow.selectors import escrow_lock, escrow_milestones_lock, milestone_lock
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
-from kobatela.core import db
+from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, NotFound, ValidationFailed
 from kobatela.core.money import ZERO
+from kobatela.core.state import transition
+from kobatela.events import services as events
 from payments import ledger
 from payments import services as payment_services
 from payments.models import LedgerEntry, Payment
 from payments.psp import get_provider
-from payments.selectors import escrow_available_balance
 from payments.psp.base import FundingSession, FundingSessionRequest
-from webhooks import events
+from payments.selectors import escrow_available_balance, payment_escrow_id
 
 
 # --- helpers -------------------------------------------------------------------
 
 
-def _transition(obj: EscrowAgreement | Milestone, to: str) -> None:
-    """Move ``obj`` to ``to`` or refuse with 409 and a code naming the current state."""
-    if to not in obj.ALLOWED_TRANSITIONS[obj.status]:
-        noun = "escrow" if isinstance(obj, EscrowAgreement) else "milestone"
-        raise Conflict(
-            f"{noun}_is_{obj.status.lower()}",
-            f"The {noun} is {obj.status}; it cannot become {to}.",
-            details={"status": obj.status, "wanted": to},
-        )
-    obj.status = to
+def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[str, Any] | None = None) -> None:
+    repository.escrow_event_insert(escrow=escrow, kind=kind, actor_label=Actor.label_of(actor), data=data)
 
 
-def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[str, Any] | None = None) -> EscrowEvent:
-    [event] = db.insert([EscrowEvent(escrow=escrow, kind=kind, actor=Actor.label_of(actor), data=data or {})])
-    return event
-
-
-def lock_escrow(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
-    """Lock the escrow row — always the first lock of a money movement touching
-    an escrow. Given an actor, a sender may only lock its own (else 404)."""
-    where = {"pk": escrow_id}
-    if actor is not None and not actor.sees_all:
-        where["client_id"] = actor.user_id
-    locked = db.select(EscrowAgreement, where=where, for_update=True)
-    if not locked:
-        raise NotFound("escrow_not_found", "No such escrow.")
-    return locked[0]
-
-
-def lock_milestones(escrow: EscrowAgreement) -> list[Milestone]:
-    return list(Milestone.objects.select_for_update().filter(escrow=escrow).order_by("idx"))
+def _refuse_unless_status(escrow: EscrowAgreement, allowed: tuple[str, ...], why: str) -> None:
+    if escrow.status not in allowed:
+        raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; {why}.",
+                       details={"status": escrow.status})
 
 
 # --- creation ------------------------------------------------------------------
@@ -80,6 +59,8 @@ def escrow_create(
     milestones: list[dict[str, Any]],
     release_conditions: dict | None = None,
 ) -> EscrowAgreement:
+    if deadline_at <= timezone.now():
+        raise ValidationFailed(details={"deadline_at": ["Must be in the future."]})
     provider = User.objects.filter(pk=provider_id, is_active=True).first()
     if provider is None:
         raise NotFound("provider_not_found", "No such provider account.")
@@ -131,7 +112,7 @@ def escrow_deposit(
     scoped_actor = actor if isinstance(actor, Actor) else None
     try:
         with transaction.atomic(durable=True):
-            escrow = lock_escrow(escrow_id, scoped_actor)
+            escrow = escrow_lock(escrow_id, scoped_actor)
             account_id = account_id or escrow.client_id
             refusal = _deposit_refusal(escrow, amount)
             if refusal is not None:
@@ -139,22 +120,19 @@ def escrow_deposit(
                 if earlier_escrow_id == escrow.pk:
                     return escrow  # a retry of a deposit already counted, not a new one
                 raise refusal if earlier_escrow_id is None else _key_reused()
-            [deposit] = db.insert([EscrowDeposit(
-                escrow=escrow, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
-                source=source, psp_ref=psp_ref,
-            )])
+            deposit = repository.escrow_deposit_insert(escrow=escrow, account_id=account_id, amount=amount,
+                                                       idempotency_key=idempotency_key, source=source, psp_ref=psp_ref)
             ledger.transfer(movement=f"deposit:{deposit.pk}", kind=LedgerEntry.Kind.DEPOSIT,
                             currency=escrow.currency, amount=amount,
                             source=ledger.PSP_CLEARING, target=ledger.escrow_account(escrow.pk))
             escrow.amount_funded += amount
-            fields = ["amount_funded", "updated_at"]
+            funded = escrow.amount_funded == escrow.amount_total
             _event(escrow, "deposit", actor, {"amount": amount, "source": source})
-            if escrow.amount_funded == escrow.amount_total:
-                _transition(escrow, EscrowStatus.FUNDED)
-                fields.append("status")
+            if funded:
+                transition(escrow, EscrowStatus.FUNDED)
                 _event(escrow, "funded", actor, {"amount_funded": escrow.amount_funded})
-            db.update(escrow, fields)
-            if "status" in fields:
+            repository.escrow_funding_update(escrow, status_changed=funded)
+            if funded:
                 events.emit(account_id=escrow.client_id, type="escrow.funded", resource=escrow)
             audit.record(actor, "escrow.deposit", escrow,
                          {"deposit_id": deposit.pk, "amount": amount, "source": source, "status": escrow.status})
@@ -174,9 +152,10 @@ def _key_reused() -> Conflict:
 
 
 def _deposit_refusal(escrow: EscrowAgreement, amount: Decimal) -> Conflict | None:
-    if escrow.status != EscrowStatus.DRAFT:
-        return Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; it takes no deposits.",
-                        details={"status": escrow.status})
+    try:
+        _refuse_unless_status(escrow, (EscrowStatus.DRAFT,), "it takes no deposits")
+    except Conflict as refusal:
+        return refusal
     remaining = escrow.amount_total - escrow.amount_funded
     if amount > remaining:
         return Conflict("deposit_exceeds_remaining", "The deposit is more than what remains to fund.",
@@ -193,17 +172,25 @@ def _earlier_deposit_escrow(account_id: int, idempotency_key: str, psp_ref: str)
 
 
 def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
-    """Open a PSP funding session for what remains; the deposit arrives by signed webhook."""
+    """Open a PSP funding session for what remains; the deposit arrives by signed webhook.
+
+    The PSP is called between two short transactions, never under the escrow
+    lock (it retries for seconds): the first checks the escrow and reads what
+    remains, the second records the session. The PSP's idempotency key names
+    the escrow and what it had when asked, so a repeated call opens no second
+    session; a deposit landing in between simply makes the session's amount
+    more than what remains, and the deposit service refuses the excess.
+    """
     with transaction.atomic(durable=True):
-        escrow = lock_escrow(escrow_id, actor)
-        if escrow.status != EscrowStatus.DRAFT:
-            raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; nothing to fund.",
-                           details={"status": escrow.status})
+        escrow = escrow_lock(escrow_id, actor)
+        _refuse_unless_status(escrow, (EscrowStatus.DRAFT,), "nothing to fund")
         remaining = escrow.amount_total - escrow.amount_funded
-        session = get_provider().create_funding_session(
-            FundingSessionRequest(escrow_id=escrow.pk, amount=remaining, currency=escrow.currency,
-                                  idempotency_key=f"funding-{escrow.pk}-{escrow.amount_funded}", metadata={"escrow_id": escrow.pk})
-        )
+        request = FundingSessionRequest(escrow_id=escrow.pk, amount=remaining, currency=escrow.currency,
+                                        idempotency_key=f"funding-{escrow.pk}-{escrow.amount_funded}",
+                                        metadata={"escrow_id": escrow.pk})
+    session = get_provider().create_funding_session(request)
+    with transaction.atomic(durable=True):
+        escrow = escrow_lock(escrow_id)
         _event(escrow, "funding_session_created", actor, {"session_id": session.session_id, "amount": remaining})
         audit.record(actor, "escrow.funding_session", escrow, {"session_id": session.session_id, "amount": remaining})
     return session
@@ -214,8 +201,8 @@ def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
 
 def escrow_mark_delivered(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
     with transaction.atomic(durable=True):
-        escrow = lock_escrow(escrow_id, actor)
-        _transition(escrow, EscrowStatus.RELEASABLE)
+        escrow = escrow_lock(escrow_id, actor)
+        transition(escrow, EscrowStatus.RELEASABLE)
         escrow.delivered_at = timezone.now()
         escrow.save(update_fields=["status", "delivered_at", "updated_at"])
         _event(escrow, "delivered", actor, {"note": note})
@@ -230,10 +217,12 @@ def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone:
     Runs inside the caller's transaction (client approval, a proof decision,
     the deadline policy); the payout is executed after commit.
     """
-    _transition(milestone, MilestoneStatus.APPROVED)
+    transition(milestone, MilestoneStatus.APPROVED)
     milestone.approved_at = timezone.now()
     milestone.save(update_fields=["status", "approved_at"])
-    payment = payment_services.payment_create_for_milestone(actor=actor, escrow=escrow, milestone=milestone)
+    payment = payment_services.payment_create_payout(
+        actor=actor, escrow=escrow, amount=milestone.amount, destination=escrow.provider.payout_destination,
+        reason="milestone_approved", milestone=milestone, data={"milestone_idx": milestone.idx})
     _event(escrow, "milestone_approved", actor, {"idx": milestone.idx, "reason": reason, "payment_id": payment.pk})
     events.emit(account_id=escrow.client_id, type="milestone.approved", resource=escrow,
                 context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})
@@ -244,10 +233,10 @@ def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone:
 def milestone_mark_pending_review(*, actor: Actor | str, escrow: EscrowAgreement, milestone: Milestone) -> None:
     """A proof arrived for a locked milestone: it waits for review, and a funded escrow becomes releasable."""
     if milestone.status != MilestoneStatus.PENDING_REVIEW:
-        _transition(milestone, MilestoneStatus.PENDING_REVIEW)
+        transition(milestone, MilestoneStatus.PENDING_REVIEW)
         milestone.save(update_fields=["status"])
     if escrow.status == EscrowStatus.FUNDED:
-        _transition(escrow, EscrowStatus.RELEASABLE)
+        transition(escrow, EscrowStatus.RELEASABLE)
         escrow.save(update_fields=["status", "updated_at"])
         _event(escrow, "releasable", actor, {"idx": milestone.idx})
         events.emit(account_id=escrow.client_id, type="escrow.releasable", resource=escrow)
@@ -255,7 +244,7 @@ def milestone_mark_pending_review(*, actor: Actor | str, escrow: EscrowAgreement
 
 def milestone_reject(*, actor: Actor | str, escrow: EscrowAgreement, milestone: Milestone, reason: str) -> None:
     """Refuse what was proven for a locked milestone; a new proof may be sent."""
-    _transition(milestone, MilestoneStatus.REJECTED)
+    transition(milestone, MilestoneStatus.REJECTED)
     milestone.save(update_fields=["status"])
     _event(escrow, "milestone_rejected", actor, {"idx": milestone.idx, "reason": reason})
     events.emit(account_id=escrow.client_id, type="milestone.rejected", resource=escrow,
@@ -263,20 +252,14 @@ def milestone_reject(*, actor: Actor | str, escrow: EscrowAgreement, milestone: 
     audit.record(actor, "milestone.rejected", milestone, {"escrow_id": escrow.pk, "idx": milestone.idx, "reason": reason})
 
 
-def _require_releasable(escrow: EscrowAgreement) -> None:
-    if escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE):
-        raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}.",
-                       details={"status": escrow.status})
-
-
 def escrow_client_approve(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
     """The client accepts the delivery: every milestone not yet approved is approved and paid out."""
     with transaction.atomic(durable=True):
-        escrow = lock_escrow(escrow_id, actor)
-        _require_releasable(escrow)
+        escrow = escrow_lock(escrow_id, actor)
+        _refuse_unless_status(escrow, (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE), "there is nothing to approve")
         approved = [
             milestone_approve(actor=actor, escrow=escrow, milestone=m, reason="client_approved")
-            for m in lock_milestones(escrow)
+            for m in escrow_milestones_lock(escrow)
             if m.status in (MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED)
         ]
         if not approved:
@@ -290,14 +273,12 @@ def escrow_client_reject(*, actor: Actor, escrow_id: int, reason: str) -> Escrow
     """The client disputes the delivery: milestones waiting for review are rejected
     (new proofs may be sent) and a releasable escrow goes back to FUNDED."""
     with transaction.atomic(durable=True):
-        escrow = lock_escrow(escrow_id, actor)
-        if escrow.status != EscrowStatus.RELEASABLE:
-            raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; there is no delivery to reject.",
-                           details={"status": escrow.status})
-        for m in lock_milestones(escrow):
+        escrow = escrow_lock(escrow_id, actor)
+        _refuse_unless_status(escrow, (EscrowStatus.RELEASABLE,), "there is no delivery to reject")
+        for m in escrow_milestones_lock(escrow):
             if m.status == MilestoneStatus.PENDING_REVIEW:
                 milestone_reject(actor=actor, escrow=escrow, milestone=m, reason=reason)
-        _transition(escrow, EscrowStatus.FUNDED)
+        transition(escrow, EscrowStatus.FUNDED)
         escrow.delivered_at = None
         escrow.save(update_fields=["status", "delivered_at", "updated_at"])
         _event(escrow, "client_rejected", actor, {"reason": reason})
@@ -305,44 +286,74 @@ def escrow_client_reject(*, actor: Actor, escrow_id: int, reason: str) -> Escrow
     return escrow
 
 
-# --- payouts settle ------------------------------------------------------------------
+# --- payouts settle or come back: escrow orchestrates, payments moves the payout -----
 
 
-def escrow_on_payout_settled(*, actor: Actor | str, payment: Payment) -> None:
-    """Inside the settlement transaction (escrow and payment locked): the
-    milestone is PAID, the money leaves the escrow, the last payout releases it."""
-    escrow = EscrowAgreement.objects.select_for_update().get(pk=payment.escrow_id)
+def _escrow_of_payment(payment_id: int) -> EscrowAgreement | None:
+    """Lock the escrow a payout draws on, if any: lock order is escrow before payment."""
+    escrow_id = payment_escrow_id(payment_id)
+    return escrow_lock(escrow_id) if escrow_id is not None else None
+
+
+def escrow_settle_payout(*, actor: Actor | str, payment_id: int, psp_ref: str = "", amount: Decimal | None = None,
+                         currency: str | None = None) -> Payment:
+    """The PSP paid a payout (its signed webhook). One transaction: the payment
+    is SETTLED with its ledger movement out of the escrow (``payment_settle``),
+    its milestone PAID, and the escrow RELEASED after its last payout. A
+    repeated report changes nothing."""
+    with transaction.atomic(durable=True):
+        escrow = _escrow_of_payment(payment_id)
+        payment, settled_now = payment_services.payment_settle(actor=actor, payment_id=payment_id, psp_ref=psp_ref,
+                                                               amount=amount, currency=currency)
+        if settled_now and escrow is not None:
+            _apply_payout_settled(actor=actor, escrow=escrow, payment=payment)
+    return payment
+
+
+def _apply_payout_settled(*, actor: Actor | str, escrow: EscrowAgreement, payment: Payment) -> None:
     escrow.amount_released += payment.amount
     fields = ["amount_released", "updated_at"]
-    if payment.milestone_id:
-        milestone = Milestone.objects.select_for_update().get(pk=payment.milestone_id)
-        _transition(milestone, MilestoneStatus.PAID)
+    milestone = milestone_lock(payment.milestone_id) if payment.milestone_id else None
+    if milestone is not None:
+        transition(milestone, MilestoneStatus.PAID)
         milestone.paid_at = timezone.now()
         milestone.save(update_fields=["status", "paid_at"])
         _event(escrow, "milestone_paid", actor, {"idx": milestone.idx, "payment_id": payment.pk})
         if not escrow.milestones.exclude(status=MilestoneStatus.PAID).exists():
-            _transition(escrow, EscrowStatus.RELEASED)
+            transition(escrow, EscrowStatus.RELEASED)
             fields.append("status")
             _event(escrow, "released", actor, {"amount_released": escrow.amount_released})
     escrow.save(update_fields=fields)
-    if payment.milestone_id:
+    if milestone is not None:
         events.emit(account_id=escrow.client_id, type="milestone.paid", resource=escrow,
                     context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})
     if "status" in fields:
         events.emit(account_id=escrow.client_id, type="escrow.released", resource=escrow)
 
 
-def escrow_on_payout_refunded(*, actor: Actor | str, payment: Payment) -> None:
-    """A settled payout came back: the money is held again and the milestone waits for a new payout."""
-    escrow = EscrowAgreement.objects.select_for_update().get(pk=payment.escrow_id)
+def escrow_return_payout(*, actor: Actor | str, payment_id: int, amount: Decimal | None = None,
+                         currency: str | None = None) -> Payment:
+    """A settled payout came back (the PSP reports it refunded): the money is
+    held again, the milestone waits for a new payout and a released escrow is
+    releasable again. A repeated report changes nothing."""
+    with transaction.atomic(durable=True):
+        escrow = _escrow_of_payment(payment_id)
+        payment, refunded_now = payment_services.payment_refund(actor=actor, payment_id=payment_id, amount=amount,
+                                                                currency=currency)
+        if refunded_now and escrow is not None:
+            _apply_payout_returned(actor=actor, escrow=escrow, payment=payment)
+    return payment
+
+
+def _apply_payout_returned(*, actor: Actor | str, escrow: EscrowAgreement, payment: Payment) -> None:
     escrow.amount_released -= payment.amount
     fields = ["amount_released", "updated_at"]
     if escrow.status == EscrowStatus.RELEASED:
-        _transition(escrow, EscrowStatus.RELEASABLE)
+        transition(escrow, EscrowStatus.RELEASABLE)
         fields.append("status")
     if payment.milestone_id:
-        milestone = Milestone.objects.select_for_update().get(pk=payment.milestone_id)
-        _transition(milestone, MilestoneStatus.APPROVED)
+        milestone = milestone_lock(payment.milestone_id)
+        transition(milestone, MilestoneStatus.APPROVED)
         milestone.paid_at = None
         milestone.save(update_fields=["status", "paid_at"])
     escrow.save(update_fields=fields)
@@ -362,7 +373,7 @@ def _refund_remaining(*, actor: Actor | str, escrow: EscrowAgreement, reason: st
                         kind=LedgerEntry.Kind.ESCROW_REFUND, currency=escrow.currency, amount=refundable,
                         source=ledger.escrow_account(escrow.pk), target=ledger.PSP_CLEARING)
         escrow.amount_refunded += refundable
-    _transition(escrow, EscrowStatus.REFUNDED)
+    transition(escrow, EscrowStatus.REFUNDED)
     escrow.save(update_fields=["status", "amount_refunded", "updated_at"])
     _event(escrow, "refunded", actor, {"amount": refundable, "reason": reason})
     events.emit(account_id=escrow.client_id, type="escrow.refunded", resource=escrow)
@@ -403,11 +414,11 @@ def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime |
     now = now or timezone.now()
     scoped_actor = actor if isinstance(actor, Actor) else None
     with transaction.atomic(durable=True):
-        escrow = lock_escrow(escrow_id, scoped_actor)
+        escrow = escrow_lock(escrow_id, scoped_actor)
         if (escrow.deadline_at > now or escrow.deadline_handled_at is not None
                 or escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)):
             return DeadlineOutcome(applied=False, policy=policy)
-        open_milestones = [m for m in lock_milestones(escrow)
+        open_milestones = [m for m in escrow_milestones_lock(escrow)
                            if m.status in (MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED)]
         approved: list[int] = []
         notified: list[int] = []

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "kobatela.core",
     "kobatela.accounts",
     "kobatela.audit",
+    "kobatela.events",
     "escrow",
     "proofs",
     "payments",
@@ -204,8 +205,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["kobatela.core.parsers.DecimalJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "kobatela.core.pagination.CursorPagination",
-    "DEFAULT_SCHEMA_CLASS": "kobatela.core.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "kobatela.accounts.openapi.AutoSchema",
+    # No DEFAULT_FILTER_BACKENDS: each viewset runs only the filter it declares (kobatela.core.viewsets).
     "EXCEPTION_HANDLER": "kobatela.core.exception_handler.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
@@ -329,7 +330,7 @@ AXES_RESET_ON_SUCCESS = True
 # AuthenticationForm); axes would otherwise look for USERNAME_FIELD ("email").
 AXES_USERNAME_FORM_FIELD = "username"
 
-# --- Outbound webhooks (webhooks.outbound) ------------------------------------
+# --- Outbound webhooks (webhooks.outbound.delivery)-----------------------------------
 # On: webhook URLs may use http and reach loopback/private addresses (local
 # runs, tests). Refused in production by a system check. Cloud metadata,
 # link-local and multicast addresses stay refused regardless.

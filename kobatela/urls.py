@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from kobatela.core import health_views
+from kobatela import health_views
 
 api_v1 = [
     path("", include("kobatela.accounts.urls")),

@@ -17,7 +17,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.core.admin_site import ReadOnlyAdminMixin
 from kobatela.core.errors import DomainError
 from payments import services

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.response import Response
 
-from kobatela.accounts.models import Scope
+from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 from payments import selectors, services
 from payments.models import Payment, PaymentStatus
@@ -31,7 +31,6 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
     required_scopes = {"list": READERS, "retrieve": READERS, "execute": {Scope.SENDER, Scope.ADMIN}}
     idempotency_required_actions = frozenset({"execute"})
     serializer_class = PaymentReadSerializer
-    filter_backends = []
     list_filter_serializer = PaymentFilterSerializer
 
     def scoped_queryset(self, actor):

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = "Payments"
+
+    def ready(self) -> None:
+        from kobatela.events.registry import register_resource
+        from payments.api import PaymentReadSerializer
+        from payments.models import Payment
+
+        register_resource(Payment, object_type="payment", serializer=PaymentReadSerializer)

@@ -1,4 +1,5 @@
-"""Double-entry postings: the one function that writes ledger lines."""
+"""Double-entry postings: the one function that writes ledger lines, and the
+names of every ledger account (the one place they are spelled)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,22 @@ from django.db.models import Sum
 from kobatela.core import db
 from payments.models import LedgerEntry
 
-PSP_CLEARING = "psp:clearing"
+PSP_CLEARING = "psp:clearing"  # money on its way in from, or out to, the PSP
 
 
 def escrow_account(escrow_id: int) -> str:
+    """What one escrow holds."""
     return f"escrow:{escrow_id}"
+
+
+def mandate_account(mandate_id: int) -> str:
+    """The budget of a usage mandate."""
+    return f"mandate:{mandate_id}"
+
+
+def merchant_account(merchant_id: int) -> str:
+    """What merchants were paid from mandates."""
+    return f"merchant:{merchant_id}"
 
 
 class UnbalancedPosting(Exception):

@@ -4,7 +4,8 @@ from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
+from kobatela.core.errors import NotFound
 from kobatela.core.money import ZERO
 from payments.models import Payment, PaymentStatus
 
@@ -27,3 +28,20 @@ def escrow_available_balance(escrow) -> Decimal:
     committed = (Payment.objects.filter(escrow_id=escrow.pk, status__in=COMMITTED_PAYMENT_STATUSES)
                  .aggregate(total=Sum("amount"))["total"] or ZERO)
     return escrow.amount_funded - escrow.amount_released - escrow.amount_refunded - committed
+
+
+def payment_escrow_id(payment_id: int) -> int | None:
+    """The escrow a payout draws on (``None`` for none, or no such payment), read without a lock."""
+    return Payment.objects.filter(pk=payment_id).values_list("escrow_id", flat=True).first()
+
+
+def payment_lock(payment_id: int, actor: Actor | None = None) -> Payment:
+    """Lock a payout row until the transaction ends (after its escrow's, when it has one).
+    Given an actor, a sender may only lock its own (else 404)."""
+    qs = Payment.objects.select_for_update()
+    if actor is not None and not actor.sees_all:
+        qs = qs.filter(owner_id=actor.user_id)
+    try:
+        return qs.get(pk=payment_id)
+    except Payment.DoesNotExist:
+        raise NotFound("payment_not_found", "No such payment.") from None

@@ -1,5 +1,11 @@
-"""Payouts: created when a milestone is approved, sent through the PSP,
-settled by its signed webhook. Every state change is audited."""
+"""Payouts: created from a locked escrow, sent through the PSP, settled by its
+signed webhook. Every state change is audited.
+
+These are the payment-level steps only. What a payout means for its escrow
+(a milestone PAID, the escrow RELEASED) is the escrow's: ``escrow.services``
+locks the escrow, calls :func:`payment_settle` or :func:`payment_refund` in
+its own transaction, and applies the rest. This module never imports escrow.
+"""
 
 from __future__ import annotations
 
@@ -12,30 +18,19 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from kobatela.accounts.actor import Actor
 from kobatela.audit import services as audit
-from kobatela.core.errors import Conflict, NotFound, Unprocessable
+from kobatela.core.actor import Actor
+from kobatela.core.errors import Conflict, Unprocessable
+from kobatela.core.queue import enqueue_on_commit
+from kobatela.core.state import transition
+from kobatela.events import services as events
 from payments import ledger
 from payments.models import LedgerEntry, Payment, PaymentStatus
 from payments.psp import get_provider
-from payments.selectors import escrow_available_balance
 from payments.psp.base import PayoutRequest, PspError
-from webhooks import events
+from payments.selectors import escrow_available_balance, payment_lock
 
 logger = logging.getLogger(__name__)
-
-
-def _transition(payment: Payment, to: str) -> None:
-    if to not in Payment.ALLOWED_TRANSITIONS[payment.status]:
-        raise Conflict(f"payment_is_{payment.status.lower()}", f"The payment is {payment.status}; it cannot become {to}.",
-                       details={"status": payment.status, "wanted": to})
-    payment.status = to
-
-
-def _schedule_execution(payment_id: int) -> None:
-    from payments.tasks import execute_payout
-
-    transaction.on_commit(lambda: execute_payout.delay(payment_id))
 
 
 def payment_create_payout(*, actor: Actor | str, escrow, amount: Decimal, destination: str, reason: str,
@@ -55,25 +50,8 @@ def payment_create_payout(*, actor: Actor | str, escrow, amount: Decimal, destin
     )
     audit.record(actor, "payment.created", payment,
                  {"escrow_id": escrow.pk, "amount": payment.amount, "reason": reason, **(data or {})})
-    _schedule_execution(payment.pk)
+    enqueue_on_commit("payments.tasks.execute_payout", payment.pk)
     return payment
-
-
-def payment_create_for_milestone(*, actor: Actor | str, escrow, milestone) -> Payment:
-    """Inside the approval's transaction; the payout leaves after commit."""
-    return payment_create_payout(actor=actor, escrow=escrow, amount=milestone.amount,
-                                 destination=escrow.provider.payout_destination, reason="milestone_approved",
-                                 milestone=milestone, data={"milestone_idx": milestone.idx})
-
-
-def _lock(payment_id: int, actor: Actor | None = None) -> Payment:
-    qs = Payment.objects.select_for_update()
-    if actor is not None and not actor.sees_all:
-        qs = qs.filter(owner_id=actor.user_id)
-    try:
-        return qs.get(pk=payment_id)
-    except Payment.DoesNotExist:
-        raise NotFound("payment_not_found", "No such payment.") from None
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -88,7 +66,7 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
     concurrent or repeated executions create one payout at the provider.
     """
     with transaction.atomic(durable=True):
-        payment = _lock(payment_id, scoped_to)
+        payment = payment_lock(payment_id, scoped_to)
         if payment.status not in Payment.EXECUTABLE:
             if scoped_to is not None:  # an explicit request: say why nothing happens
                 raise Conflict(f"payment_is_{payment.status.lower()}", f"The payment is {payment.status}.",
@@ -105,12 +83,12 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
         return _record_failure(payment_id=payment_id, actor=actor, error=exc)
 
     with transaction.atomic(durable=True):
-        payment = _lock(payment_id)
+        payment = payment_lock(payment_id)
         if payment.status in Payment.EXECUTABLE:
             payment.psp_ref = result.psp_ref
             payment.last_error = ""
             payment.next_attempt_at = None
-            _transition(payment, PaymentStatus.SENT)
+            transition(payment, PaymentStatus.SENT)
             payment.save(update_fields=["status", "psp_ref", "last_error", "next_attempt_at", "updated_at"])
             events.emit(account_id=payment.owner_id, type="payment.sent", resource=payment)
             audit.record(actor, "payment.sent", payment, {"psp_ref": result.psp_ref, "attempt": payment.attempts})
@@ -119,7 +97,7 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
 
 def _record_failure(*, payment_id: int, actor: Actor | str, error: PspError) -> Payment:
     with transaction.atomic(durable=True):
-        payment = _lock(payment_id)
+        payment = payment_lock(payment_id)
         if payment.status not in Payment.EXECUTABLE:
             return payment
         payment.status = PaymentStatus.ERROR
@@ -156,21 +134,29 @@ def _check_amount(payment: Payment, amount: Decimal | None, currency: str | None
                             details={"expected": f"{payment.amount} {payment.currency}", "reported": f"{amount} {currency}"})
 
 
-def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", amount: Decimal | None = None,
-                   currency: str | None = None) -> Payment:
-    """The PSP paid the payee: money leaves the escrow in the ledger, the milestone is PAID."""
-    from escrow import services as escrow_services  # escrow ↔ payments call each other's services
+def _require_caller_transaction(service: str) -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"{service} runs inside the caller's transaction, after the escrow lock "
+                           "(escrow.services orchestrates settlement)")
 
-    with transaction.atomic(durable=True):
-        escrow_id = Payment.objects.filter(pk=payment_id).values_list("escrow_id", flat=True).first()
-        if escrow_id is not None:
-            escrow_services.lock_escrow(escrow_id)  # lock order: escrow before payment
-        payment = _lock(payment_id)
+
+def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", amount: Decimal | None = None,
+                   currency: str | None = None) -> tuple[Payment, bool]:
+    """The PSP paid the payee: the payment is SETTLED and its money leaves the
+    escrow's ledger account. Returns the payment and whether it was settled now
+    (``False``: already SETTLED, nothing changed).
+
+    Runs inside the caller's transaction, which has locked the payment's
+    escrow first (``escrow.services.escrow_settle_payout``).
+    """
+    _require_caller_transaction("payment_settle")
+    with transaction.atomic():
+        payment = payment_lock(payment_id)
         if payment.status == PaymentStatus.SETTLED:
-            return payment
+            return payment, False
         _check_amount(payment, amount, currency)
         _check_psp_ref(payment, psp_ref)
-        _transition(payment, PaymentStatus.SETTLED)
+        transition(payment, PaymentStatus.SETTLED)
         payment.psp_ref = psp_ref or payment.psp_ref
         payment.settled_at = timezone.now()
         payment.save(update_fields=["status", "psp_ref", "settled_at", "updated_at"])
@@ -179,18 +165,17 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
             ledger.transfer(movement=f"payout:{payment.pk}", kind=LedgerEntry.Kind.PAYOUT, currency=payment.currency,
                             amount=payment.amount, source=ledger.escrow_account(payment.escrow_id),
                             target=ledger.PSP_CLEARING)
-            escrow_services.escrow_on_payout_settled(actor=actor, payment=payment)
         audit.record(actor, "payment.settled", payment, {"psp_ref": payment.psp_ref, "amount": payment.amount})
-    return payment
+    return payment, True
 
 
 def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "") -> Payment:
     with transaction.atomic(durable=True):
-        payment = _lock(payment_id)
+        payment = payment_lock(payment_id)
         if payment.status in (PaymentStatus.SENT, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
             return payment
         _check_psp_ref(payment, psp_ref)
-        _transition(payment, PaymentStatus.SENT)
+        transition(payment, PaymentStatus.SENT)
         payment.psp_ref = psp_ref or payment.psp_ref
         payment.save(update_fields=["status", "psp_ref", "updated_at"])
         events.emit(account_id=payment.owner_id, type="payment.sent", resource=payment)
@@ -202,11 +187,11 @@ def payment_fail(*, actor: Actor | str, payment_id: int, reason: str, psp_ref: s
     """The PSP reports it could not pay: the payout is ERROR and the sweeper
     retries it as a new PSP request (next generation of its idempotency key)."""
     with transaction.atomic(durable=True):
-        payment = _lock(payment_id)
+        payment = payment_lock(payment_id)
         if payment.status in (PaymentStatus.ERROR, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
             return payment
         _check_psp_ref(payment, psp_ref)
-        _transition(payment, PaymentStatus.ERROR)
+        transition(payment, PaymentStatus.ERROR)
         payment.last_error = reason[:500]
         payment.payout_generation += 1
         payment.next_attempt_at = timezone.now() + _retry_delay(payment.attempts)
@@ -217,30 +202,30 @@ def payment_fail(*, actor: Actor | str, payment_id: int, reason: str, psp_ref: s
 
 
 def payment_refund(*, actor: Actor | str, payment_id: int, amount: Decimal | None = None,
-                   currency: str | None = None) -> Payment:
-    """A settled payout came back: the money returns to the escrow in the ledger."""
-    from escrow import services as escrow_services
+                   currency: str | None = None) -> tuple[Payment, bool]:
+    """A settled payout came back: the payment is REFUNDED and its money returns
+    to the escrow's ledger account. Returns the payment and whether it changed now.
 
-    with transaction.atomic(durable=True):
-        escrow_id = Payment.objects.filter(pk=payment_id).values_list("escrow_id", flat=True).first()
-        if escrow_id is not None:
-            escrow_services.lock_escrow(escrow_id)
-        payment = _lock(payment_id)
+    Runs inside the caller's transaction, which has locked the payment's
+    escrow first (``escrow.services.escrow_return_payout``).
+    """
+    _require_caller_transaction("payment_refund")
+    with transaction.atomic():
+        payment = payment_lock(payment_id)
         if payment.status == PaymentStatus.REFUNDED:
-            return payment
+            return payment, False
         _check_amount(payment, amount, currency)
-        _transition(payment, PaymentStatus.REFUNDED)
+        transition(payment, PaymentStatus.REFUNDED)
         payment.save(update_fields=["status", "updated_at"])
         if payment.escrow_id:
             ledger.transfer(movement=f"payout_refund:{payment.pk}", kind=LedgerEntry.Kind.PAYOUT_REFUND,
                             currency=payment.currency, amount=payment.amount, source=ledger.PSP_CLEARING,
                             target=ledger.escrow_account(payment.escrow_id))
-            escrow_services.escrow_on_payout_refunded(actor=actor, payment=payment)
         audit.alert_raise(type="payout_refunded", actor=actor, message=f"Settled payout #{payment.pk} was refunded.",
                           data={"payment_id": payment.pk})
         events.emit(account_id=payment.owner_id, type="payment.refunded", resource=payment)
         audit.record(actor, "payment.refunded", payment, {"amount": payment.amount})
-    return payment
+    return payment, True
 
 
 def payments_due_for_retry(*, now=None, pending_grace_seconds: int = 120) -> list[int]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.core.locks import periodic_job
 from payments import services
 

@@ -12,7 +12,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from escrow.models import ProofType
-from kobatela.accounts.models import Scope
+from kobatela.core.scopes import Scope
 from kobatela.core.parsers import DecimalJSONParser
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 from proofs import selectors, services
@@ -126,7 +126,6 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
                        "decision": {Scope.SUPPORT, Scope.ADMIN}}
     serializer_class = ProofReadSerializer
     parser_classes = [MultiPartParser, DecimalJSONParser]  # uploads are multipart, decisions JSON
-    filter_backends = []
     list_filter_serializer = ProofFilterSerializer
 
     def scoped_queryset(self, actor):

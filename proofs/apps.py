@@ -6,7 +6,11 @@ class ProofsConfig(AppConfig):
     verbose_name = "Proofs"
 
     def ready(self) -> None:
-        from kobatela.core.health_views import DETAIL_SECTIONS
+        from kobatela.core.health import register_detail_section
+        from kobatela.events.registry import register_resource
+        from proofs.api import ProofReadSerializer
         from proofs.health import proofs_health
+        from proofs.models import Proof
 
-        DETAIL_SECTIONS["proofs"] = proofs_health
+        register_detail_section("proofs", proofs_health)
+        register_resource(Proof, object_type="proof", serializer=ProofReadSerializer)

@@ -21,11 +21,12 @@ amount
     invoice total). The value after the label must be a clean number
     (optionally with a currency and a VAT rate) followed by a column gap or the
     end of the line; OCR junk such as ``1 5OO,00`` is rejected, not repaired.
-    Accepted number styles: ``1 234,56`` (space, NBSP, narrow NBSP, thin
-    space), ``1.234,56``, ``1,234.56``, ``1'234.56``, ``1234.56``, ``1234,56``,
-    ``1234`` and ``1 250 000``. ``1,234`` / ``1.234`` (one group, no decimals)
-    are ambiguous (thousands or 3 decimals?) and only read as thousands when
-    the document's other amounts prove the decimal separator. If a single
+    Numbers are read by :mod:`proofs.amounts` (the rules are stated there):
+    ``1 234,56`` (space, NBSP, narrow NBSP, thin space), ``1.234,56``,
+    ``1,234.56``, ``1'234.56``, ``1234.56``, ``1234,56``, ``1234`` and
+    ``1 250 000``. ``1,234`` / ``1.234`` (one group, no decimals) are
+    ambiguous (thousands or 3 decimals?) and only read as thousands when the
+    document's other amounts prove the decimal separator. If a single
     sub-total and a single tax amount are found and they do not add up to the
     total, the amount is dropped (``amount_inconsistent``): that catches most
     OCR digit misreads. Negative totals (credit notes) are not returned.
@@ -63,11 +64,11 @@ supplier
     :func:`normalize_supplier`, never raw.
 IBAN
     Candidates with or without spaces are validated with the ISO 13616 mod-97
-    checksum and the country's registered length. Only ``iban_last4`` and
-    ``iban_masked`` are returned; the masked form keeps the country code,
-    the check digits and the last four characters, grouped by four:
-    ``FR76 **** **** **** **** ***1 234``. The full IBAN is never returned,
-    logged or put in a warning message.
+    checksum and the country's registered length (``kobatela.core.iban``).
+    Only ``iban_last4`` and ``iban_masked`` are returned; the masked form is
+    the one used everywhere, ``****`` + the last four characters
+    (``****1234``). The full IBAN is never returned, logged or put in a
+    warning message.
 """
 
 from __future__ import annotations
@@ -78,13 +79,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from kobatela.core.iban import IBAN_LENGTHS, iban_last4, iban_mod97, mask_iban
+from proofs.amounts import SPACES_AS_PLAIN, read_amount
+
 __all__ = [
     "InvoiceFields",
     "InvoiceParse",
     "parse_invoice",
     "normalize_supplier",
-    "iban_is_valid",
-    "mask_iban",
 ]
 
 CENT = Decimal("0.01")
@@ -127,11 +129,6 @@ class InvoiceParse:
 # Text helpers
 # ---------------------------------------------------------------------------
 
-# Space-like characters used as thousands separators.
-_GROUP_SPACES = "\u00a0\u202f\u2009\u2007"
-_SPACE_TRANS = {ord(c): " " for c in _GROUP_SPACES + "\t"}
-
-
 def _strip_accents(s: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
 
@@ -172,7 +169,7 @@ def _lines(text: str) -> list[_Line]:
     out = []
     for i, raw in enumerate(text.split("\n")):
         raw = raw.rstrip()
-        spaced = raw.translate(_SPACE_TRANS)
+        spaced = raw.translate(SPACES_AS_PLAIN)
         out.append(_Line(i, raw, spaced, _fold(spaced)))
     return out
 
@@ -261,62 +258,17 @@ _VALUE_RE = re.compile(
     re.IGNORECASE,
 )
 
-_GROUPED_RE = re.compile(r"(\d{1,3})((?:([ '’.,])\d{3})(?:\3\d{3})*)([.,]\d{1,2})?")
-_PLAIN_RE = re.compile(r"(\d+)(?:([.,])(\d{1,2}))?")
 _ANY_AMOUNT_RE = re.compile(r"(?<![\w.,/\-])" + _AMOUNT + r"(?!\s?%)")
-
-
-@dataclass
-class _Number:
-    value: Decimal | None
-    ambiguous_sep: str | None = None  # "," or "." for "1,234" style
-    decimal_sep: str | None = None  # proven decimal separator, if any
-
-
-def _interpret_number(s: str) -> _Number | None:
-    """Decimal value of one amount string, or ``None`` when malformed."""
-    s = s.translate(_SPACE_TRANS).replace("’", "'")
-    m = _GROUPED_RE.fullmatch(s)
-    if m:
-        group, dec = m.group(3), m.group(4)
-        if dec and dec[0] == group:
-            return None
-        digits = re.sub(r"\D", "", m.group(1) + m.group(2))
-        if dec:
-            return _Number(Decimal(digits + "." + dec[1:]), decimal_sep=dec[0])
-        if group in " '":
-            return _Number(Decimal(digits))
-        if m.group(2).count(group) >= 2:
-            # "1.250.000": several groups, so the separator groups thousands
-            return _Number(Decimal(digits), decimal_sep="," if group == "." else ".")
-        return _Number(None, ambiguous_sep=group)
-    m = _PLAIN_RE.fullmatch(s)
-    if m:
-        if m.group(2):
-            sep = m.group(2) if len(m.group(3)) == 2 else None
-            return _Number(Decimal(f"{m.group(1)}.{m.group(3)}"), decimal_sep=sep)
-        return _Number(Decimal(m.group(1)))
-    return None
 
 
 def _document_decimal_sep(lines: list[_Line]) -> str | None:
     seps = set()
     for line in lines:
         for m in _ANY_AMOUNT_RE.finditer(line.spaced):
-            n = _interpret_number(m.group(0))
+            n = read_amount(m.group(0))
             if n and n.decimal_sep:
                 seps.add(n.decimal_sep)
     return seps.pop() if len(seps) == 1 else None
-
-
-def _resolve_number(n: _Number, doc_sep: str | None, raw: str) -> Decimal | None:
-    if n.value is not None:
-        return n.value
-    # "1,234" / "1.234": thousands only if the document's decimal separator
-    # is the *other* character.
-    if doc_sep and n.ambiguous_sep and doc_sep != n.ambiguous_sep:
-        return Decimal(re.sub(r"\D", "", raw))
-    return None
 
 
 _STRONG_TOTAL = (
@@ -369,7 +321,7 @@ def _value_in(text: str, doc_sep: str | None) -> _Value | None:
     m = _VALUE_RE.match(text)
     if not m:
         return None
-    n = _interpret_number(m.group("amt"))
+    n = read_amount(m.group("amt"))
     if n is None:
         return None
     curs: list[str] = []
@@ -381,7 +333,7 @@ def _value_in(text: str, doc_sep: str | None) -> _Value | None:
     for g in ("cur1", "cur2"):
         if m.group(g):
             curs.append(m.group(g))
-    value = _resolve_number(n, doc_sep, m.group("amt"))
+    value = n.resolve(doc_sep)
     if value is not None and value >= MAX_AMOUNT:
         return None  # a reference number or OCR noise, not money
     return _Value(value, curs, bool(m.group("sign")), excluding)
@@ -932,64 +884,7 @@ def normalize_supplier(name: str) -> str:
 # IBAN
 # ---------------------------------------------------------------------------
 
-# Registered IBAN lengths (SWIFT IBAN registry) plus the national IBAN formats
-# in use in francophone Africa (BCEAO / BEAC zones, Madagascar, Morocco…).
-IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
-    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
-    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28,
-    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
-    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
-    "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23,
-    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
-    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-    # national formats (not all in the SWIFT registry yet)
-    "AO": 25, "BF": 28, "BJ": 28, "CF": 27, "CG": 27, "CI": 28, "CM": 27, "CV": 25, "DZ": 26,
-    "GA": 27, "GQ": 27, "GW": 25, "IR": 26, "KM": 27, "MA": 28, "MG": 27, "ML": 28, "MZ": 25,
-    "NE": 28, "SN": 28, "TD": 27, "TG": 28,
-}
-
-_IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
 _IBAN_CANDIDATE_RE = re.compile(r"(?<![A-Z0-9])[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,34}")
-
-
-def _compact(s: str) -> str:
-    return re.sub(r"[\s\-]", "", (s or "").translate(_SPACE_TRANS)).upper()
-
-
-def _mod97(iban: str) -> int:
-    rearranged = iban[4:] + iban[:4]
-    rem = 0
-    for ch in rearranged:
-        rem = (rem * (100 if ch.isalpha() else 10) + int(ch, 36)) % 97
-    return rem
-
-
-def iban_is_valid(s: str) -> bool:
-    """ISO 13616 check: shape, registered length for known countries, mod-97 == 1."""
-    iban = _compact(s)
-    if not _IBAN_SHAPE.fullmatch(iban):
-        return False
-    expected = IBAN_LENGTHS.get(iban[:2])
-    if expected is not None and len(iban) != expected:
-        return False
-    return _mod97(iban) == 1
-
-
-def mask_iban(s: str) -> str:
-    """Masked IBAN: country code, check digits and last 4 kept, grouped by 4.
-
-    ``FR7630006000011234567890189`` -> ``FR76 **** **** **** **** ***0 189``.
-    """
-    iban = _compact(s)
-    if len(iban) <= 8:
-        masked = "*" * max(0, len(iban) - 4) + iban[-4:]
-    else:
-        masked = iban[:4] + "*" * (len(iban) - 8) + iban[-4:]
-    return " ".join(masked[i : i + 4] for i in range(0, len(masked), 4))
-
 
 # OCR letter/digit confusions, tried (after the country code) only when the
 # IBAN as read fails the checksum, and kept only if the result passes it.
@@ -1018,12 +913,12 @@ def _iban_from_candidate(raw: str) -> tuple[str | None, bool]:
             continue
         complete = True
         cand = compact[:n]
-        if _mod97(cand) == 1:
+        if iban_mod97(cand) == 1:
             return cand, True
         tried = {cand}
         for table in _OCR_DIGIT_FIXES:
             fixed = cand[:2] + cand[2:].translate(table)
-            if fixed not in tried and fixed[2:4].isdigit() and _mod97(fixed) == 1:
+            if fixed not in tried and fixed[2:4].isdigit() and iban_mod97(fixed) == 1:
                 return fixed, True
             tried.add(fixed)
     return None, complete
@@ -1078,7 +973,7 @@ def parse_invoice(text: str) -> InvoiceParse:
         date=_pick_date(lines, warnings),
         number=_pick_number(lines, warnings),
         supplier=_pick_supplier(lines, warnings),
-        iban_last4=iban[-4:] if iban else None,
+        iban_last4=iban_last4(iban) if iban else None,
         iban_masked=mask_iban(iban) if iban else None,
     )
     return InvoiceParse(fields=fields, warnings=warnings)

@@ -14,6 +14,13 @@ class ProofStatus(models.TextChoices):
     REJECTED = "REJECTED"
 
 
+class ProofDecision(models.TextChoices):
+    """A reviewer's verdict on a pending proof."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
 class OcrStatus(models.TextChoices):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from proofs.models import Proof
 
 

@@ -24,20 +24,28 @@ from django.db.models import F, Q
 from django.utils import timezone
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
+import redis
 
 from escrow import services as escrow_services
 from escrow.models import EscrowStatus, MilestoneStatus, ProofType
-from kobatela.accounts.actor import Actor
+from escrow.selectors import escrow_list_for, escrow_lock, escrow_milestones_lock, milestone_lock
 from kobatela.audit import services as audit
+from kobatela.core.actor import Actor
+from kobatela.core.circuit_breaker import CircuitBreaker, DailyCap
+from kobatela.core.errors import (BadRequest, Conflict, DomainError, NotFound, PayloadTooLarge, UnsupportedMediaType,
+                                  ValidationFailed)
 from kobatela.core.money import quantize
-from kobatela.core.errors import BadRequest, Conflict, DomainError, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from kobatela.core.queue import enqueue, enqueue_on_commit
+from kobatela.events import services as events
 from proofs import filetypes, metrics, ocr
+from proofs.ai import AdvisorConfig, AdvisorError, advise, build_context
+from proofs.document_checks import run_checks
 from proofs.exif import read_photo_exif
 from proofs.geofence import Geofence, check_photo, raise_for_errors
 from proofs.images import open_image
-from proofs.models import AiStatus, OcrStatus, Proof, ProofStatus
+from proofs.invoice import parse_invoice
+from proofs.models import AiStatus, OcrStatus, Proof, ProofDecision, ProofStatus
 from proofs.storage import delete_quietly, store_upload
-from webhooks import events
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +123,6 @@ def _inspect(upload, *, proof_type: str, milestone, now) -> _Inspected:
 
 def proof_submit(*, actor: Actor, escrow_id: int, milestone_idx: int, proof_type: str, upload,
                  metadata: dict | None = None) -> Proof:
-    from escrow.selectors import escrow_list_for
-
     now = timezone.now()
     escrow = escrow_list_for(actor).filter(pk=escrow_id).first()
     if escrow is None:
@@ -144,8 +150,8 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
     is_photo = proof_type == ProofType.PHOTO
     check = inspected.photo_check
     with transaction.atomic(durable=True):
-        escrow = escrow_services.lock_escrow(escrow_id, actor)
-        milestones = escrow_services.lock_milestones(escrow)
+        escrow = escrow_lock(escrow_id, actor)
+        milestones = escrow_milestones_lock(escrow)
         milestone = _check_escrow_and_milestone(escrow, milestones, milestone_idx, proof_type)  # again, under the lock
         if Proof.objects.filter(sha256=sha256).exists():
             raise Conflict("duplicate_proof", "This exact file was already submitted.", details={"sha256": sha256})
@@ -194,15 +200,11 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
 
 
 def _schedule_ocr(proof_id: int) -> None:
-    from proofs.tasks import run_ocr
-
-    transaction.on_commit(lambda: run_ocr.delay(proof_id))
+    enqueue_on_commit("proofs.tasks.run_ocr", proof_id)
 
 
 def _schedule_ai(proof_id: int) -> None:
-    from proofs.tasks import run_ai
-
-    transaction.on_commit(lambda: run_ai.delay(proof_id))
+    enqueue_on_commit("proofs.tasks.run_ai", proof_id)
 
 
 # --- OCR -------------------------------------------------------------------------
@@ -228,9 +230,6 @@ def proof_run_ocr(*, proof_id: int) -> str:
     Unreadable input is final (``FAILED`` with the reason); an unexpected
     error is retried by the task up to ``OCR_MAX_ATTEMPTS``.
     """
-    from proofs.document_checks import run_checks
-    from proofs.invoice import parse_invoice
-
     if not _claim_ocr(proof_id):
         return Proof.objects.filter(pk=proof_id).values_list("ocr_status", flat=True).first() or "missing"
     proof = Proof.objects.select_related("milestone", "escrow").get(pk=proof_id)
@@ -323,11 +322,9 @@ def proofs_sweep_ocr(*, now=None) -> int:
         Q(ocr_status=OcrStatus.QUEUED, created_at__lt=now - timedelta(minutes=5), ocr_attempts__lt=OCR_MAX_ATTEMPTS)
         | Q(ocr_status=OcrStatus.RUNNING, ocr_updated_at__lt=now - OCR_STALE_AFTER)
     ).values_list("pk", flat=True)[:200]
-    from proofs.tasks import run_ocr
-
     ids = list(due)
     for proof_id in ids:
-        run_ocr.delay(proof_id)
+        enqueue("proofs.tasks.run_ocr", proof_id)
     return len(ids)
 
 
@@ -335,8 +332,6 @@ def proofs_sweep_ocr(*, now=None) -> int:
 
 
 def _redis():
-    import redis
-
     return redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
 
 
@@ -344,8 +339,6 @@ def _advisor_guards():
     """The breaker and the daily cap live in Redis, shared by every worker.
     Without Redis (the embedded default, where the advisor is off) there is
     nothing to share and neither applies."""
-    from kobatela.core.circuit_breaker import CircuitBreaker, DailyCap
-
     client = _redis()
     if client is None:
         return None, None
@@ -404,8 +397,6 @@ def _finish_ai(proof_id: int, *, status: str, error: str = "", result=None) -> s
 def proof_run_ai(*, proof_id: int) -> str:
     """Score a proof's risk. The advisor only scores: nothing here approves,
     rejects or pays; a failure leaves the proof in review with the reason."""
-    from proofs.ai_advisor import AdvisorConfig, AdvisorError, advise, build_context
-
     proof = Proof.objects.select_related("milestone", "escrow__provider", "escrow__client").get(pk=proof_id)
     if proof.ai_status != AiStatus.QUEUED:
         return proof.ai_status
@@ -446,16 +437,22 @@ def proof_requeue_ai(*, proof_id: int, actor: Actor | str) -> None:
 # --- decisions --------------------------------------------------------------------------
 
 
-def proof_decide(*, actor: Actor, proof_id: int, decision: str, note: str = "") -> Proof:
+def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, note: str = "") -> Proof:
     """A reviewer's verdict. Approval approves the milestone and pays out after
     commit; rejection sends the milestone back to accept a new proof. A note is
-    required when the AI advisor flagged the proof."""
+    required when the AI advisor flagged the proof. Any decision other than
+    ``approve`` or ``reject`` is refused (400 ``invalid_decision``), never
+    taken for one of them."""
+    if decision not in ProofDecision.values:
+        raise BadRequest("invalid_decision", "The decision must be approve or reject.",
+                         details={"decision": [f"One of: {', '.join(ProofDecision.values)}."]})
+    decision = ProofDecision(decision)
     proof_row = Proof.objects.filter(pk=proof_id).values("escrow_id").first()
     if proof_row is None:
         raise NotFound("proof_not_found", "No such proof.")
     note = (note or "").strip()
     with transaction.atomic(durable=True):
-        escrow = escrow_services.lock_escrow(proof_row["escrow_id"])
+        escrow = escrow_lock(proof_row["escrow_id"])
         proof = Proof.objects.select_for_update().select_related("milestone").get(pk=proof_id)
         if proof.status != ProofStatus.PENDING:
             raise Conflict("proof_already_decided", f"The proof is already {proof.status}.",
@@ -464,8 +461,8 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: str, note: str = "") 
         if proof.ai_flagged and not note:
             raise ValidationFailed("note_required", "The AI advisor flagged this proof: explain the decision in a note.",
                                    details={"note": ["Required when the AI advisor flagged the proof."]})
-        milestone = escrow_services.Milestone.objects.select_for_update().get(pk=proof.milestone_id)
-        if decision == "approve":
+        milestone = milestone_lock(proof.milestone_id)
+        if decision == ProofDecision.APPROVE:
             escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason=f"proof {proof.pk} approved")
             proof.status = ProofStatus.APPROVED
         else:
@@ -479,7 +476,7 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: str, note: str = "") 
         events.emit(account_id=proof.owner_id, type=f"proof.{proof.status.lower()}", resource=proof)
         audit.record(actor, f"proof.{proof.status.lower()}", proof,
                      {"note": note, "ai_flagged": proof.ai_flagged, "milestone_idx": milestone.idx})
-    metrics.PROOFS_DECIDED.labels(decision=decision, by=actor.label.split(":")[0]).inc()
+    metrics.PROOFS_DECIDED.labels(decision=decision.value, by=actor.label.split(":")[0]).inc()
     return proof
 
 

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from kobatela.accounts.models import Scope
+from kobatela.core.scopes import Scope
 from kobatela.core.money import AmountField, CurrencyField
 from kobatela.core.viewsets import ApiViewMixin, ScopedViewSet
 from payments.models import Payment
@@ -22,6 +21,9 @@ def _id_field(**kwargs) -> serializers.IntegerField:
 
 
 # --- input ---------------------------------------------------------------------
+# These parse and shape (types, lengths, formats). The rules (an expiry in the
+# future and after the start, exactly one of merchant and category, …) are
+# checked once, by spend.services, whoever calls it.
 
 
 class MandateCreateSerializer(serializers.Serializer):
@@ -33,16 +35,6 @@ class MandateCreateSerializer(serializers.Serializer):
     allowed_merchant_ids = serializers.ListField(child=_id_field(), required=False, default=list, max_length=100)
     starts_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField()
-
-    def validate_expires_at(self, value):
-        if value <= timezone.now():
-            raise serializers.ValidationError("Must be in the future.")
-        return value
-
-    def validate(self, attrs):
-        if attrs.get("starts_at") and attrs["starts_at"] >= attrs["expires_at"]:
-            raise serializers.ValidationError({"starts_at": ["Must be before expires_at."]})
-        return attrs
 
 
 class MandateFilterSerializer(serializers.Serializer):
@@ -72,11 +64,6 @@ class AllowedUsageCreateSerializer(serializers.Serializer):
     owner_id = _id_field()
     merchant_id = _id_field(required=False, allow_null=True, default=None)
     category_id = _id_field(required=False, allow_null=True, default=None)
-
-    def validate(self, attrs):
-        if (attrs["merchant_id"] is None) == (attrs["category_id"] is None):
-            raise serializers.ValidationError("Give exactly one of merchant_id and category_id.")
-        return attrs
 
 
 class PayeeAllowSerializer(serializers.Serializer):
@@ -226,7 +213,6 @@ class MandateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
         "revoke": {Scope.SENDER, Scope.ADMIN},
     }
     serializer_class = MandateReadSerializer
-    filter_backends = []
     list_filter_serializer = MandateFilterSerializer
 
     def scoped_queryset(self, actor):
@@ -259,7 +245,6 @@ class PurchaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
     required_scopes = {"list": READERS, "retrieve": READERS, "create": {Scope.SENDER, Scope.ADMIN}}
     idempotency_required_actions = frozenset({"create"})
     serializer_class = PurchaseReadSerializer
-    filter_backends = []
 
     def scoped_queryset(self, actor):
         return selectors.purchase_list_for(actor)
@@ -275,7 +260,6 @@ class PurchaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
 class CategoryViewSet(mixins.ListModelMixin, ScopedViewSet):
     required_scopes = {"list": READERS, "create": STAFF}
     serializer_class = CategorySerializer
-    filter_backends = []
 
     def scoped_queryset(self, actor):
         return selectors.category_list()
@@ -290,7 +274,6 @@ class CategoryViewSet(mixins.ListModelMixin, ScopedViewSet):
 class MerchantViewSet(mixins.ListModelMixin, ScopedViewSet):
     required_scopes = {"list": READERS, "create": STAFF}
     serializer_class = MerchantSerializer
-    filter_backends = []
 
     def scoped_queryset(self, actor):
         return selectors.merchant_list()

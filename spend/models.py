@@ -74,6 +74,7 @@ class UsageMandate(models.Model):
     """
 
     Status = MandateStatus
+    STATE_NOUN = "mandate"  # its name in the API and in error codes (mandate_is_revoked)
     ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
         MandateStatus.ACTIVE: frozenset({MandateStatus.CONSUMED, MandateStatus.EXPIRED, MandateStatus.REVOKED}),
         MandateStatus.CONSUMED: frozenset(),

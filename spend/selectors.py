@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet, Sum
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from spend.models import Merchant, PayeeSpend, Purchase, SpendCategory, UsageMandate
 
 

@@ -18,17 +18,18 @@ from typing import Iterable
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from escrow import services as escrow_services
+from escrow.selectors import escrow_lock
 from escrow.models import EscrowAgreement, EscrowStatus
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
 from kobatela.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kobatela.core.money import ZERO
+from kobatela.core.state import transition
 from payments import ledger
 from payments import services as payment_services
 from payments.models import LedgerEntry
-from spend.ledger_accounts import mandate_account, merchant_account
+from payments.ledger import mandate_account, merchant_account
 from spend.models import (
     AllowedPayee,
     AllowedUsage,
@@ -40,9 +41,10 @@ from spend.models import (
     SpendCategory,
     UsageMandate,
 )
-from webhooks import events
+from kobatela.events import services as events
 
 ONE_ACTIVE_CONSTRAINT = "mandate_one_active_per_sender_beneficiary_currency"
+ONE_PAYEE_REF_CONSTRAINT = "allowed_payee_unique_per_escrow"
 SPENDABLE_ESCROW_STATUSES = (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)
 
 
@@ -56,17 +58,6 @@ def _scoped(actor: Actor | str) -> Actor | None:
 
 def _violated_constraint(exc: IntegrityError) -> str | None:
     return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
-
-
-def _transition(mandate: UsageMandate, to: str) -> None:
-    """Move ``mandate`` to ``to`` or refuse with 409 ``mandate_is_<state>``."""
-    if to not in UsageMandate.ALLOWED_TRANSITIONS[mandate.status]:
-        raise Conflict(
-            f"mandate_is_{mandate.status.lower()}",
-            f"The mandate is {mandate.status}; it cannot become {to}.",
-            details={"status": mandate.status, "wanted": to},
-        )
-    mandate.status = to
 
 
 def _lock_mandate(mandate_id: int, actor: Actor | str) -> UsageMandate:
@@ -100,7 +91,7 @@ def _get_or_404(model: type[models.Model], pk: int | None, code: str, **filters)
 def _end(*, actor: Actor | str, mandate: UsageMandate, to: str, now: datetime) -> None:
     """End a locked ACTIVE mandate (EXPIRED or REVOKED): what is left goes back
     to ``psp:clearing``; ``remaining_amount`` keeps the amount given back."""
-    _transition(mandate, to)
+    transition(mandate, to)
     mandate.ended_at = now
     if mandate.remaining_amount > 0:
         ledger.transfer(movement=f"mandate_release:{mandate.pk}", kind=LedgerEntry.Kind.MANDATE_RELEASE,
@@ -295,7 +286,7 @@ def purchase_create(
         mandate.remaining_amount -= amount
         fields = ["remaining_amount", "updated_at"]
         if mandate.remaining_amount == ZERO:
-            _transition(mandate, MandateStatus.CONSUMED)
+            transition(mandate, MandateStatus.CONSUMED)
             mandate.ended_at = now
             fields += ["status", "ended_at"]
         mandate.save(update_fields=fields)
@@ -367,6 +358,8 @@ def payee_allow(*, actor: Actor | str, escrow_id: int, payee_ref: str, label: st
             audit.record(actor, "payee.allowed", payee, {"escrow_id": escrow_id, "payee_ref": payee_ref,
                                                           "daily_limit": daily_limit, "total_limit": total_limit})
     except IntegrityError as exc:
+        if _violated_constraint(exc) != ONE_PAYEE_REF_CONSTRAINT:
+            raise  # e.g. a limit that is not positive: the API's AmountField never lets one through
         raise Conflict("payee_already_allowed", "This payee is already allowed for this escrow.",
                        details={"payee_ref": payee_ref}) from exc
     return payee
@@ -382,7 +375,7 @@ def payee_spend(*, actor: Actor | str, escrow_id: int, payee_ref: str, amount: D
     spend unchanged.
     """
     with transaction.atomic(durable=True):
-        escrow = escrow_services.lock_escrow(escrow_id, _scoped(actor))
+        escrow = escrow_lock(escrow_id, _scoped(actor))
         payee = AllowedPayee.objects.select_for_update().filter(escrow=escrow, payee_ref=payee_ref).first()
         if payee is None:
             raise Forbidden("payee_not_allowed", "This payee is not allowed for this escrow.",

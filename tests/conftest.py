@@ -128,3 +128,17 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+@pytest.fixture
+def broker():
+    """A private Redis as the Celery broker, started; ``broker.stop()`` is the outage."""
+    from tests.support.broker import RedisServer, celery_broker
+
+    server = RedisServer()
+    server.start()
+    try:
+        with celery_broker(server.url):
+            yield server
+    finally:
+        server.close()

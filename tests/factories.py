@@ -23,7 +23,7 @@ from decimal import Decimal  # noqa: E402
 
 from django.utils import timezone  # noqa: E402
 
-from kobatela.accounts.actor import Actor  # noqa: E402
+from kobatela.core.actor import Actor  # noqa: E402
 
 
 def actor_for(user, scopes=("sender",)) -> Actor:

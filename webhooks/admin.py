@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.core.admin_site import ReadOnlyAdminMixin
 from kobatela.core.errors import DomainError
-from webhooks import outbound, services
-from webhooks.models import Event, InboundEvent, WebhookDelivery, WebhookEndpoint
+from webhooks.inbound import process as inbound
+from webhooks.outbound import delivery as outbound_delivery
+from kobatela.events.models import Event
+from webhooks.models import InboundEvent, WebhookDelivery, WebhookEndpoint
 
 
 @admin.register(InboundEvent)
@@ -33,7 +35,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 skipped += 1
                 continue
             try:
-                event = services.inbound_event_reprocess(pk, actor=actor)
+                event = inbound.inbound_event_reprocess(pk, actor=actor)
             except DomainError as exc:  # the row vanished between listing and action
                 failed.append(f"#{pk} ({exc.code})")
                 continue
@@ -100,7 +102,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         actor = Actor.staff(request.user)
         queued, skipped = 0, []
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
-            if outbound.delivery_redeliver(actor=actor, delivery_id=pk) is None:
+            if outbound_delivery.delivery_redeliver(actor=actor, delivery_id=pk) is None:
                 skipped.append(f"#{pk}")
             else:
                 queued += 1

@@ -1,7 +1,7 @@
 """Webhooks over the API: inbound provider webhooks, and (at the end) the
 outbound events API and integrators' webhook endpoints.
 
-Inbound provider webhooks: verify the signature on the raw body, then hand over to services.
+Inbound provider webhooks: verify the signature on the raw body, then hand over to ``webhooks.inbound``.
 
 Answers (API.md, "Payments and PSP"):
 
@@ -30,11 +30,15 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from kobatela.accounts.models import Scope
+from kobatela.core.scopes import Scope
 from kobatela.core.pagination import CursorPagination
 from kobatela.core.viewsets import ApiView, ScopedViewSet
-from webhooks import outbound, selectors, services, signing
-from webhooks.events import EVENT_TYPES, event_payload
+from kobatela.events.catalogue import EVENT_TYPES
+from kobatela.events.selectors import event_list_for
+from kobatela.events.services import event_payload
+from webhooks import selectors, signing
+from webhooks.inbound import decode, process, psp, schemas, stripe
+from webhooks.outbound import delivery, endpoints
 from webhooks.models import InboundEvent, WebhookDelivery, WebhookEndpoint
 
 _RECEIPT = inline_serializer(
@@ -65,11 +69,11 @@ class _ProviderWebhookView(ApiView):
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)  # re-raises a bug (→ handler500)
-        services.WEBHOOKS.labels(self.provider, "rejected").inc()
+        process.WEBHOOKS.labels(self.provider, "rejected").inc()
         return response
 
-    def respond(self, parsed: services.ParsedEvent) -> Response:
-        receipt = services.inbound_event_receive(parsed=parsed, headers=self.request.headers)
+    def respond(self, parsed: schemas.ParsedEvent) -> Response:
+        receipt = process.inbound_event_receive(parsed=parsed, headers=self.request.headers)
         return Response(receipt.response_body())
 
 
@@ -88,7 +92,7 @@ class PspWebhookView(_ProviderWebhookView):
             secrets=[os.environ.get("PSP_WEBHOOK_SECRET"), os.environ.get("PSP_WEBHOOK_SECRET_NEXT")],
             tolerance_seconds=settings.PSP_WEBHOOK_TOLERANCE_SECONDS,
         )
-        return self.respond(services.parse_psp_event(event_id=msg_id, body=services.decode_body(raw)))
+        return self.respond(psp.parse_psp_event(event_id=msg_id, body=decode.decode_body(raw)))
 
 
 class StripeWebhookView(_ProviderWebhookView):
@@ -107,7 +111,7 @@ class StripeWebhookView(_ProviderWebhookView):
             secret=os.environ.get("STRIPE_WEBHOOK_SECRET"),
             tolerance_seconds=300,
         )
-        return self.respond(services.parse_stripe_event(body=services.decode_body(raw)))
+        return self.respond(stripe.parse_stripe_event(body=decode.decode_body(raw)))
 
 
 # --------------------------------------------------------------------------- #
@@ -119,7 +123,7 @@ _EVENT_TYPE_CHOICES = sorted(EVENT_TYPES)
 
 
 class EventReadSerializer(serializers.Serializer):
-    """EventRead; also the body of every webhook (see ``webhooks.events.event_payload``)."""
+    """EventRead; also the body of every webhook (see ``kobatela.events.services.event_payload``)."""
 
     id = serializers.IntegerField(help_text="Also the `webhook-id` header of its deliveries.")
     type = serializers.CharField(help_text="e.g. `escrow.funded`; see docs/integrators.md for the list.")
@@ -141,7 +145,7 @@ class EventFilterSerializer(serializers.Serializer):
 
 
 class RedeliverSerializer(serializers.Serializer):
-    endpoint_id = serializers.IntegerField(min_value=1, max_value=services.MAX_ID, required=False,
+    endpoint_id = serializers.IntegerField(min_value=1, max_value=schemas.MAX_ID, required=False,
                                            help_text="Only this endpoint (else every endpoint subscribed to the type).")
 
 
@@ -218,18 +222,17 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
 
     required_scopes = {"list": READERS, "retrieve": READERS, "redeliver": READERS}
     serializer_class = EventReadSerializer
-    filter_backends: list = []
     list_filter_serializer = EventFilterSerializer
 
     def scoped_queryset(self, actor):
-        return selectors.event_list_for(actor)
+        return event_list_for(actor)
 
     @extend_schema(request=RedeliverSerializer, responses={202: RedeliveryResultSerializer})
     @action(detail=True, methods=["post"])
     def redeliver(self, request, pk=None):
         payload = self.validated(RedeliverSerializer)
         event = self.get_object()
-        deliveries = outbound.event_redeliver(actor=self.actor, event=event,
+        deliveries = delivery.event_redeliver(actor=self.actor, event=event,
                                               endpoint_id=payload.get("endpoint_id"))
         return Response({"event_id": event.pk, "deliveries": WebhookDeliveryReadSerializer(deliveries, many=True).data},
                         status=status.HTTP_202_ACCEPTED)
@@ -239,7 +242,6 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
     required_scopes = {"list": READERS, "retrieve": READERS, "deliveries": READERS, "create": {Scope.SENDER},
                        "destroy": {Scope.SENDER}, "rotate_secret": {Scope.SENDER}, "enable": {Scope.SENDER}}
     serializer_class = WebhookEndpointReadSerializer
-    filter_backends: list = []
 
     def scoped_queryset(self, actor):
         return selectors.endpoint_list_for(actor)
@@ -247,24 +249,24 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
     @extend_schema(request=WebhookEndpointCreateSerializer, responses={201: WebhookEndpointSecretSerializer})
     def create(self, request):
         data = self.validated(WebhookEndpointCreateSerializer)
-        endpoint, secret = outbound.endpoint_create(actor=self.actor, **data)
+        endpoint, secret = endpoints.endpoint_create(actor=self.actor, **data)
         return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
-        outbound.endpoint_delete(actor=self.actor, endpoint_id=int(pk))
+        endpoints.endpoint_delete(actor=self.actor, endpoint_id=int(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: WebhookEndpointSecretSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, pk=None):
-        endpoint, secret = outbound.endpoint_rotate_secret(actor=self.actor, endpoint_id=int(pk))
+        endpoint, secret = endpoints.endpoint_rotate_secret(actor=self.actor, endpoint_id=int(pk))
         return Response(_with_secret(endpoint, secret))
 
     @extend_schema(request=None, responses={200: WebhookEndpointReadSerializer})
     @action(detail=True, methods=["post"])
     def enable(self, request, pk=None):
-        endpoint = outbound.endpoint_enable(actor=self.actor, endpoint_id=int(pk))
+        endpoint = endpoints.endpoint_enable(actor=self.actor, endpoint_id=int(pk))
         return Response(WebhookEndpointReadSerializer(endpoint).data)
 
     @extend_schema(

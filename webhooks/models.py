@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from kobatela.events.models import Event  # the outbox; WebhookDelivery points at it
+
 
 class InboundEvent(models.Model):
     """A provider webhook, stored after its signature is verified and before
@@ -45,36 +47,9 @@ class InboundEvent(models.Model):
 
 
 # --------------------------------------------------------------------------- #
-# Outbound: events to integrators (transactional outbox) and their deliveries
+# Outbound: integrators' endpoints and the deliveries of events to them
+# (the events themselves are kobatela.events' outbox)
 # --------------------------------------------------------------------------- #
-
-
-class Event(models.Model):
-    """Something that happened to an account's escrow, milestone, proof,
-    payment or mandate, written in the same transaction as the change itself
-    (``webhooks.events.emit``), so an event exists exactly when its change
-    committed. ``data`` is the resource as the API's Read serializer showed it
-    at that moment; the row is never updated.
-    """
-
-    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    type = models.CharField(max_length=64, help_text="e.g. escrow.funded; see webhooks.events.EVENT_TYPES.")
-    object_type = models.CharField(max_length=32, help_text="escrow, payment, proof or mandate.")
-    object_id = models.CharField(max_length=64)
-    data = models.JSONField(encoder=DjangoJSONEncoder)
-    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder,
-                               help_text="What the resource alone does not say, e.g. which milestone.")
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["account", "-created_at", "-id"], name="event_account_created_idx"),
-            models.Index(fields=["type", "-created_at"], name="event_type_created_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Event #{self.pk} {self.type} ({self.object_type} {self.object_id})"
 
 
 class WebhookEndpoint(models.Model):
@@ -133,7 +108,7 @@ class WebhookEndpoint(models.Model):
 class WebhookDelivery(models.Model):
     """One event to one endpoint. The row is the work queue: PENDING with a
     ``next_attempt_at`` is due work, whoever (task after commit or the beat
-    sweeper) gets there first claims it (``webhooks.outbound``)."""
+    sweeper) gets there first claims it (``webhooks.outbound.delivery``)."""
 
     class Status(models.TextChoices):
         PENDING = "PENDING"

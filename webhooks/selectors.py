@@ -1,16 +1,11 @@
-"""Reads of outbound events, endpoints and deliveries, scoped to the caller."""
+"""Reads of webhook endpoints and their deliveries, scoped to the caller."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from kobatela.accounts.actor import Actor
-from webhooks.models import Event, WebhookDelivery, WebhookEndpoint
-
-
-def event_list_for(actor: Actor) -> QuerySet[Event]:
-    qs = Event.objects.all()
-    return qs if actor.sees_all else qs.filter(account_id=actor.user_id)
+from kobatela.core.actor import Actor
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 def endpoint_list_for(actor: Actor) -> QuerySet[WebhookEndpoint]:

@@ -10,16 +10,16 @@ from __future__ import annotations
 from celery import shared_task
 
 from kobatela.core.locks import periodic_job
-from webhooks import outbound
+from webhooks.outbound import delivery
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> str:
     """Idempotent: a duplicate or late message finds the attempt claimed or done and does nothing."""
-    return outbound.delivery_attempt(delivery_id=delivery_id)
+    return delivery.delivery_attempt(delivery_id=delivery_id)
 
 
 @shared_task
 def sweep_deliveries() -> int:
     with periodic_job("sweep_deliveries") as acquired:
-        return outbound.deliveries_sweep() if acquired else 0
+        return delivery.deliveries_sweep() if acquired else 0

@@ -6,7 +6,8 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from kobatela.accounts import selectors, services
-from kobatela.accounts.models import ApiKey, Scope, User
+from kobatela.accounts.models import ApiKey, User
+from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ScopedViewSet
 
 

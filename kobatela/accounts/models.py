@@ -4,13 +4,8 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.utils import timezone
 
-
-class Scope(models.TextChoices):
-    SENDER = "sender"
-    SUPPORT = "support"
-    ADMIN = "admin"
-    GOV = "gov"
-    ONG = "ong"
+from kobatela.core.actor import Actor
+from kobatela.core.scopes import SEE_ALL_SCOPES, Scope
 
 
 class UserManager(BaseUserManager):
@@ -91,3 +86,17 @@ class ApiKey(models.Model):
     def is_usable(self, now=None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    @property
+    def effective_scopes(self) -> frozenset[str]:
+        """The key's scopes; ``admin`` may do everything ``support`` may."""
+        scopes = set(self.scopes or ())
+        if Scope.ADMIN in scopes:
+            scopes.add(Scope.SUPPORT)
+        return frozenset(scopes)
+
+    def as_actor(self) -> Actor:
+        """Who acts when this key calls the API."""
+        scopes = self.effective_scopes
+        return Actor(label=f"apikey:{self.pk}", user=self.user, api_key=self, scopes=scopes,
+                     reads_all_accounts=bool(scopes & SEE_ALL_SCOPES))

@@ -10,22 +10,6 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from kobatela.accounts.models import Scope
-
-SEE_ALL_SCOPES = frozenset({Scope.SUPPORT, Scope.ADMIN})
-
-
-def effective_scopes(api_key) -> frozenset[str]:
-    scopes = set(getattr(api_key, "scopes", None) or ())
-    if Scope.ADMIN in scopes:
-        scopes.add(Scope.SUPPORT)
-    return frozenset(scopes)
-
-
-def sees_all(api_key) -> bool:
-    """support/admin keys read across tenants; others see their own account only."""
-    return bool(effective_scopes(api_key) & SEE_ALL_SCOPES)
-
 
 def required_scopes_for(view) -> frozenset[str]:
     declared = getattr(view, "required_scopes", None)
@@ -41,4 +25,4 @@ class HasScope(BasePermission):
         if request.auth is None:
             return False  # DRF turns this into 401 for an anonymous request
         required = required_scopes_for(view)
-        return bool(required) and bool(effective_scopes(request.auth) & required)
+        return bool(required) and bool(request.auth.effective_scopes & required)

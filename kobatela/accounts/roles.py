@@ -44,7 +44,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     OPERATIONS: _REVIEWER + (
         "webhooks.view_inboundevent",
         "webhooks.reprocess_inboundevent",
-        "webhooks.view_event",
+        "events.view_event",
         "webhooks.view_webhookendpoint",
         "webhooks.view_webhookdelivery",
         "webhooks.change_webhookdelivery",  # what webhooks.admin's redeliver action checks

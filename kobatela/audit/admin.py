@@ -18,6 +18,7 @@ import json
 
 from django.apps import apps
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, HttpResponseNotAllowed, StreamingHttpResponse
@@ -26,11 +27,10 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.audit import services as audit
 from kobatela.audit.models import Alert, AuditLog
-from kobatela.core.admin_site import ReadOnlyAdminMixin
-from kobatela.core.errors import DomainError
+from kobatela.core.admin_site import ReadOnlyAdminMixin, run_for_each_selected
 
 CSV_COLUMNS = ["id", "created_at", "actor", "action", "entity_type", "entity_id", "request_id", "data", "prev_hash",
                "row_hash"]
@@ -71,8 +71,7 @@ class ActorFilter(admin.SimpleListFilter):
     parameter_name = "actor"
 
     def lookups(self, request, model_admin):
-        from kobatela.accounts.models import User
-
+        User = get_user_model()
         labels = list(AuditLog.objects.filter(actor__startswith="staff:").order_by("actor")
                       .values_list("actor", flat=True).distinct())
         ids = [label.split(":", 1)[1] for label in labels if label.split(":", 1)[1].isdigit()]
@@ -208,14 +207,6 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         self._move(request, queryset, Alert.Status.RESOLVED)
 
     def _move(self, request, queryset, to: str) -> None:
-        moved, refused = 0, []
-        for pk in queryset.order_by("pk").values_list("pk", flat=True):
-            try:
-                audit.alert_transition(alert_id=pk, to=to, staff_user=request.user)
-                moved += 1
-            except DomainError as exc:
-                refused.append(f"#{pk} ({exc.code})")
-        if moved:
-            self.message_user(request, f"{moved} alert(s) {to.lower()}.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, f"Unchanged: {', '.join(refused)}.", messages.WARNING)
+        run_for_each_selected(self, request, queryset,
+                              lambda pk: audit.alert_transition(alert_id=pk, to=to, staff_user=request.user),
+                              done=to.lower(), refused_prefix="Unchanged", refused_level=messages.WARNING)

@@ -1,6 +1,7 @@
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, serializers
 
-from kobatela.accounts.models import Scope
+from kobatela.core.scopes import Scope
 from kobatela.audit import selectors
 from kobatela.audit.models import Alert
 from kobatela.core.viewsets import ScopedViewSet
@@ -16,6 +17,7 @@ class AlertSerializer(serializers.ModelSerializer):
 class AlertViewSet(mixins.ListModelMixin, ScopedViewSet):
     required_scopes = {Scope.ADMIN, Scope.SUPPORT}
     serializer_class = AlertSerializer
+    filter_backends = [DjangoFilterBackend]
     filterset_fields = ["type", "status"]
 
     def scoped_queryset(self, actor):

@@ -19,10 +19,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.audit.models import Alert, AuditLog
 from kobatela.core import db
-from kobatela.core.errors import Conflict
+from kobatela.core.state import transition
 from kobatela.core.masking import mask_data
 from kobatela.core.request_context import get_request_id
 
@@ -127,10 +127,8 @@ def alert_transition(*, alert_id: int, to: str, staff_user) -> Alert:
     """Acknowledge or resolve an alert (admin actions); audited with the staff user."""
     with transaction.atomic():
         alert = Alert.objects.select_for_update().get(pk=alert_id)
-        if to not in Alert.ALLOWED_TRANSITIONS[alert.status]:
-            raise Conflict(f"alert_{alert.status.lower()}", f"Alert is {alert.status}; cannot move to {to}.")
+        transition(alert, to)
         now = timezone.now()
-        alert.status = to
         if to == Alert.Status.ACKNOWLEDGED:
             alert.acknowledged_by, alert.acknowledged_at = staff_user, now
         else:

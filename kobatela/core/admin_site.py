@@ -13,9 +13,13 @@ the staff user (``Actor.staff``).
 
 from __future__ import annotations
 
-from django.contrib import admin
+from collections.abc import Callable
+
+from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.shortcuts import redirect
+
+from kobatela.core.errors import DomainError
 
 
 class BackOfficeSite(admin.AdminSite):
@@ -47,3 +51,22 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def run_for_each_selected(model_admin, request, queryset, call: Callable[[int], object], *, done: str,
+                          refused_prefix: str = "Refused", refused_level: int = messages.ERROR) -> None:
+    """An admin action's body: ``call(pk)`` for each selected row, in pk order,
+    through the service it wraps; then one message with how many were ``done``
+    ("3 proof(s) sent back to OCR.") and one naming each row the service
+    refused, with its code ("Refused: #4 (proof_is_photo).")."""
+    ok, refused = 0, []
+    for pk in queryset.order_by("pk").values_list("pk", flat=True):
+        try:
+            call(pk)
+            ok += 1
+        except DomainError as exc:
+            refused.append(f"#{pk} ({exc.code})")
+    if ok:
+        model_admin.message_user(request, f"{ok} {queryset.model._meta.model_name}(s) {done}.", messages.SUCCESS)
+    if refused:
+        model_admin.message_user(request, f"{refused_prefix}: {', '.join(refused)}.", refused_level)

@@ -8,4 +8,3 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from kobatela.core import checks  # noqa: F401  (registers the system checks)
-        from kobatela.core import openapi  # noqa: F401  (registers schema extensions)

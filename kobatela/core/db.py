@@ -1,22 +1,22 @@
-"""Rows on the request's hot path without the QuerySet machinery.
+"""Rows written on the deposit's measured path without the QuerySet machinery.
 
 ``insert`` writes new instances of one model in one ``INSERT … RETURNING``,
 as ``bulk_create`` does; ``update`` writes some fields of one instance by
-primary key, as ``save(update_fields=…)`` does; ``select`` reads the rows
-matching equalities, as ``filter(**where).order_by(…)`` does, optionally
-``FOR UPDATE``. Values go in and come out exactly as through the ORM: each
-field's ``pre_save``/``get_db_prep_save`` on the way in, the backend's and
-the field's converters on the way out (``auto_now``, decimals, JSON and
-SQLite's dates behave the same). Only the statement's text is cached per
-model and shape instead of being built and compiled on every call. That
-building was most of the Python cost of a deposit, which locks the escrow,
-writes six rows, updates two and reads the milestones back.
+primary key, as ``save(update_fields=…)`` does. Values go in exactly as
+through the ORM: each field's ``pre_save``/``get_db_prep_save`` (``auto_now``,
+decimals, JSON and SQLite's dates behave the same). Only the statement's text
+is cached per model and shape instead of being built and compiled on every
+call: that building was most of the Python cost of a deposit, which writes
+six rows and updates two (``bench/README.md``).
 
-Use them where that cost counts, not as a second ORM: the append-only rows
-(ledger lines, audit rows, escrow events, deposits, idempotency claims), the
-deposit's two updates, the escrow lock and the milestone read. Like
-``bulk_create``, they send no ``pre_save``/``post_save`` signals; none is
-connected to those models, and a test keeps it that way.
+Fenced, not a second ORM: only the append-only rows (ledger lines, audit
+rows, escrow events, deposits, idempotency claims) and the deposit's two
+updates (escrow totals, idempotency response) use it, each behind one
+repository function — ``payments.ledger.post``, ``audit.services.record``,
+``escrow.repository``, ``core.idempotency`` — and ``.importlinter`` lets no
+other module import it. Reads and locks use the ORM. Like ``bulk_create``,
+these send no ``pre_save``/``post_save`` signals; none is connected to those
+models, and ``tests/core/test_db_writes.py`` keeps it that way.
 """
 
 from __future__ import annotations
@@ -102,57 +102,3 @@ def update(obj: models.Model, field_names: Sequence[str]) -> None:
         cursor.execute(sql, [*params, obj.pk])
         if cursor.rowcount != 1:
             raise DatabaseError(f"update() of {type(obj).__name__} {obj.pk} affected {cursor.rowcount} rows.")
-
-
-@cache
-def _select_sql(model: type[models.Model], where: tuple[str, ...], order_by: tuple[str, ...],
-                for_update: bool) -> tuple[str, tuple, tuple, tuple]:
-    connection = _connection()
-    quote = connection.ops.quote_name
-    meta = model._meta
-    columns = tuple(meta.concrete_fields)
-    where_fields = tuple(meta.pk if name == "pk" else meta.get_field(name) for name in where)
-    sql = f"SELECT {', '.join(quote(f.column) for f in columns)} FROM {quote(meta.db_table)}"
-    if where_fields:
-        sql += " WHERE " + " AND ".join(f"{quote(f.column)} = %s" for f in where_fields)
-    if order_by:
-        sql += " ORDER BY " + ", ".join(
-            quote(meta.get_field(name.lstrip("-")).column) + (" DESC" if name.startswith("-") else "")
-            for name in order_by
-        )
-    if for_update and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    # What the SQL compiler applies to each column it reads back: the
-    # backend's converters, then the field's (e.g. JSON text to objects).
-    converters = []
-    for position, field in enumerate(columns):
-        col = field.get_col(meta.db_table)
-        convs = tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection))
-        if convs:
-            converters.append((position, col, convs))
-    return sql, tuple(f.attname for f in columns), where_fields, tuple(converters)
-
-
-def select(model: type[M], *, where: dict[str, object], order_by: Sequence[str] = (),
-           for_update: bool = False) -> list[M]:
-    """``list(model.objects.filter(**where).order_by(*order_by))``, with
-    ``select_for_update()`` if asked. Equalities on field names or ``pk``
-    only, never None (SQL's ``= NULL`` matches nothing); no default manager,
-    no ``Meta.ordering``: the order is ``order_by`` or none."""
-    if any(value is None for value in where.values()):
-        raise ValueError("select() compares with '='; None would match nothing")
-    connection = _connection()
-    sql, attnames, where_fields, converters = _select_sql(model, tuple(where), tuple(order_by), for_update)
-    params = [f.get_db_prep_value(f.get_prep_value(value), connection, prepared=True)
-              for f, value in zip(where_fields, where.values(), strict=True)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    objs = []
-    for row in rows:
-        values = list(row)
-        for position, col, convs in converters:
-            for convert in convs:
-                values[position] = convert(values[position], col, connection)
-        objs.append(model.from_db(connection.alias, attnames, values))
-    return objs

@@ -22,6 +22,14 @@ logger = logging.getLogger(__name__)
 
 _migrations_known_applied = False
 
+# Sections apps add to the detailed health (PSP, OCR, AI…): name → callable
+# answering a JSON-ready dict. Filled from each app's ``AppConfig.ready()``.
+DETAIL_SECTIONS: dict[str, Callable[[], dict]] = {}
+
+
+def register_detail_section(name: str, section: Callable[[], dict]) -> None:
+    DETAIL_SECTIONS[name] = section
+
 
 def check_database() -> str:
     with connection.cursor() as cursor:

@@ -3,7 +3,8 @@
 Pure functions, no Django. Masked forms (documented, stable, tested):
 
 * IBAN   → ``****`` + the last 4 characters, spaces removed, upper-cased:
-  ``FR76 3000 6000 0112 3456 7890 189`` → ``****0189``. The length is not kept.
+  ``FR76 3000 6000 0112 3456 7890 189`` → ``****0189``. The length is not kept
+  (:func:`kobatela.core.iban.mask_iban`, the one masked form of an IBAN).
 * email  → first character of the local part + ``***`` + ``@domain``:
   ``jean.dupont@example.com`` → ``j***@example.com``.
 * phone  → ``***`` + the last 2 digits: ``+243 81 234 5678`` → ``***78``.
@@ -21,8 +22,8 @@ do not start with ``0`` or ``+`` (a national number written without its trunk
 prefix, e.g. ``812345678``, is not recognised as a phone: the price of not
 masking amounts). IBANs are recognised when they carry at least 10 digits,
 either compact (``FR7630006000…``: country code in capitals and one of the
-countries that issue IBANs) or in groups of 4 separated by single spaces (any
-two letters, any case).
+countries that issue IBANs, :data:`kobatela.core.iban.IBAN_LENGTHS`) or in
+groups of 4 separated by single spaces (any two letters, any case).
 
 :func:`mask_data` walks dicts / lists / tuples: values under sensitive keys are
 masked by key (see :data:`SECRET_KEY_PARTS`), every other string goes through
@@ -36,12 +37,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kobatela.core.iban import IBAN_LENGTHS, mask_iban
+
 __all__ = [
     "MASK",
     "SECRET_KEY_PARTS",
     "mask_data",
     "mask_email",
-    "mask_iban",
     "mask_phone",
     "mask_secret",
     "mask_text",
@@ -67,16 +69,6 @@ _IBAN_KEY_PART = "iban"
 _EMAIL_KEY_PART = "email"
 _PHONE_KEY_PART = "phone"
 
-# ISO 3166 codes of the countries (and territories) that issue IBANs.
-_IBAN_COUNTRIES = frozenset(
-    """
-    AD AE AL AT AZ BA BE BG BH BI BR BY CH CR CY CZ DE DJ DK DO DZ EE EG ES FI FK FO FR
-    GB GE GI GL GR GT HN HR HU IE IL IQ IS IT JO KW KZ LB LC LI LT LU LV LY MA MC MD ME
-    MK MN MR MT MU NI NL NO OM PK PL PS PT QA RO RS RU SA SC SD SE SI SK SM SO ST SV TL
-    TN TR UA VA VG XK YE CD CG CI CM GA GQ TD CF BJ BF ML NE SN TG GW KM MG AO CV MZ IR
-    """.split()
-)
-
 
 # --------------------------------------------------------------------------- #
 # Single values
@@ -86,19 +78,6 @@ _IBAN_COUNTRIES = frozenset(
 def mask_secret(value: Any) -> str:
     """Any secret → ``****``."""
     return MASK
-
-
-def mask_iban(s: str) -> str:
-    """``FR76 3000 6000 0112 3456 7890 189`` → ``****0189``.
-
-    Only the last 4 alphanumerics survive; a value of 4 characters or fewer
-    (e.g. an already-stored ``iban_last4``) is shown as ``****1234``; an empty
-    value stays empty.
-    """
-    compact = re.sub(r"[^0-9A-Za-z]", "", str(s)).upper()
-    if not compact:
-        return "" if not str(s).strip() else MASK
-    return MASK + compact[-4:]
 
 
 def mask_email(s: str) -> str:
@@ -175,7 +154,7 @@ _DATE_RE = re.compile(r"^(?:\d{1,2}[.\-/ ]\d{1,2}[.\-/ ]\d{2,4}|\d{4}[.\-/ ]\d{1
 
 def _sub_iban(match: re.Match[str]) -> str:
     country, check, rest = match.group(1), match.group(2), match.group(3)
-    if " " not in rest and country.upper() not in _IBAN_COUNTRIES:
+    if " " not in rest and country.upper() not in IBAN_LENGTHS:
         # Compact form: only IBAN countries (upper-case ids like "AB12CD…" are common).
         return match.group(0)
     tail = ""

@@ -7,7 +7,7 @@ from functools import cached_property
 from rest_framework import viewsets
 from rest_framework.views import APIView
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.core.idempotency import run_idempotent
 
 # Ids in URLs are bounded so an absurd id is a 404, never a database overflow.
@@ -23,7 +23,7 @@ class ApiViewMixin:
 
     @cached_property
     def actor(self) -> Actor:
-        return Actor.from_request(self.request)
+        return self.request.auth.as_actor()  # the authenticated ApiKey (kobatela.accounts)
 
     def validated(self, serializer_class, data=None) -> dict:
         """The request body parsed by ``serializer_class``, or a 400 in the error shape."""
@@ -57,7 +57,9 @@ class ScopedViewSet(ApiViewMixin, viewsets.GenericViewSet):
     lookup_value_regex = ID_PATTERN
     # A Serializer validating the list's query parameters (?status=…): a bad
     # value is a 400 in the error shape, never a silently empty list. Its
-    # validated data is applied as ``.filter(**data)``.
+    # validated data is applied as ``.filter(**data)``. There is no
+    # project-wide filter backend: a viewset that wants django-filter's
+    # declares ``filter_backends`` with its ``filterset_fields``.
     list_filter_serializer: type | None = None
 
     def filter_queryset(self, queryset):

@@ -28,9 +28,7 @@ from .base import (
     PspError,
     PspPermanentError,
     PspTransientError,
-    from_minor_units,
     payout_idempotency_key,
-    to_minor_units,
 )
 
 __all__ = [
@@ -44,11 +42,9 @@ __all__ = [
     "PspPermanentError",
     "PspTransientError",
     "PROVIDERS",
-    "from_minor_units",
     "get_provider",
     "payout_idempotency_key",
     "reset_providers",
-    "to_minor_units",
 ]
 
 PROVIDERS = ("sandbox", "stripe")

@@ -19,19 +19,19 @@ it in the contract's shape (502/503) instead of a bare 500.
 
 Amounts are ``Decimal`` in major units (``Decimal("12.50")`` USD) everywhere
 in Kobatela; adapters convert once, at the boundary, with
-:func:`to_minor_units` / :func:`from_minor_units`. No Django import here.
+:func:`psp_minor_units` (``kobatela.core.money`` holds the currency rules).
 """
 
 from __future__ import annotations
 
 import abc
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, Inexact, InvalidOperation, localcontext
+from decimal import Decimal
 from typing import Any, Literal
 
 from kobatela.core.errors import DomainError
+from kobatela.core.money import normalize_currency, require_decimal, to_minor_units
 
 __all__ = [
     "FundingSession",
@@ -44,79 +44,11 @@ __all__ = [
     "PspError",
     "PspPermanentError",
     "PspTransientError",
-    "currency_exponent",
-    "from_minor_units",
-    "normalize_currency",
     "payout_idempotency_key",
     "psp_minor_units",
-    "to_minor_units",
 ]
 
-# --- Currencies and minor units ---------------------------------------------
-
-# Stripe's documented decimal rules (https://docs.stripe.com/currencies),
-# which real PSPs follow closely. These differ from ISO 4217 in places that
-# matter to us: XOF and XAF have no minor unit at the PSP, CDF has two.
-# Everything not listed has two decimals. (Stripe's "special cases" ISK, HUF,
-# TWD, UGX keep a two-decimal API representation with extra divisibility
-# rules; we do not accept those currencies, see ALLOWED_CURRENCIES.)
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "VND", "VUV", "XAF", "XOF", "XPF"}
-)
-THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
-
-_CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
-
-
-def normalize_currency(currency: str) -> str:
-    """``"usd"`` → ``"USD"``; anything that is not three letters is refused."""
-    if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
-        raise ValueError(f"Not an ISO 4217 currency code: {currency!r}")
-    return currency.upper()
-
-
-def currency_exponent(currency: str) -> int:
-    """How many decimals the PSP uses for ``currency`` (0, 2 or 3)."""
-    code = normalize_currency(currency)
-    if code in ZERO_DECIMAL_CURRENCIES:
-        return 0
-    if code in THREE_DECIMAL_CURRENCIES:
-        return 3
-    return 2
-
-
-def _require_decimal(amount: Any) -> Decimal:
-    # bool is an int subclass; float is refused outright, never "converted".
-    if isinstance(amount, bool) or not isinstance(amount, (Decimal, int)):
-        raise TypeError(f"Amounts must be Decimal (or int), not {type(amount).__name__}")
-    value = Decimal(amount)
-    if not value.is_finite():
-        raise ValueError(f"Amount is not finite: {amount!r}")
-    return value
-
-
-def to_minor_units(amount: Decimal, currency: str) -> int:
-    """``Decimal("12.34")`` USD → ``1234``; ``Decimal("1500")`` XOF → ``1500``.
-
-    Raises ``ValueError`` when the amount has more precision than the currency
-    allows at the PSP (``Decimal("1500.50")`` XOF, ``Decimal("1.005")`` USD):
-    money is never rounded silently on its way out. Trailing zeros are fine
-    (``Decimal("1500.00")`` XOF → ``1500``).
-    """
-    value = _require_decimal(amount)
-    exponent = currency_exponent(currency)
-    with localcontext() as ctx:
-        ctx.prec = 64  # far above DecimalField(18, 2); no rounding can happen here
-        ctx.traps[Inexact] = True
-        scaled = value.scaleb(exponent)
-        try:
-            integral = scaled.to_integral_exact()
-        except (Inexact, InvalidOperation):
-            raise ValueError(
-                f"{value} {normalize_currency(currency)} cannot be expressed in minor units "
-                f"({exponent} decimals at the PSP) without losing precision"
-            ) from None
-    return int(integral)
+# --- Minor units at the boundary ----------------------------------------------
 
 
 def psp_minor_units(amount: Decimal, currency: str, *, provider: str) -> int:
@@ -130,18 +62,6 @@ def psp_minor_units(amount: Decimal, currency: str, *, provider: str) -> int:
         return to_minor_units(amount, currency)
     except ValueError as exc:
         raise PspPermanentError(str(exc), provider=provider, psp_code="amount_precision") from exc
-
-
-def from_minor_units(minor: int, currency: str) -> Decimal:
-    """``1234`` USD → ``Decimal("12.34")``; ``1500`` XOF → ``Decimal("1500")``.
-
-    The result carries exactly the currency's PSP decimals; quantize to the
-    money field's two decimals where it is stored.
-    """
-    if isinstance(minor, bool) or not isinstance(minor, int):
-        raise TypeError(f"Minor units must be int, not {type(minor).__name__}")
-    exponent = currency_exponent(currency)
-    return Decimal(minor).scaleb(-exponent)
 
 
 # --- Requests and results ----------------------------------------------------
@@ -168,7 +88,7 @@ def payout_idempotency_key(payment_id: int, generation: int = 1) -> str:
 
 
 def _check_amount(amount: Any) -> None:
-    value = _require_decimal(amount)
+    value = require_decimal(amount)
     if value <= 0:
         raise ValueError(f"Amount must be positive, not {value}")
 

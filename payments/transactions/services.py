@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
 from kobatela.core.errors import Conflict, Forbidden, NotFound, ValidationFailed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from proofs.models import Proof
 
 

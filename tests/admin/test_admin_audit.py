@@ -143,7 +143,7 @@ def test_alerts_are_acknowledged_and_resolved_through_the_service(reviewer, revi
     reviewer_client.post(changelist, {"action": "acknowledge", "_selected_action": [first.pk]})
     reviewer_client.post(changelist, {"action": "resolve", "_selected_action": [first.pk, second.pk]})
     response = reviewer_client.post(changelist, {"action": "acknowledge", "_selected_action": [first.pk]}, follow=True)
-    assert "Unchanged: #%d (alert_resolved)" % first.pk in response.content.decode()
+    assert "Unchanged: #%d (alert_is_resolved)" % first.pk in response.content.decode()
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.status == second.status == Alert.Status.RESOLVED

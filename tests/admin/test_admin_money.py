@@ -10,6 +10,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from escrow import services as escrow_services
+from escrow.selectors import escrow_lock
 from kobatela.audit.models import AuditLog
 from payments.models import Payment, PaymentStatus
 from payments.psp import sandbox
@@ -34,7 +35,7 @@ def failed_payment() -> Payment:
     """An approved milestone whose payout failed once at the PSP (it would succeed on a retry)."""
     escrow = fund(make_escrow(provider=UserFactory(payout_account="fail:transient-once"), amounts=("250.00",)))
     with escrow_services.transaction.atomic():
-        locked = escrow_services.lock_escrow(escrow.pk)
+        locked = escrow_lock(escrow.pk)
         payment = escrow_services.milestone_approve(actor="system:test", escrow=locked,
                                                     milestone=locked.milestones.get(), reason="test")
     assert execute_payout(payment.pk) == PaymentStatus.ERROR

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, ImageStat
 
-from proofs.admin import ProofAdmin
+from proofs.admin.proof_admin import ProofAdmin
 from proofs.models import Proof
 from tests.admin.conftest import logged_in, make_staff, submit_invoice, submit_photo
 from tests.admin.queue_seed import seed_pending_proofs

@@ -17,7 +17,7 @@ from django.urls import reverse
 from kobatela.audit.models import AuditLog
 from payments.models import Payment
 from proofs.models import Proof
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.accounts.roles import REVIEWER
 from proofs.services import proof_decide
 from tests.admin.conftest import (ARTIFACTS, COLUMNS, FLAGGED, PASSWORD, REQUIREMENTS, ROOT, make_staff, submit_invoice,

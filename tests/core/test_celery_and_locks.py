@@ -1,3 +1,4 @@
+import inspect
 import os
 import subprocess
 import sys
@@ -31,9 +32,26 @@ def test_second_holder_of_a_periodic_job_lock_is_refused():
 
 
 def test_beat_schedule_is_in_one_place():
-    schedule = app.conf.beat_schedule
-    assert {"heartbeat", "purge-idempotency-keys"} <= set(schedule)
+    """The whole schedule, written out: a job dropped, added, renamed or retimed fails here."""
+    assert app.conf.beat_schedule == {
+        "heartbeat": {"task": "kobatela.core.tasks.heartbeat", "schedule": 30.0},
+        "purge-idempotency-keys": {"task": "kobatela.core.tasks.purge_idempotency_keys", "schedule": 3600.0},
+        "escrow-deadlines": {"task": "escrow.tasks.apply_deadlines", "schedule": 300.0},
+        "payout-sweep": {"task": "payments.tasks.sweep_payouts", "schedule": 60.0},
+        "ocr-sweep": {"task": "proofs.tasks.sweep_ocr", "schedule": 300.0},
+        "webhook-deliveries-sweep": {"task": "webhooks.tasks.sweep_deliveries", "schedule": 30.0},
+        "expire-mandates": {"task": "spend.tasks.expire_mandates", "schedule": 300.0},
+    }
     assert app.conf.task_acks_late is True
+
+
+def test_every_scheduled_task_is_a_registered_task_beat_can_call():
+    """A task renamed or moved in code but not in the schedule would never run:
+    beat would keep sending a name no worker knows."""
+    app.loader.import_default_modules()  # what a worker does at start: autodiscover every app's tasks.py
+    for entry in app.conf.beat_schedule.values():
+        assert entry["task"] in app.tasks, f"{entry['task']} is not a registered task"
+        inspect.signature(app.tasks[entry["task"]].run).bind()  # beat sends no arguments
 
 
 @pytest.mark.django_db(transaction=True)

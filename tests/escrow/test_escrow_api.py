@@ -185,3 +185,19 @@ def test_get_escrow_query_count_does_not_grow_with_milestones(sender_api, django
             assert sender_api.get(f"/api/v1/escrows/{escrow.pk}").status_code == 200
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1] <= 8, counts
+
+
+@pytest.mark.parametrize("deadline_in", [timedelta(0), -timedelta(seconds=1), -timedelta(days=365)])
+def test_the_service_refuses_a_deadline_that_is_not_in_the_future(deadline_in):
+    """The rule lives in escrow_create, whoever calls it (the API only parses)."""
+    from escrow.services import escrow_create
+    from kobatela.core.errors import ValidationFailed
+    from tests.factories import actor_for
+
+    client, provider = UserFactory(), UserFactory()
+    with pytest.raises(ValidationFailed) as refused:
+        escrow_create(actor=actor_for(client), provider_id=provider.pk, amount_total=Decimal("10.00"), currency="USD",
+                      deadline_at=timezone.now() + deadline_in,
+                      milestones=[{"label": "all", "amount": Decimal("10.00"), "proof_type": "PHOTO"}])
+    assert refused.value.details == {"deadline_at": ["Must be in the future."]}
+    assert not EscrowAgreement.objects.filter(client=client).exists()

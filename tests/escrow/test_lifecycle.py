@@ -7,9 +7,10 @@ from django.utils import timezone
 
 from escrow import services
 from escrow.models import EscrowAgreement, EscrowStatus, Milestone, MilestoneStatus
+from escrow.selectors import escrow_lock
 from kobatela.audit.models import Alert
 from kobatela.core.errors import Conflict
-from payments import services as payment_services
+from kobatela.core.state import transition
 from payments.models import Payment, PaymentStatus
 from payments.reconcile import reconcile
 from tests.conftest import assert_error
@@ -17,35 +18,76 @@ from tests.factories import actor_for, fund, make_escrow
 
 pytestmark = pytest.mark.django_db
 
-ESCROW_STATES = list(EscrowStatus.values)
-MILESTONE_STATES = list(MilestoneStatus.values)
+# The lifecycles, written out here rather than read from the models: a wrong
+# edge in ALLOWED_TRANSITIONS must make these tests fail, not follow it.
+ESCROW_TRANSITIONS = {
+    "DRAFT": {"FUNDED", "CANCELLED"},
+    "FUNDED": {"RELEASABLE", "RELEASED", "REFUNDED"},
+    "RELEASABLE": {"FUNDED", "RELEASED", "REFUNDED"},
+    "RELEASED": {"RELEASABLE"},  # a settled payout came back (refunded)
+    "REFUNDED": set(),
+    "CANCELLED": set(),
+}
+MILESTONE_TRANSITIONS = {
+    "WAITING": {"PENDING_REVIEW", "APPROVED"},
+    "PENDING_REVIEW": {"APPROVED", "REJECTED"},
+    "REJECTED": {"PENDING_REVIEW", "APPROVED"},
+    "APPROVED": {"PAID"},
+    "PAID": {"APPROVED"},  # a settled payout came back (refunded)
+}
+# A milestone's payout is part of the escrow's lifecycle (and its table is tested nowhere else).
+PAYMENT_TRANSITIONS = {
+    "PENDING": {"SENT", "ERROR", "SETTLED"},
+    "ERROR": {"SENT", "ERROR", "SETTLED"},
+    "SENT": {"SETTLED", "ERROR"},
+    "SETTLED": {"REFUNDED"},
+    "REFUNDED": set(),
+}
 
 
-@pytest.mark.parametrize("source", ESCROW_STATES)
-@pytest.mark.parametrize("target", ESCROW_STATES)
-def test_escrow_transition_table(source, target):
-    escrow = EscrowAgreement(status=source)
-    if target in EscrowAgreement.ALLOWED_TRANSITIONS[source]:
-        services._transition(escrow, target)
-        assert escrow.status == target
+def every_pair(table: dict[str, set[str]]) -> list:
+    """(source, target, allowed) for every pair of states, allowed or not."""
+    return [pytest.param(source, target, target in table[source], id=f"{source}->{target}")
+            for source in table for target in table]
+
+
+@pytest.mark.parametrize("model, statuses, expected", [
+    (EscrowAgreement, EscrowStatus, ESCROW_TRANSITIONS),
+    (Milestone, MilestoneStatus, MILESTONE_TRANSITIONS),
+    (Payment, PaymentStatus, PAYMENT_TRANSITIONS),
+], ids=["escrow", "milestone", "payment"])
+def test_the_models_transition_tables_are_the_expected_ones(model, statuses, expected):
+    assert set(statuses.values) == set(expected)
+    assert {source: set(targets) for source, targets in model.ALLOWED_TRANSITIONS.items()} == expected
+
+
+def assert_moves_or_is_refused(obj, target: str, allowed: bool, noun: str) -> None:
+    """Through ``transition``, the one step every service takes (escrow, payments, spend)."""
+    source = obj.status
+    if allowed:
+        transition(obj, target)
+        assert obj.status == target
     else:
         with pytest.raises(Conflict) as refused:
-            services._transition(escrow, target)
-        assert refused.value.code == f"escrow_is_{source.lower()}"
-        assert escrow.status == source
+            transition(obj, target)
+        assert (refused.value.status, refused.value.code) == (409, f"{noun}_is_{source.lower()}")
+        assert refused.value.details == {"status": source, "wanted": target}
+        assert obj.status == source
 
 
-@pytest.mark.parametrize("source", MILESTONE_STATES)
-@pytest.mark.parametrize("target", MILESTONE_STATES)
-def test_milestone_transition_table(source, target):
-    milestone = Milestone(status=source)
-    if target in Milestone.ALLOWED_TRANSITIONS[source]:
-        services._transition(milestone, target)
-        assert milestone.status == target
-    else:
-        with pytest.raises(Conflict) as refused:
-            services._transition(milestone, target)
-        assert refused.value.code == f"milestone_is_{source.lower()}"
+@pytest.mark.parametrize("source, target, allowed", every_pair(ESCROW_TRANSITIONS))
+def test_escrow_transitions(source, target, allowed):
+    assert_moves_or_is_refused(EscrowAgreement(status=source), target, allowed, "escrow")
+
+
+@pytest.mark.parametrize("source, target, allowed", every_pair(MILESTONE_TRANSITIONS))
+def test_milestone_transitions(source, target, allowed):
+    assert_moves_or_is_refused(Milestone(status=source), target, allowed, "milestone")
+
+
+@pytest.mark.parametrize("source, target, allowed", every_pair(PAYMENT_TRANSITIONS))
+def test_payment_transitions(source, target, allowed):
+    assert_moves_or_is_refused(Payment(status=source), target, allowed, "payment")
 
 
 def post(api, escrow, verb, body=None):
@@ -63,7 +105,7 @@ def test_mark_delivered(sender_api):
 
 def settle_all(escrow):
     for payment in Payment.objects.filter(escrow=escrow).order_by("pk"):
-        payment_services.payment_settle(actor="system:test", payment_id=payment.pk, psp_ref=payment.psp_ref,
+        services.escrow_settle_payout(actor="system:test", payment_id=payment.pk, psp_ref=payment.psp_ref,
                                         amount=payment.amount, currency=payment.currency)
 
 
@@ -91,7 +133,7 @@ def test_client_reject_sends_milestones_back(sender_api):
     assert_error(post(sender_api, escrow, "client-reject", {"reason": "no"}), 409, "escrow_is_funded")
     assert_error(post(sender_api, escrow, "client-reject", {}), 400, "validation_error")
     with services.transaction.atomic():
-        locked = services.lock_escrow(escrow.pk)
+        locked = escrow_lock(escrow.pk)
         services.milestone_mark_pending_review(actor="system:test", escrow=locked, milestone=locked.milestones.get())
     response = post(sender_api, escrow, "client-reject", {"reason": "photo shows the wrong site"})
     assert response.status_code == 200
@@ -101,7 +143,7 @@ def test_client_reject_sends_milestones_back(sender_api):
 
 def _put_in_review(escrow, idx=1):
     with services.transaction.atomic():
-        locked = services.lock_escrow(escrow.pk)
+        locked = escrow_lock(escrow.pk)
         services.milestone_mark_pending_review(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=idx))
 
 
@@ -137,7 +179,7 @@ def test_deadline_refund_policy_returns_the_rest(settings, django_capture_on_com
     escrow = fund(make_escrow(amounts=("70.00", "30.00"), deadline_in=timedelta(hours=1)))
     with django_capture_on_commit_callbacks(execute=True):
         with services.transaction.atomic():
-            locked = services.lock_escrow(escrow.pk)
+            locked = escrow_lock(escrow.pk)
             services.milestone_approve(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=1),
                                        reason="test")
     with time_machine.travel(timezone.now() + timedelta(hours=2)):

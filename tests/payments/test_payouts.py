@@ -11,6 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from escrow import services as escrow_services
+from escrow.selectors import escrow_lock
 from kobatela.audit.models import Alert, AuditLog
 from payments import services
 from payments.models import LedgerEntry, Payment, PaymentStatus
@@ -34,7 +35,7 @@ def approved_payment(client=None, provider=None, amount="100.00") -> Payment:
     """A funded escrow whose single milestone was approved: its payout is PENDING (not yet executed)."""
     escrow = fund(make_escrow(client=client, provider=provider, amounts=(amount,)))
     with escrow_services.transaction.atomic():
-        locked = escrow_services.lock_escrow(escrow.pk)
+        locked = escrow_lock(escrow.pk)
         return escrow_services.milestone_approve(actor="system:test", escrow=locked,
                                                  milestone=locked.milestones.get(), reason="test")
 
@@ -159,11 +160,11 @@ def test_list_and_filters(sender_api, support_api):
 def test_settle_refund_and_reconcile():
     payment = approved_payment()
     execute_payout(payment.pk)
-    services.payment_settle(actor="system:test", payment_id=payment.pk, amount=Decimal("100.00"), currency="USD")
+    escrow_services.escrow_settle_payout(actor="system:test", payment_id=payment.pk, amount=Decimal("100.00"), currency="USD")
     assert reconcile() == []
     payment.refresh_from_db()
     assert payment.escrow.status == "RELEASED"
-    services.payment_refund(actor="system:test", payment_id=payment.pk)
+    escrow_services.escrow_return_payout(actor="system:test", payment_id=payment.pk)
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.REFUNDED and payment.escrow.status == "RELEASABLE"
     assert payment.escrow.amount_released == Decimal("0.00")
@@ -176,7 +177,7 @@ def test_settlement_with_the_wrong_amount_changes_nothing():
     payment = approved_payment()
     execute_payout(payment.pk)
     with pytest.raises(Exception) as refused:
-        services.payment_settle(actor="system:test", payment_id=payment.pk, amount=Decimal("99.99"), currency="USD")
+        escrow_services.escrow_settle_payout(actor="system:test", payment_id=payment.pk, amount=Decimal("99.99"), currency="USD")
     assert refused.value.code == "payment_amount_mismatch"
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.SENT
@@ -229,7 +230,7 @@ def test_events_about_another_psp_payout_are_refused():
     payment = approved_payment()
     execute_payout(payment.pk)
     with pytest.raises(Exception) as refused:
-        services.payment_settle(actor="system:test", payment_id=payment.pk, psp_ref="sbx_po_someoneelse")
+        escrow_services.escrow_settle_payout(actor="system:test", payment_id=payment.pk, psp_ref="sbx_po_someoneelse")
     assert refused.value.code == "psp_ref_mismatch"
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.SENT

@@ -19,6 +19,7 @@ import stripe
 from django.core.exceptions import ImproperlyConfigured
 
 from kobatela.core.errors import DomainError
+from kobatela.core.money import currency_exponent, from_minor_units, to_minor_units
 from payments import psp
 from payments.psp import sandbox
 from payments.psp.base import (
@@ -28,10 +29,7 @@ from payments.psp.base import (
     PspError,
     PspPermanentError,
     PspTransientError,
-    currency_exponent,
-    from_minor_units,
     payout_idempotency_key,
-    to_minor_units,
 )
 from payments.psp.sandbox import SandboxProvider
 from payments.psp.stripe_adapter import StripeProvider, map_stripe_error

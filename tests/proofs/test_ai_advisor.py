@@ -1,4 +1,4 @@
-"""proofs.ai_advisor through the REAL openai client against a local stub server.
+"""proofs.ai (the AI advisor) through the REAL openai client against a local stub server.
 
 Plain pytest, no database, no network beyond 127.0.0.1.
 """
@@ -14,20 +14,10 @@ from decimal import Decimal
 import openai
 import pytest
 
-from proofs.ai_advisor import (
-    RESPONSE_FORMAT,
-    SYSTEM_PROMPT,
-    AdvisorConfig,
-    AdvisorError,
-    AdvisorInvalidResponse,
-    AdvisorResult,
-    AdvisorTimeout,
-    AdvisorUnavailable,
-    advise,
-    build_context,
-    is_flagged,
-    validate_reply,
-)
+from proofs.ai import AdvisorConfig, AdvisorError, advise, build_context
+from proofs.ai.errors import AdvisorInvalidResponse, AdvisorTimeout, AdvisorUnavailable
+from proofs.ai.prompt import RESPONSE_FORMAT, SYSTEM_PROMPT
+from proofs.ai.reply import AdvisorResult, is_flagged, validate_reply
 from tests.support.openai_server import OpenAIStubServer
 
 GOOD_REPLY = {
@@ -436,7 +426,13 @@ def test_is_flagged(risk_level, flags, expected):
 @pytest.mark.parametrize(
     "raw, expected",
     [("1 300,00", "1300.00"), ("1.300,00", "1300.00"), ("1,300.00", "1300.00"), (Decimal("12.50"), "12.50"),
-     ("n/a", None)],
+     ("n/a", None),
+     # The invoice parser's rules (proofs.amounts), not a looser second set: an
+     # amount that cannot be read for sure is left out, never guessed.
+     ("1,300", None),  # 1300 or 1.3? the advisor has no document to tell
+     ("1234.567", None),  # read as 1234567 before: a thousand times too much
+     ("12,34,567", None),
+     (1300.5, None)],  # a float is never money here
 )
 def test_invoice_amounts_are_normalised(raw, expected):
     ctx = build_context({"invoice": {"amount": raw, "currency": "eur"}})

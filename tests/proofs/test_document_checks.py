@@ -18,7 +18,7 @@ FIELDS = InvoiceFields(
     number="FA-2026-0042",
     supplier="Bâtiments Kivu S.A.R.L.",
     iban_last4="0189",
-    iban_masked="FR76 **** **** **** **** ***0 189",
+    iban_masked="****0189",  # the one masked form (kobatela.core.iban.mask_iban)
 )
 
 FULL = {

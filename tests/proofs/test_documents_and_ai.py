@@ -268,3 +268,22 @@ def test_ai_daily_cap_protects_the_bill(sender_api, ai_server, settings, django_
     assert ai_server.request_count == 1
     for key in client.scan_iter("kobatela:cap:*"):
         client.delete(key)
+
+
+@pytest.mark.parametrize("decision", ["", "APPROVE", "approved", "yes", None, "reject "])
+def test_a_decision_that_is_neither_approve_nor_reject_is_refused_and_changes_nothing(
+        sender_api, decision, django_capture_on_commit_callbacks):
+    """proof_decide once took anything but "approve" for a rejection."""
+    from kobatela.core.actor import Actor
+    from kobatela.core.errors import BadRequest
+    from proofs.services import proof_decide
+    from tests.factories import UserFactory
+
+    escrow = invoice_escrow(sender_api.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        proof_id = upload_invoice(sender_api, escrow).json()["id"]
+    with pytest.raises(BadRequest) as refused:
+        proof_decide(actor=Actor.staff(UserFactory(is_staff=True)), proof_id=proof_id, decision=decision, note="n")
+    assert refused.value.code == "invalid_decision" and refused.value.status == 400
+    assert Proof.objects.get(pk=proof_id).status == "PENDING"
+    assert escrow.milestones.get().status == "PENDING_REVIEW"

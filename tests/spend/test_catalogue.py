@@ -3,6 +3,8 @@
 import pytest
 
 from kobatela.audit.models import AuditLog
+from kobatela.core.errors import ValidationFailed
+from spend import services
 from spend.models import AllowedUsage, Merchant, SpendCategory
 from tests.conftest import assert_error
 from tests.factories import UserFactory
@@ -78,6 +80,18 @@ def test_allow_rule_refusals_write_nothing(admin_api, body, status, code):
         payload["category_id"] = category.pk
     payload.update(body)
     assert_error(admin_api.post("/api/v1/spend/allow", payload, format="json"), status, code)
+    assert AllowedUsage.objects.count() == 0
+
+
+@pytest.mark.parametrize("merchant, category", [(False, False), (True, True)])
+def test_allow_rule_service_needs_exactly_one_target(merchant, category):
+    """The rule lives in the service only; the API answers its error as is (above)."""
+    target = {"merchant_id": make_merchant().pk if merchant else None,
+              "category_id": make_category().pk if category else None}
+    with pytest.raises(ValidationFailed) as refused:
+        services.allowed_usage_create(actor="system:test", owner_id=UserFactory().pk, **target)
+    assert (refused.value.status, refused.value.code, refused.value.details) == (
+        400, "validation_error", {"non_field_errors": ["Give exactly one of merchant_id and category_id."]})
     assert AllowedUsage.objects.count() == 0
 
 

@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from webhooks.models import Event
+from kobatela.events.models import Event
 
 pytestmark = pytest.mark.django_db
 

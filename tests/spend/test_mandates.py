@@ -8,14 +8,16 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from kobatela.audit.models import AuditLog
+from kobatela.core.errors import ValidationFailed
 from payments.ledger import PSP_CLEARING, balance
 from payments.models import LedgerEntry
 from payments.reconcile import reconcile
 from spend import services
-from spend.ledger_accounts import mandate_account
-from spend.models import UsageMandate
+from payments.ledger import mandate_account
+from spend.models import MandateStatus, UsageMandate
 from spend.tasks import expire_mandates
 from tests.conftest import assert_error
+from tests.escrow.test_lifecycle import assert_moves_or_is_refused, every_pair
 from tests.factories import UserFactory
 from tests.spend.builders import make_category, make_mandate, make_merchant
 
@@ -115,6 +117,41 @@ def test_junk_json_and_self_beneficiary_are_400(sender_api):
     assert UsageMandate.objects.count() == 0
 
 
+# The service holds these rules (the API only parses), so they are pinned here,
+# at their edges; the API tests above show they leave as 400 validation_error.
+@pytest.mark.parametrize(
+    "starts_in, expires_in, details",
+    [
+        (None, timedelta(0), {"expires_at": ["Must be in the future."]}),
+        (None, -timedelta(days=1), {"expires_at": ["Must be in the future."]}),
+        (timedelta(days=1), timedelta(days=1), {"starts_at": ["Must be before expires_at."]}),
+        (timedelta(days=2), timedelta(days=1), {"starts_at": ["Must be before expires_at."]}),
+    ],
+)
+def test_create_refuses_an_expiry_not_in_the_future_or_not_after_the_start(starts_in, expires_in, details):
+    now = timezone.now()
+    with time_machine.travel(now, tick=False), pytest.raises(ValidationFailed) as refused:
+        make_mandate(expires_in=expires_in, starts_at=None if starts_in is None else now + starts_in)
+    assert (refused.value.status, refused.value.code, refused.value.details) == (400, "validation_error", details)
+    assert UsageMandate.objects.count() == 0 and LedgerEntry.objects.count() == 0
+
+
+def test_create_accepts_the_closest_valid_dates():
+    now = timezone.now()
+    with time_machine.travel(now, tick=False):
+        assert make_mandate(expires_in=timedelta(microseconds=1)).starts_at == now
+        later = make_mandate(expires_in=timedelta(days=1), starts_at=now + timedelta(days=1) - timedelta(microseconds=1))
+    assert later.status == "ACTIVE"
+
+
+def test_create_refuses_the_sender_as_beneficiary():
+    sender = UserFactory()
+    with pytest.raises(ValidationFailed) as refused:
+        make_mandate(sender=sender, beneficiary=sender)
+    assert refused.value.details == {"beneficiary_id": ["The beneficiary cannot be the sender."]}
+    assert UsageMandate.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     "overrides, code",
     [
@@ -153,6 +190,25 @@ def test_an_overdue_active_mandate_is_expired_by_the_next_create(sender_api):
     old.refresh_from_db()
     assert old.status == "EXPIRED" and balance(mandate_account(old.pk)) == 0
     assert reconcile() == []
+
+
+# Written out, not read from the model: a wrong edge in ALLOWED_TRANSITIONS must fail here.
+MANDATE_TRANSITIONS = {
+    "ACTIVE": {"CONSUMED", "EXPIRED", "REVOKED"},
+    "CONSUMED": set(),
+    "EXPIRED": set(),
+    "REVOKED": set(),
+}
+
+
+def test_the_mandate_transition_table_is_the_expected_one():
+    assert set(MandateStatus.values) == set(MANDATE_TRANSITIONS)
+    assert {source: set(targets) for source, targets in UsageMandate.ALLOWED_TRANSITIONS.items()} == MANDATE_TRANSITIONS
+
+
+@pytest.mark.parametrize("source, target, allowed", every_pair(MANDATE_TRANSITIONS))
+def test_mandate_transitions(source, target, allowed):
+    assert_moves_or_is_refused(UsageMandate(status=source), target, allowed, "mandate")
 
 
 def test_revoke_releases_what_is_left(sender_api, admin_api):

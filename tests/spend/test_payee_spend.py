@@ -5,11 +5,12 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db import IntegrityError
 from django.utils import timezone
 
 from kobatela.audit.models import AuditLog
 from kobatela.core.errors import Conflict
-from payments import services as payment_services
+from escrow import services as escrow_services
 from payments.models import Payment
 from payments.psp import sandbox
 from payments.reconcile import reconcile
@@ -58,6 +59,17 @@ def test_allow_a_payee(admin_api, support_api, sender_api):
     assert AuditLog.objects.filter(action="payee.allowed").count() == 1
 
 
+def test_allow_calls_only_a_repeated_payee_ref_already_allowed():
+    escrow = make_escrow()
+    allow_payee(escrow, "acct_1")
+    with pytest.raises(Conflict) as refused:
+        allow_payee(escrow, "acct_1")
+    assert refused.value.code == "payee_already_allowed"
+    with pytest.raises(IntegrityError):  # the database refuses a zero limit; it is no repeat
+        allow_payee(escrow, "acct_2", daily_limit="0")
+    assert list(AllowedPayee.objects.values_list("payee_ref", flat=True)) == ["acct_1"]
+
+
 # --- spending -----------------------------------------------------------------------------------
 
 
@@ -81,7 +93,7 @@ def test_spend_creates_and_sends_a_payout(sender_api, django_capture_on_commit_c
     assert created.data["reason"] == "payee_spend"
     assert AuditLog.objects.filter(action="payee.spend").count() == 1
     # The PSP settles it: the escrow releases the money and the books agree.
-    payment_services.payment_settle(actor="system:test", payment_id=payment.pk, psp_ref=payment.psp_ref)
+    escrow_services.escrow_settle_payout(actor="system:test", payment_id=payment.pk, psp_ref=payment.psp_ref)
     escrow.refresh_from_db()
     assert escrow.amount_released == Decimal("40.00") and escrow.status == "FUNDED"
     assert reconcile() == []

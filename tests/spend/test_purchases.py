@@ -11,7 +11,7 @@ from payments.ledger import balance
 from payments.models import LedgerEntry
 from payments.reconcile import reconcile
 from spend import services
-from spend.ledger_accounts import mandate_account, merchant_account
+from payments.ledger import mandate_account, merchant_account
 from spend.models import Purchase, UsageMandate
 from tests.conftest import assert_error
 from tests.factories import UserFactory

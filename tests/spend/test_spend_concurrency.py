@@ -17,7 +17,7 @@ from payments.models import Payment
 from payments.psp import sandbox
 from payments.reconcile import reconcile
 from spend import services
-from spend.ledger_accounts import mandate_account
+from payments.ledger import mandate_account
 from spend.models import AllowedPayee, Purchase, UsageMandate
 from tests.conftest import _keyed_client
 from tests.support.concurrency import run_concurrently

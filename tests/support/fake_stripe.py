@@ -19,6 +19,9 @@ Like Stripe, a POST repeated with the same ``Idempotency-Key`` replays the
 first (successful) response instead of creating a second object:
 ``fake.transfers`` holds what was really created.
 
+``fake.on_request`` (optional) is called with each request, in the server's
+thread, while the client still waits for the answer.
+
 Every request is recorded on arrival (``fake.requests``: method, path,
 headers, form, raw body) — before any scripted delay, so a request the client
 gave up on still counts as an attempt. ``script(method, path, *replies)``
@@ -35,6 +38,7 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -90,6 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         recorded = RecordedRequest(self.command, path, dict(self.headers.items()), form, body)
+        if fake.on_request is not None:
+            fake.on_request(recorded)  # the test looks at the world while the client waits
         reply = fake._record_and_next_reply(recorded)
         if reply.status is None:
             # Process first, then stall: models "Stripe did it, the answer was late".
@@ -140,6 +146,8 @@ class FakeStripe:
         self.requests: list[RecordedRequest] = []
         self.payment_intents: dict[str, dict] = {}
         self.transfers: dict[str, dict] = {}
+        # Called in the server's thread with each request, before it is answered.
+        self.on_request: Callable[[RecordedRequest], None] | None = None
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

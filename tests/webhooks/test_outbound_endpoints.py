@@ -11,7 +11,7 @@ from kobatela.audit.models import AuditLog
 from tests.conftest import assert_error
 from tests.factories import make_escrow
 from webhooks import targets
-from webhooks.events import EVENT_TYPES
+from kobatela.events.catalogue import EVENT_TYPES
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db

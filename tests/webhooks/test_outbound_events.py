@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
 from escrow import services as escrow_services
+from escrow.selectors import escrow_lock
 from payments import services as payment_services
 from payments.models import Payment
 from payments.psp import sandbox
@@ -21,8 +22,9 @@ from tests.conftest import assert_error
 from tests.factories import actor_for, fund, make_escrow
 from tests.proofs.invoice_samples import SAMPLES, render_pdf
 from tests.proofs.photo_samples import geotagged_jpeg
-from webhooks import events
-from webhooks.models import Event, WebhookDelivery
+from kobatela.events import services as events
+from kobatela.events.models import Event
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +75,7 @@ def test_photo_lifecycle_emits_escrow_milestone_proof_and_payment_events(sender_
         proof = upload(sender_api, escrow, geotagged_jpeg(*SITE, datetime.now(dt_timezone.utc) - timedelta(hours=1)))
     assert proof.status_code == 201 and proof.json()["status"] == "APPROVED"
     payment = Payment.objects.get(escrow=escrow)
-    payment_services.payment_settle(actor="system:test", payment_id=payment.pk, psp_ref=payment.psp_ref,
+    escrow_services.escrow_settle_payout(actor="system:test", payment_id=payment.pk, psp_ref=payment.psp_ref,
                                     amount=payment.amount, currency=payment.currency)
     assert types_for(sender_api.user) == [
         "escrow.created", "escrow.funded",
@@ -99,7 +101,7 @@ def test_rejection_failure_refund_and_delivery_events(sender_api):
     escrow = fund(make_escrow(client=sender_api.user, amounts=("60.00", "40.00")))
     escrow_services.escrow_mark_delivered(actor=actor, escrow_id=escrow.pk)
     with transaction.atomic():
-        locked = escrow_services.lock_escrow(escrow.pk)
+        locked = escrow_lock(escrow.pk)
         first = locked.milestones.get(idx=1)
         escrow_services.milestone_mark_pending_review(actor=actor, escrow=locked, milestone=first)
     escrow_services.escrow_client_reject(actor=actor, escrow_id=escrow.pk, reason="not what was ordered")

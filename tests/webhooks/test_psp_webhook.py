@@ -30,7 +30,8 @@ from payments.models import LedgerEntry, Payment, PaymentStatus
 from payments.psp import sandbox
 from tests.conftest import assert_error
 from tests.factories import actor_for, fund, make_escrow
-from webhooks import services, signing
+from webhooks import signing
+from webhooks.inbound import decode, process, psp
 from webhooks.models import InboundEvent
 
 URL = "/api/v1/psp/webhook"
@@ -468,8 +469,8 @@ def test_event_left_unprocessed_by_a_crash_is_processed_on_redelivery(draft_escr
     """The process died after storing the event: the PSP got a 5xx and delivers again."""
     body = encode(funding_event(draft_escrow))
     headers = sign_headers(body)
-    parsed = services.parse_psp_event(event_id=headers["webhook-id"], body=services.decode_body(body))
-    stored, created = services.inbound_event_store(parsed=parsed, headers=headers)
+    parsed = psp.parse_psp_event(event_id=headers["webhook-id"], body=decode.decode_body(body))
+    stored, created = process.inbound_event_store(parsed=parsed, headers=headers)
     assert created and stored.status == InboundEvent.Status.RECEIVED
 
     assert deliver(body, msg_id=headers["webhook-id"]).json() == {"received": True, "status": "processed"}

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from spend import services
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kobatela.accounts.actor import Actor
+from kobatela.core.actor import Actor
 from kobatela.core.errors import DomainError
-from webhooks import services
+from webhooks.inbound import process as inbound
 from webhooks.models import InboundEvent
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, ids: list[int], all_failed: bool, **options):
         if not ids and not all_failed:
             raise CommandError("Give --id N [N ...] and/or --all-failed.")
-        targets = list(dict.fromkeys(ids + (services.failed_inbound_event_ids() if all_failed else [])))
+        targets = list(dict.fromkeys(ids + (inbound.failed_inbound_event_ids() if all_failed else [])))
         if not targets:
             self.stdout.write("No failed events.")
             return
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         still_failing = 0
         for pk in targets:
             try:
-                event = services.inbound_event_reprocess(pk, actor=actor)
+                event = inbound.inbound_event_reprocess(pk, actor=actor)
             except DomainError as exc:
                 still_failing += 1
                 self.stdout.write(f"#{pk}: {exc.code}")

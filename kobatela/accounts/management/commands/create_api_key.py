@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from kobatela.accounts.models import Scope, User
+from kobatela.accounts.models import User
+from kobatela.core.scopes import Scope
 from kobatela.accounts.services import api_key_create, user_create
 
 

@@ -1,9 +1,10 @@
-"""Outbound webhooks: integrators' endpoints, and delivering events to them.
+"""Delivering events to integrators' endpoints.
 
 How one delivery goes::
 
-    emit() in the service's transaction   → Event + WebhookDelivery(PENDING, next_attempt_at=now)
-    after commit: deliver_webhook.delay(id)  (or, if that message is lost, the beat sweeper)
+    emit() in the service's transaction   → Event; deliveries_create_for_event (its listener)
+                                            → WebhookDelivery(PENDING, next_attempt_at=now)
+    after commit: enqueue_on_commit(deliver_webhook, id)  (or, if that message is lost, the beat sweeper)
     delivery_attempt
         delivery_claim                      → one UPDATE … WHERE status=PENDING AND next_attempt_at<=now
                                               SET attempt=attempt+1, next_attempt_at=now+lease RETURNING attempt
@@ -23,11 +24,9 @@ after its lease was taken over records nothing (the attempt number moved on).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import random
-import secrets as secrets_module
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,15 +36,19 @@ from django.db import connection, transaction
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from kobatela.accounts.actor import Actor
-from kobatela.accounts.models import User
 from kobatela.audit import services as audit
-from kobatela.core.errors import Conflict, NotFound
+from kobatela.core.actor import Actor
+from kobatela.core.errors import Conflict
+from kobatela.core.queue import enqueue, enqueue_on_commit
+from kobatela.events.models import Event
+from kobatela.events.services import event_payload
 from webhooks import signing, targets, transport
-from webhooks.events import create_deliveries, event_payload
-from webhooks.models import Event, WebhookDelivery, WebhookEndpoint
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.outbound.endpoints import endpoint_disable
 
 logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "webhooks.tasks.deliver_webhook"
 
 # outcome: succeeded, http_error (a non-2xx answer), gone (410), refused (URL/address
 # policy), transport_error (timeout, connection, TLS), endpoint_disabled.
@@ -71,112 +74,31 @@ JITTER = 0.10  # each delay is multiplied by a random factor in [0.9, 1.1]
 # A claimed attempt is the claimer's for this long; it must outlast the request
 # (WEBHOOK_TIMEOUT_SECONDS) by a margin. After it, the sweeper sends it again.
 LEASE = timedelta(seconds=60)
-ROTATION_WINDOW = timedelta(hours=24)  # the previous secret keeps signing this long
 DISABLE_AFTER = timedelta(days=5)  # of failures with no success: the endpoint is disabled (and an Alert raised)
-SECRET_BYTES = 24
-
-
-def new_secret() -> str:
-    """``whsec_`` + base64 of 24 random bytes (Standard Webhooks)."""
-    return "whsec_" + base64.b64encode(secrets_module.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
 # --------------------------------------------------------------------------- #
-# Endpoints
+# Creating deliveries
 # --------------------------------------------------------------------------- #
 
 
-def _lock_endpoint(endpoint_id: int, actor: Actor | None) -> WebhookEndpoint:
-    qs = WebhookEndpoint.objects.select_for_update().exclude(status=WebhookEndpoint.Status.DELETED)
-    if actor is not None and not actor.sees_all:
-        qs = qs.filter(account_id=actor.user_id)
-    try:
-        return qs.get(pk=endpoint_id)
-    except WebhookEndpoint.DoesNotExist:
-        raise NotFound("webhook_endpoint_not_found", "No such webhook endpoint.") from None
-
-
-def _fail_pending(endpoint: WebhookEndpoint, error: str) -> int:
-    now = timezone.now()
-    return WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.PENDING).update(
-        status=WebhookDelivery.Status.FAILED, next_attempt_at=None, last_error=error, finished_at=now, updated_at=now,
+def create_deliveries(*, event: Event, endpoints: list[WebhookEndpoint], now=None) -> list[WebhookDelivery]:
+    """PENDING deliveries of ``event``, due now, each sent by a task after commit."""
+    now = now or timezone.now()
+    deliveries = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, created_at=now) for endpoint in endpoints
     )
+    for delivery in deliveries:
+        enqueue_on_commit(DELIVER_TASK, delivery.pk)
+    return deliveries
 
 
-def endpoint_create(*, actor: Actor, url: str, event_types: list[str], description: str = "") -> tuple[WebhookEndpoint, str]:
-    """Register an endpoint for the actor's account; returns it with its secret (shown this once)."""
-    try:
-        targets.check_for_registration(url)
-    except targets.TargetError as exc:
-        raise exc.as_validation_error() from None
-    secret = new_secret()
-    with transaction.atomic(durable=True):
-        # The account row serializes concurrent creations, so the limit holds.
-        User.objects.select_for_update().filter(pk=actor.user_id).first()
-        live = WebhookEndpoint.objects.filter(account_id=actor.user_id).exclude(status=WebhookEndpoint.Status.DELETED)
-        if live.count() >= settings.WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT:
-            raise Conflict("webhook_endpoint_limit", "This account has the maximum number of webhook endpoints.",
-                           details={"max": settings.WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT})
-        endpoint = WebhookEndpoint.objects.create(account_id=actor.user_id, url=url, event_types=list(event_types),
-                                                  description=description, secret=secret)
-        audit.record(actor, "webhook_endpoint.created", endpoint,
-                     {"url": url, "event_types": list(event_types), "fingerprint": signing.fingerprint(secret)})
-    return endpoint, secret
-
-
-def endpoint_rotate_secret(*, actor: Actor, endpoint_id: int) -> tuple[WebhookEndpoint, str]:
-    """A new secret, returned this once. The one it replaces keeps signing for
-    24 h (deliveries carry both signatures meanwhile); a secret older than that
-    is dropped at once."""
-    secret = new_secret()
-    with transaction.atomic(durable=True):
-        endpoint = _lock_endpoint(endpoint_id, actor)
-        now = timezone.now()
-        endpoint.previous_secret = endpoint.secret
-        endpoint.previous_secret_expires_at = now + ROTATION_WINDOW
-        endpoint.secret = secret
-        endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
-        audit.record(actor, "webhook_endpoint.secret_rotated", endpoint,
-                     {"fingerprint": signing.fingerprint(secret),
-                      "previous_valid_until": endpoint.previous_secret_expires_at})
-    return endpoint, secret
-
-
-def endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
-    """The endpoint stops receiving at once; its row stays (delivery history) with its secrets wiped."""
-    with transaction.atomic(durable=True):
-        endpoint = _lock_endpoint(endpoint_id, actor)
-        endpoint.status = WebhookEndpoint.Status.DELETED
-        endpoint.secret = endpoint.previous_secret = ""
-        endpoint.previous_secret_expires_at = None
-        endpoint.save(update_fields=["status", "secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
-        _fail_pending(endpoint, "endpoint_deleted")
-        audit.record(actor, "webhook_endpoint.deleted", endpoint, {"url": endpoint.url})
-
-
-def endpoint_enable(*, actor: Actor, endpoint_id: int) -> WebhookEndpoint:
-    """Turn a disabled endpoint back on (its failure streak starts afresh)."""
-    with transaction.atomic(durable=True):
-        endpoint = _lock_endpoint(endpoint_id, actor)
-        if endpoint.status != WebhookEndpoint.Status.ENABLED:
-            endpoint.status = WebhookEndpoint.Status.ENABLED
-            endpoint.disabled_reason = ""
-            endpoint.disabled_at = endpoint.failing_since = None
-            endpoint.save(update_fields=["status", "disabled_reason", "disabled_at", "failing_since", "updated_at"])
-            audit.record(actor, "webhook_endpoint.enabled", endpoint, {})
-    return endpoint
-
-
-def _disable(endpoint: WebhookEndpoint, *, reason: str, now: datetime) -> None:
-    """Inside the caller's transaction, the endpoint row locked."""
-    endpoint.status = WebhookEndpoint.Status.DISABLED
-    endpoint.disabled_reason = reason
-    endpoint.disabled_at = now
-    endpoint.save(update_fields=["status", "disabled_reason", "disabled_at", "failing_since", "last_failure_at",
-                                 "updated_at"])
-    _fail_pending(endpoint, "endpoint_disabled")
-    audit.record(Actor.system("webhook_delivery"), "webhook_endpoint.disabled", endpoint,
-                 {"reason": reason, "account_id": endpoint.account_id})
+def deliveries_create_for_event(event: Event) -> None:
+    """The events layer's listener (``WebhooksConfig.ready``): in the transaction
+    that records ``event``, one delivery per enabled endpoint of its account
+    subscribed to its type."""
+    endpoints = WebhookEndpoint.objects.filter(account_id=event.account_id, status=WebhookEndpoint.Status.ENABLED)
+    create_deliveries(event=event, endpoints=[e for e in endpoints if e.subscribes_to(event.type)], now=event.created_at)
 
 
 # --------------------------------------------------------------------------- #
@@ -317,7 +239,7 @@ def _record_attempt(*, delivery: WebhookDelivery, attempt: int, result: AttemptR
     else:
         status, next_attempt_at = WebhookDelivery.Status.PENDING, now + retry_delay(attempt)
     with transaction.atomic():
-        # Lock order: the endpoint, then its deliveries (as _disable does).
+        # Lock order: the endpoint, then its deliveries (as endpoint_disable does).
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
         updated = WebhookDelivery.objects.filter(
             pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempt=attempt,
@@ -343,9 +265,9 @@ def _update_health(endpoint: WebhookEndpoint, *, result: AttemptResult, gone: bo
     endpoint.last_failure_at = now
     if gone:
         # 410 Gone: the integrator says this URL is no more (Standard Webhooks).
-        _disable(endpoint, reason="The endpoint answered 410 Gone.", now=now)
+        endpoint_disable(endpoint, reason="The endpoint answered 410 Gone.", now=now)
     elif now - endpoint.failing_since >= DISABLE_AFTER:
-        _disable(endpoint, reason=f"Every delivery failed since {endpoint.failing_since.isoformat()}.", now=now)
+        endpoint_disable(endpoint, reason=f"Every delivery failed since {endpoint.failing_since.isoformat()}.", now=now)
         audit.alert_raise(
             type="webhook_endpoint_disabled", actor=Actor.system("webhook_delivery"),
             message=f"Webhook endpoint #{endpoint.pk} of account #{endpoint.account_id} failed for "
@@ -369,9 +291,7 @@ def deliveries_sweep(*, now: datetime | None = None) -> int:
     """The beat job's body: queue every due delivery — retries whose time has
     come, first attempts whose message was lost, attempts whose worker died
     (lease passed). Queuing one twice is harmless: only one task claims it."""
-    from webhooks.tasks import deliver_webhook
-
     due = deliveries_due(now=now)
     for delivery_id in due:
-        deliver_webhook.delay(delivery_id)
+        enqueue(DELIVER_TASK, delivery_id)
     return len(due)

@@ -1,7 +1,14 @@
+"""Operators' endpoints: liveness, readiness, the detailed health and the metrics.
+
+Wired by ``kobatela.urls`` beside the apps' routes. Apps add their own
+sections to the detailed health from ``AppConfig.ready()``
+(``kobatela.core.health.register_detail_section``), so this module knows none
+of them.
+"""
+
 from __future__ import annotations
 
 import ipaddress
-import os
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -12,7 +19,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from kobatela.accounts.models import Scope
+from kobatela.core.scopes import Scope
 from kobatela.core import health
 from kobatela.core.errors import Forbidden
 from kobatela.core.viewsets import ApiView
@@ -31,17 +38,6 @@ def ready(request):
     return JsonResponse({"status": "ok" if ok else "fail", "checks": checks}, status=200 if ok else 503)
 
 
-def _secret_fingerprint(name: str) -> dict:
-    from webhooks.signing import fingerprint
-
-    value = os.environ.get(name) or None
-    return {"configured": value is not None, "fingerprint": fingerprint(value)}
-
-
-# Sections other apps add to the detailed health (OCR, AI, queues…): name → callable.
-DETAIL_SECTIONS: dict = {}
-
-
 class HealthDetailView(ApiView):
     """Detailed health for operators: readiness checks plus configuration presence
     (fingerprints only, never values), scheduler heartbeat age and app sections."""
@@ -55,19 +51,13 @@ class HealthDetailView(ApiView):
             "status": "ok" if all(v == "ok" for v in checks.values()) else "fail",
             "checks": checks,
             "environment": settings.DJANGO_ENV,
-            "psp": {
-                "provider": settings.PSP_PROVIDER,
-                "webhook_secret": _secret_fingerprint("PSP_WEBHOOK_SECRET"),
-                "webhook_secret_next": _secret_fingerprint("PSP_WEBHOOK_SECRET_NEXT"),
-                "stripe_webhook_secret": _secret_fingerprint("STRIPE_WEBHOOK_SECRET"),
-            },
             "ai": {"enabled": settings.AI_PROOF_ADVISOR_ENABLED, "model": settings.AI_MODEL,
                    "api_key_configured": bool(settings.OPENAI_API_KEY)},
             "ocr": {"enabled": settings.OCR_ENABLED, "languages": settings.OCR_LANGUAGES},
             "scheduler": {"heartbeat_age_seconds": health.heartbeat_age_seconds()},
             "celery": {"eager": settings.CELERY_TASK_ALWAYS_EAGER},
         }
-        for name, section in DETAIL_SECTIONS.items():
+        for name, section in health.DETAIL_SECTIONS.items():
             body[name] = section()
         return Response(body)
 

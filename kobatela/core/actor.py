@@ -1,10 +1,14 @@
-"""Who is acting: an API key (with its account), a staff user in the admin, or the system."""
+"""Who is acting: an API key (with its account), a staff user in the admin, or the system.
+
+Every layer takes an :class:`Actor` (services to scope and audit, the audit
+log to label its rows), so it lives at the bottom, in ``core``, and knows no
+model: an API key's actor is built by ``ApiKey.as_actor()`` in ``accounts``,
+which alone knows what the scopes mean.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from kobatela.accounts.permissions import effective_scopes, sees_all
 
 
 @dataclass(frozen=True)
@@ -13,6 +17,8 @@ class Actor:
     user: object | None = None
     api_key: object | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # Set by accounts for a support/admin key: it reads across tenants.
+    reads_all_accounts: bool = False
 
     @property
     def user_id(self) -> int | None:
@@ -20,23 +26,13 @@ class Actor:
 
     @property
     def sees_all(self) -> bool:
-        """support/admin read across tenants; everyone else only their own account."""
-        return self.label.startswith(("staff:", "system:")) or sees_all(self.api_key)
+        """Staff, the system and support/admin keys read across tenants; everyone else only their own account."""
+        return self.reads_all_accounts or self.label.startswith(("staff:", "system:"))
 
     @staticmethod
     def label_of(actor: "Actor | str") -> str:
         """The audit label of an actor, or of a plain label such as "system:cli"."""
         return actor.label if isinstance(actor, Actor) else str(actor)
-
-    @classmethod
-    def from_request(cls, request) -> "Actor":
-        api_key = request.auth
-        return cls(
-            label=f"apikey:{api_key.pk}",
-            user=request.user,
-            api_key=api_key,
-            scopes=effective_scopes(api_key),
-        )
 
     @classmethod
     def staff(cls, user) -> "Actor":

@@ -1,0 +1,63 @@
+"""Escrow invariants against the ledger, run by ``manage.py reconcile``
+(registered with ``payments.reconcile`` in ``EscrowConfig.ready()``):
+
+- each escrow: deposits = amount_funded = what the ledger moved in; settled
+  payouts (net of refunds) = amount_released = what it moved out; ledger
+  balance = funded − released − refunded; never overfunded;
+- a PAID milestone has a SETTLED payment; a RELEASED escrow has every
+  milestone PAID; a FUNDED one is fully funded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db.models import Q
+
+from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus
+from kobatela.core.money import ZERO
+from payments.ledger import escrow_account
+from payments.models import LedgerEntry, Payment, PaymentStatus
+from payments.reconcile import ledger_by_account_and_kind, sums_by
+
+
+def escrow_disagreements() -> Iterator[str]:
+    deposits = sums_by(EscrowDeposit.objects.all(), "escrow_id")
+    ledger_by_kind = ledger_by_account_and_kind(escrow_account(""))
+    settled = sums_by(Payment.objects.filter(status=PaymentStatus.SETTLED, escrow__isnull=False), "escrow_id")
+
+    for escrow in EscrowAgreement.objects.order_by("pk").iterator(chunk_size=1000):
+        account = escrow_account(escrow.pk)
+        name = f"escrow #{escrow.pk}"
+        deposited = deposits.get(escrow.pk, ZERO)
+        ledger_in = ledger_by_kind[(account, LedgerEntry.Kind.DEPOSIT)]
+        ledger_out = -(ledger_by_kind[(account, LedgerEntry.Kind.PAYOUT)]
+                       + ledger_by_kind[(account, LedgerEntry.Kind.PAYOUT_REFUND)])
+        ledger_refunded = -ledger_by_kind[(account, LedgerEntry.Kind.ESCROW_REFUND)]
+        balance = sum((v for (acc, _), v in ledger_by_kind.items() if acc == account), ZERO)
+        if not (deposited == escrow.amount_funded == ledger_in):
+            yield f"{name}: amount_funded {escrow.amount_funded}, deposits {deposited}, ledger deposits {ledger_in}"
+        if not (escrow.amount_released == ledger_out == settled.get(escrow.pk, ZERO)):
+            yield (f"{name}: amount_released {escrow.amount_released}, ledger payouts {ledger_out}, "
+                   f"settled payments {settled.get(escrow.pk, ZERO)}")
+        if escrow.amount_refunded != ledger_refunded:
+            yield f"{name}: amount_refunded {escrow.amount_refunded}, ledger refunds {ledger_refunded}"
+        expected_balance = escrow.amount_funded - escrow.amount_released - escrow.amount_refunded
+        if balance != expected_balance:
+            yield f"{name}: ledger balance {balance}, expected {expected_balance}"
+        if escrow.amount_funded > escrow.amount_total:
+            yield f"{name}: overfunded ({escrow.amount_funded} > {escrow.amount_total})"
+        if escrow.status == EscrowStatus.FUNDED and escrow.amount_funded != escrow.amount_total:
+            yield f"{name}: FUNDED with {escrow.amount_funded} of {escrow.amount_total}"
+
+
+def status_disagreements() -> Iterator[str]:
+    paid_without_settlement = (Milestone.objects.filter(status=MilestoneStatus.PAID)
+                               .exclude(payments__status=PaymentStatus.SETTLED).values_list("pk", flat=True))
+    for pk in paid_without_settlement:
+        yield f"milestone #{pk}: PAID without a SETTLED payment"
+    released_unpaid = (EscrowAgreement.objects.filter(status=EscrowStatus.RELEASED)
+                       .filter(Q(milestones__status__in=[s for s in MilestoneStatus.values if s != MilestoneStatus.PAID]))
+                       .distinct().values_list("pk", flat=True))
+    for pk in released_unpaid:
+        yield f"escrow #{pk}: RELEASED with milestones not PAID"

@@ -1,0 +1,20 @@
+"""The scopes an API key may hold: the vocabulary every endpoint's ``required_scopes`` is written in.
+
+It sits in ``core`` because every layer's API declares them; what a key may
+do with them is ``kobatela.accounts``' (``ApiKey.effective_scopes``,
+``permissions.HasScope``).
+"""
+
+from django.db import models
+
+
+class Scope(models.TextChoices):
+    SENDER = "sender"
+    SUPPORT = "support"
+    ADMIN = "admin"
+    GOV = "gov"
+    ONG = "ong"
+
+
+# Keys with these scopes read across tenants (support staff and operators).
+SEE_ALL_SCOPES = frozenset({Scope.SUPPORT, Scope.ADMIN})

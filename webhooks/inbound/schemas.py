@@ -1,0 +1,93 @@
+"""What each action needs, whichever provider reports it, and the parsed event both parsers produce."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework import serializers
+
+from kobatela.core.errors import BadRequest, ValidationFailed
+from kobatela.core.money import AmountField, CurrencyField
+
+# Same bound as ids in URLs (kobatela.core.viewsets.ID_PATTERN): an absurd id is
+# refused as input, never a database overflow.
+MAX_ID = 10**18 - 1
+# The deposit's idempotency key is "psp:<psp_ref>" in a 255-character column.
+MAX_PSP_REF = 250
+MAX_EVENT_ID = 255  # InboundEvent.event_id
+MAX_EVENT_TYPE = 100  # InboundEvent.event_type
+
+
+def _id_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+
+
+class FundingSucceededData(serializers.Serializer):
+    psp_ref = serializers.CharField(max_length=MAX_PSP_REF)
+    escrow_id = _id_field()
+    amount = AmountField()
+    currency = CurrencyField()
+
+
+class PayoutData(serializers.Serializer):
+    """payout.sent / payout.failed: amount and currency are optional (not checked)."""
+
+    payment_id = _id_field()
+    psp_ref = serializers.CharField(max_length=MAX_PSP_REF, required=False, allow_blank=True, default="")
+    amount = AmountField(required=False)
+    currency = CurrencyField(required=False)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class PayoutSettledData(PayoutData):
+    """The money has left: the PSP's amount and currency must be the payment's."""
+
+    amount = AmountField()
+    currency = CurrencyField()
+
+
+# payout.refunded: amount/currency optional; when given they must be the payment's.
+PayoutRefundedData = PayoutData
+
+
+# The actions we take, named as the generic PSP names its event types (Stripe's
+# are translated to these), each with the schema of its data.
+ACTIONS: dict[str, type[serializers.Serializer]] = {
+    "funding.succeeded": FundingSucceededData,
+    "payout.sent": PayoutData,
+    "payout.settled": PayoutSettledData,
+    "payout.failed": PayoutData,
+    "payout.refunded": PayoutRefundedData,
+}
+
+
+def validate(action: str, data: dict[str, Any]) -> dict[str, Any]:
+    serializer = ACTIONS[action](data=data)
+    if not serializer.is_valid():
+        details = {key: [str(m) for m in value] if isinstance(value, list) else value
+                   for key, value in serializer.errors.items()}
+        raise ValidationFailed("invalid_event_data", "The event data has invalid fields.", details=details)
+    return dict(serializer.validated_data)
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    provider: str
+    event_id: str
+    event_type: str  # as the provider names it (stored)
+    action: str | None  # key of ACTIONS; None: an event we do not act on (stored as ignored)
+    data: dict[str, Any]  # validated by the action's schema
+    body: dict[str, Any]  # as stored
+
+
+def _check_event_id(event_id: Any) -> str:
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID:
+        raise BadRequest("invalid_event", f"The event id must be a string of 1 to {MAX_EVENT_ID} characters.")
+    return event_id
+
+
+def check_event_id(event_id: Any) -> str:
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID:
+        raise BadRequest("invalid_event", f"The event id must be a string of 1 to {MAX_EVENT_ID} characters.")
+    return event_id

@@ -1,0 +1,1 @@
+"""Outbound webhooks: integrators' endpoints (``endpoints``) and delivering events to them (``delivery``)."""
