@@ -9,10 +9,10 @@ from rest_framework.response import Response
 
 from escrow import selectors, services
 from escrow.models import EscrowAgreement, EscrowEvent, EscrowStatus, Milestone, ProofType
-from kobatela.core.scopes import Scope
 from kobatela.audit import services as audit
 from kobatela.core.money import AmountField, CurrencyField
 from kobatela.core.pagination import CursorPagination
+from kobatela.core.scopes import Scope
 from kobatela.core.serializers import represent
 from kobatela.core.viewsets import ScopedViewSet
 

@@ -5,6 +5,7 @@ from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from escrow.models import EscrowAgreement, EscrowEvent, Milestone
 from kobatela.core.actor import Actor
 from kobatela.core.errors import NotFound
+from kobatela.core.rows import lock_owned_row
 
 
 def _milestones_in_order() -> Prefetch:
@@ -18,9 +19,8 @@ def escrow_list_for(actor: Actor) -> QuerySet[EscrowAgreement]:
 
 
 def escrow_prefetch_milestones(escrow: EscrowAgreement) -> EscrowAgreement:
-    """(Re)load an escrow's milestones in one query, e.g. after a service changed them."""
-    if hasattr(escrow, "_prefetched_objects_cache"):
-        escrow._prefetched_objects_cache.pop("milestones", None)  # Django's documented way to drop a prefetch
+    """Load an escrow's milestones, in order, in one query, onto an escrow a
+    service returned (services lock and return the row alone)."""
     prefetch_related_objects([escrow], _milestones_in_order())
     return escrow
 
@@ -30,13 +30,8 @@ def escrow_lock(escrow_id: int, actor: Actor | None = None) -> EscrowAgreement:
     always the first lock of a money movement touching an escrow (then its
     milestones, then payments). Given an actor, a sender may only lock its own
     (else 404)."""
-    qs = EscrowAgreement.objects.select_for_update()
-    if actor is not None and not actor.sees_all:
-        qs = qs.filter(client_id=actor.user_id)
-    try:
-        return qs.get(pk=escrow_id)
-    except EscrowAgreement.DoesNotExist:
-        raise NotFound("escrow_not_found", "No such escrow.") from None
+    return lock_owned_row(EscrowAgreement.objects.all(), escrow_id, actor=actor, owner_field="client_id",
+                          missing=NotFound("escrow_not_found", "No such escrow."))
 
 
 def escrow_milestones_lock(escrow: EscrowAgreement) -> list[Milestone]:

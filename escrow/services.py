@@ -32,7 +32,6 @@ from payments.psp import get_provider
 from payments.psp.base import FundingSession, FundingSessionRequest
 from payments.selectors import escrow_available_balance, payment_escrow_id
 
-
 # --- helpers -------------------------------------------------------------------
 
 

@@ -19,11 +19,11 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from kobatela.core.scopes import Scope
 from kobatela.core import health
 from kobatela.core.errors import Forbidden
-from kobatela.core.viewsets import ApiView
 from kobatela.core.responses import error_response
+from kobatela.core.scopes import Scope
+from kobatela.core.viewsets import ApiView
 
 
 @require_GET

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 from payments import selectors, services
 from payments.models import Payment, PaymentStatus
-from rest_framework.decorators import action
 
 
 class PaymentReadSerializer(serializers.ModelSerializer):

@@ -7,6 +7,7 @@ from django.db.models import QuerySet, Sum
 from kobatela.core.actor import Actor
 from kobatela.core.errors import NotFound
 from kobatela.core.money import ZERO
+from kobatela.core.rows import lock_owned_row
 from payments.models import Payment, PaymentStatus
 
 # Payouts on their way or still retryable: their money is promised.
@@ -38,10 +39,5 @@ def payment_escrow_id(payment_id: int) -> int | None:
 def payment_lock(payment_id: int, actor: Actor | None = None) -> Payment:
     """Lock a payout row until the transaction ends (after its escrow's, when it has one).
     Given an actor, a sender may only lock its own (else 404)."""
-    qs = Payment.objects.select_for_update()
-    if actor is not None and not actor.sees_all:
-        qs = qs.filter(owner_id=actor.user_id)
-    try:
-        return qs.get(pk=payment_id)
-    except Payment.DoesNotExist:
-        raise NotFound("payment_not_found", "No such payment.") from None
+    return lock_owned_row(Payment.objects.all(), payment_id, actor=actor, owner_field="owner_id",
+                          missing=NotFound("payment_not_found", "No such payment."))

@@ -12,8 +12,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from escrow.models import ProofType
-from kobatela.core.scopes import Scope
 from kobatela.core.parsers import DecimalJSONParser
+from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 from proofs import selectors, services
 from proofs.models import Proof, ProofStatus, RiskLevel

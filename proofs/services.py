@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -24,7 +25,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
-import redis
 
 from escrow import services as escrow_services
 from escrow.models import EscrowStatus, MilestoneStatus, ProofType
@@ -32,8 +32,15 @@ from escrow.selectors import escrow_list_for, escrow_lock, escrow_milestones_loc
 from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
 from kobatela.core.circuit_breaker import CircuitBreaker, DailyCap
-from kobatela.core.errors import (BadRequest, Conflict, DomainError, NotFound, PayloadTooLarge, UnsupportedMediaType,
-                                  ValidationFailed)
+from kobatela.core.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from kobatela.core.money import quantize
 from kobatela.core.queue import enqueue, enqueue_on_commit
 from kobatela.events import services as events

@@ -5,13 +5,22 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from kobatela.core.scopes import Scope
 from kobatela.core.money import AmountField, CurrencyField
+from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ApiViewMixin, ScopedViewSet
 from payments.models import Payment
 from spend import selectors, services
-from spend.models import (AllowedPayee, AllowedUsage, MandateStatus, Merchant, PayeeSpend, Purchase, Sector,
-                          SpendCategory, UsageMandate)
+from spend.models import (
+    AllowedPayee,
+    AllowedUsage,
+    MandateStatus,
+    Merchant,
+    PayeeSpend,
+    Purchase,
+    Sector,
+    SpendCategory,
+    UsageMandate,
+)
 
 MAX_ID = 2**63 - 1
 

@@ -18,18 +18,20 @@ from typing import Iterable
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from escrow.selectors import escrow_lock
 from escrow.models import EscrowAgreement, EscrowStatus
-from kobatela.core.actor import Actor
+from escrow.selectors import escrow_lock
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
+from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kobatela.core.money import ZERO
+from kobatela.core.rows import lock_owned_row
 from kobatela.core.state import transition
+from kobatela.events import services as events
 from payments import ledger
 from payments import services as payment_services
-from payments.models import LedgerEntry
 from payments.ledger import mandate_account, merchant_account
+from payments.models import LedgerEntry
 from spend.models import (
     AllowedPayee,
     AllowedUsage,
@@ -41,7 +43,6 @@ from spend.models import (
     SpendCategory,
     UsageMandate,
 )
-from kobatela.events import services as events
 
 ONE_ACTIVE_CONSTRAINT = "mandate_one_active_per_sender_beneficiary_currency"
 ONE_PAYEE_REF_CONSTRAINT = "allowed_payee_unique_per_escrow"
@@ -62,14 +63,8 @@ def _violated_constraint(exc: IntegrityError) -> str | None:
 
 def _lock_mandate(mandate_id: int, actor: Actor | str) -> UsageMandate:
     """Lock the mandate row; a sender may only lock one it gave (else 404)."""
-    qs = UsageMandate.objects.select_for_update()
-    scoped = _scoped(actor)
-    if scoped is not None:
-        qs = qs.filter(sender_id=scoped.user_id)
-    try:
-        return qs.get(pk=mandate_id)
-    except UsageMandate.DoesNotExist:
-        raise NotFound("mandate_not_found", "No such mandate.") from None
+    return lock_owned_row(UsageMandate.objects.all(), mandate_id, actor=_scoped(actor), owner_field="sender_id",
+                          missing=NotFound("mandate_not_found", "No such mandate."))
 
 
 def _existing(model: type[models.Model], ids: Iterable[int], code: str) -> list:

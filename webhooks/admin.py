@@ -5,10 +5,10 @@ from django.contrib import admin, messages
 from kobatela.core.actor import Actor
 from kobatela.core.admin_site import ReadOnlyAdminMixin
 from kobatela.core.errors import DomainError
-from webhooks.inbound import process as inbound
-from webhooks.outbound import delivery as outbound_delivery
 from kobatela.events.models import Event
+from webhooks.inbound import process as inbound
 from webhooks.models import InboundEvent, WebhookDelivery, WebhookEndpoint
+from webhooks.outbound import delivery as outbound_delivery
 
 
 @admin.register(InboundEvent)

@@ -30,16 +30,16 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from kobatela.core.scopes import Scope
 from kobatela.core.pagination import CursorPagination
+from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ApiView, ScopedViewSet
 from kobatela.events.catalogue import EVENT_TYPES
 from kobatela.events.selectors import event_list_for
 from kobatela.events.services import event_payload
 from webhooks import selectors, signing
 from webhooks.inbound import decode, process, psp, schemas, stripe
-from webhooks.outbound import delivery, endpoints
 from webhooks.models import InboundEvent, WebhookDelivery, WebhookEndpoint
+from webhooks.outbound import delivery, endpoints
 
 _RECEIPT = inline_serializer(
     "WebhookReceipt",

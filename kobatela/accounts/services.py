@@ -6,10 +6,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kobatela.accounts import keys
-from kobatela.core.actor import Actor
 from kobatela.accounts.authentication import forget_cached_key
 from kobatela.accounts.models import ApiKey, User
 from kobatela.audit import services as audit
+from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict
 
 

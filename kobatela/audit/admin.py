@@ -18,8 +18,8 @@ import json
 
 from django.apps import apps
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -27,9 +27,9 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from kobatela.core.actor import Actor
 from kobatela.audit import services as audit
 from kobatela.audit.models import Alert, AuditLog
+from kobatela.core.actor import Actor
 from kobatela.core.admin_site import ReadOnlyAdminMixin, run_for_each_selected
 
 CSV_COLUMNS = ["id", "created_at", "actor", "action", "entity_type", "entity_id", "request_id", "data", "prev_hash",

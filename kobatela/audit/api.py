@@ -1,9 +1,9 @@
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, serializers
 
-from kobatela.core.scopes import Scope
 from kobatela.audit import selectors
 from kobatela.audit.models import Alert
+from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ScopedViewSet
 
 

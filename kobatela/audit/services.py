@@ -19,12 +19,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from kobatela.core.actor import Actor
 from kobatela.audit.models import Alert, AuditLog
 from kobatela.core import db
-from kobatela.core.state import transition
+from kobatela.core.actor import Actor
 from kobatela.core.masking import mask_data
 from kobatela.core.request_context import get_request_id
+from kobatela.core.state import transition
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant naming the audit chain's advisory lock.

@@ -4,8 +4,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from kobatela.core.scopes import Scope
 from kobatela.core.money import AmountField, CurrencyField
+from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ApiViewMixin, ScopedViewSet
 from payments.models import AllowlistEntry, Certification, CertificationLevel, Transaction
 from payments.transactions import selectors, services

@@ -12,9 +12,9 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from kobatela.core.actor import Actor
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
+from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from payments import ledger
 from payments.models import AllowlistEntry, Certification, LedgerEntry, Transaction

@@ -18,6 +18,7 @@ from kobatela.accounts.models import User
 from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, NotFound
+from kobatela.core.rows import lock_owned_row
 from webhooks import signing, targets
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -31,13 +32,9 @@ def new_secret() -> str:
 
 
 def _lock_endpoint(endpoint_id: int, actor: Actor | None) -> WebhookEndpoint:
-    qs = WebhookEndpoint.objects.select_for_update().exclude(status=WebhookEndpoint.Status.DELETED)
-    if actor is not None and not actor.sees_all:
-        qs = qs.filter(account_id=actor.user_id)
-    try:
-        return qs.get(pk=endpoint_id)
-    except WebhookEndpoint.DoesNotExist:
-        raise NotFound("webhook_endpoint_not_found", "No such webhook endpoint.") from None
+    return lock_owned_row(WebhookEndpoint.objects.exclude(status=WebhookEndpoint.Status.DELETED), endpoint_id,
+                          actor=actor, owner_field="account_id",
+                          missing=NotFound("webhook_endpoint_not_found", "No such webhook endpoint."))
 
 
 def _fail_pending(endpoint: WebhookEndpoint, error: str) -> int:

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from kobatela.accounts.models import User
-from kobatela.core.scopes import Scope
 from kobatela.accounts.services import api_key_create, user_create
+from kobatela.core.scopes import Scope
 
 
 class Command(BaseCommand):
