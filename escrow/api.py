@@ -166,6 +166,8 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         "check_deadline": {Scope.SENDER, Scope.ADMIN},
     }
     idempotency_required_actions = frozenset({"deposit"})
+    # Calls the PSP between two short transactions: not inside an idempotency unit.
+    idempotency_outside_unit_actions = frozenset({"funding_session"})
     serializer_class = EscrowReadSerializer
     list_filter_serializer = EscrowFilterSerializer
 

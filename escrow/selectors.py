@@ -43,5 +43,12 @@ def milestone_lock(milestone_id: int) -> Milestone:
     return Milestone.objects.select_for_update().get(pk=milestone_id)
 
 
+def escrow_opened_funding_session(escrow_id: int, session_id: str) -> bool:
+    """Whether Kobatela opened PSP funding session ``session_id`` for this escrow
+    (``escrow_funding_session`` records each one it opens)."""
+    return EscrowEvent.objects.filter(escrow_id=escrow_id, kind="funding_session_created",
+                                      data__session_id=session_id).exists()
+
+
 def escrow_events_for(escrow: EscrowAgreement) -> QuerySet[EscrowEvent]:
     return EscrowEvent.objects.filter(escrow=escrow)

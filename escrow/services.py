@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from escrow import repository
@@ -24,6 +24,7 @@ from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, NotFound, ValidationFailed
 from kobatela.core.money import ZERO
 from kobatela.core.state import transition
+from kobatela.core.transactions import service_transaction
 from kobatela.events import services as events
 from payments import ledger
 from payments import services as payment_services
@@ -71,7 +72,7 @@ def escrow_create(
             "Milestone amounts must add up to amount_total.",
             details={"milestones": [f"They add up to {sum((m['amount'] for m in milestones), ZERO)}, not {amount_total}."]},
         )
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = EscrowAgreement.objects.create(
             client_id=actor.user_id, provider=provider, amount_total=amount_total, currency=currency,
             deadline_at=deadline_at, release_conditions=release_conditions or {},
@@ -110,7 +111,7 @@ def escrow_deposit(
     """
     scoped_actor = actor if isinstance(actor, Actor) else None
     try:
-        with transaction.atomic(durable=True):
+        with service_transaction():
             escrow = escrow_lock(escrow_id, scoped_actor)
             account_id = account_id or escrow.client_id
             refusal = _deposit_refusal(escrow, amount)
@@ -180,7 +181,7 @@ def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
     session; a deposit landing in between simply makes the session's amount
     more than what remains, and the deposit service refuses the excess.
     """
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(escrow_id, actor)
         _refuse_unless_status(escrow, (EscrowStatus.DRAFT,), "nothing to fund")
         remaining = escrow.amount_total - escrow.amount_funded
@@ -188,7 +189,7 @@ def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
                                         idempotency_key=f"funding-{escrow.pk}-{escrow.amount_funded}",
                                         metadata={"escrow_id": escrow.pk})
     session = get_provider().create_funding_session(request)
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(escrow_id)
         _event(escrow, "funding_session_created", actor, {"session_id": session.session_id, "amount": remaining})
         audit.record(actor, "escrow.funding_session", escrow, {"session_id": session.session_id, "amount": remaining})
@@ -199,7 +200,7 @@ def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
 
 
 def escrow_mark_delivered(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(escrow_id, actor)
         transition(escrow, EscrowStatus.RELEASABLE)
         escrow.delivered_at = timezone.now()
@@ -253,7 +254,7 @@ def milestone_reject(*, actor: Actor | str, escrow: EscrowAgreement, milestone: 
 
 def escrow_client_approve(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
     """The client accepts the delivery: every milestone not yet approved is approved and paid out."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(escrow_id, actor)
         _refuse_unless_status(escrow, (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE), "there is nothing to approve")
         approved = [
@@ -271,7 +272,7 @@ def escrow_client_approve(*, actor: Actor, escrow_id: int, note: str = "") -> Es
 def escrow_client_reject(*, actor: Actor, escrow_id: int, reason: str) -> EscrowAgreement:
     """The client disputes the delivery: milestones waiting for review are rejected
     (new proofs may be sent) and a releasable escrow goes back to FUNDED."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(escrow_id, actor)
         _refuse_unless_status(escrow, (EscrowStatus.RELEASABLE,), "there is no delivery to reject")
         for m in escrow_milestones_lock(escrow):
@@ -300,7 +301,7 @@ def escrow_settle_payout(*, actor: Actor | str, payment_id: int, psp_ref: str = 
     is SETTLED with its ledger movement out of the escrow (``payment_settle``),
     its milestone PAID, and the escrow RELEASED after its last payout. A
     repeated report changes nothing."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = _escrow_of_payment(payment_id)
         payment, settled_now = payment_services.payment_settle(actor=actor, payment_id=payment_id, psp_ref=psp_ref,
                                                                amount=amount, currency=currency)
@@ -335,7 +336,7 @@ def escrow_return_payout(*, actor: Actor | str, payment_id: int, amount: Decimal
     """A settled payout came back (the PSP reports it refunded): the money is
     held again, the milestone waits for a new payout and a released escrow is
     releasable again. A repeated report changes nothing."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = _escrow_of_payment(payment_id)
         payment, refunded_now = payment_services.payment_refund(actor=actor, payment_id=payment_id, amount=amount,
                                                                 currency=currency)
@@ -412,7 +413,7 @@ def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime |
     policy = settings.ESCROW_DEADLINE_POLICY
     now = now or timezone.now()
     scoped_actor = actor if isinstance(actor, Actor) else None
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(escrow_id, scoped_actor)
         if (escrow.deadline_at > now or escrow.deadline_handled_at is not None
                 or escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)):

@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "kobatela.core.middleware.RequestIdMiddleware",
     "kobatela.core.middleware.BodySizeLimitMiddleware",
+    "kobatela.core.outages.OutageMiddleware",  # a database or Redis outage in a view → 503, not 500
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -96,6 +97,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # sync gunicorn workers; CONN_MAX_AGE=0 without a pool cost over half the throughput.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database that does not answer is a 503 within seconds, never a hung worker.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=3))
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Take SQLite's write lock at BEGIN so row locks and the audit chain stay
     # serialized in the embedded default (SQLite has no SELECT … FOR UPDATE).
@@ -103,9 +107,23 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -----------------------------------------------------
+# Redis is optional on the request path: every Redis client (this cache, the
+# Celery publisher, the AI breaker and daily cap) gives up within these
+# seconds and its caller falls back — the API key's last use is written from
+# the database, a task the broker did not take is left to the sweepers, the
+# breaker and cap count in the process, readiness says "fail". Without them a
+# frozen Redis held a sync worker 5 s per command (redis-py's default) and
+# forever per publish (kombu's), and starved every other request.
+REDIS_CONNECT_TIMEOUT_SECONDS = env.float("REDIS_CONNECT_TIMEOUT_SECONDS", default=0.25)
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.25)
+# redis-py keyword arguments of every client made from REDIS_URL. No retry:
+# redis-py already reconnects a connection Redis closed, and against a Redis
+# that does not answer a retry only doubles the wait.
+REDIS_CLIENT_OPTIONS = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": dict(REDIS_CLIENT_OPTIONS)}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -117,7 +135,24 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# Publishing (kombu's Redis transport) under the same timeouts, one attempt:
+# enqueue_on_commit logs a refused message and the sweepers send it later.
+# Beware: a message whose reply timed out may still have reached Redis (tasks are idempotent).
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                                   "socket_timeout": REDIS_TIMEOUT_SECONDS}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0, "interval_start": 0, "interval_step": 0, "interval_max": 0}
+# A message a worker took and never acknowledged (acks_late: the worker died
+# mid-task) goes back to its queue this long after it was taken, and the
+# workers look for such messages every few seconds: a killed worker's payout
+# is sent again within a minute. Longer than our tasks take (OCR of a long
+# scan ~15 s, the AI call AI_TIMEOUT_SECONDS); one that outlives it is run
+# twice, which every task survives (they claim their row first).
+CELERY_BROKER_TRANSPORT_OPTIONS.update({
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=40),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+})
 CELERY_TIMEZONE = "UTC"
 # The one place that holds the beat schedule. Each periodic task takes a
 # PostgreSQL advisory lock (kobatela.core.locks.periodic_job), so two beat
@@ -245,9 +280,12 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 
 # Idempotency keys are kept at least this long, then purged by a beat job.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
-# A request still marked in progress after this long is considered dead (its
-# process crashed) and a retry with the same key may run again.
+# SQLite only (no advisory locks): a request still marked in progress after
+# this long is considered dead and a retry with the same key may run again. On
+# PostgreSQL the request's session lock says at once whether it is alive.
 IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=120)
+# Retry-After of a 503 answered because the database or Redis is unreachable.
+OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=2)
 
 # --- PSP ------------------------------------------------------------------
 PSP_PROVIDER = env.str("PSP_PROVIDER", default="sandbox")
@@ -322,6 +360,9 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before any password check
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Attempts and lockouts live in the database, not the cache: the admin login
+# keeps its brute-force guard (and keeps working) while Redis is down.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

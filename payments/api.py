@@ -30,6 +30,8 @@ READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
 class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     required_scopes = {"list": READERS, "retrieve": READERS, "execute": {Scope.SENDER, Scope.ADMIN}}
     idempotency_required_actions = frozenset({"execute"})
+    # Calls the PSP between two short transactions: not inside an idempotency unit.
+    idempotency_outside_unit_actions = frozenset({"execute"})
     serializer_class = PaymentReadSerializer
     list_filter_serializer = PaymentFilterSerializer
 

@@ -23,6 +23,7 @@ from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, Unprocessable
 from kobatela.core.queue import enqueue_on_commit
 from kobatela.core.state import transition
+from kobatela.core.transactions import service_transaction
 from kobatela.events import services as events
 from payments import ledger
 from payments.models import LedgerEntry, Payment, PaymentStatus
@@ -65,7 +66,7 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
     lock is held; it carries ``payout-<id>`` as idempotency key, so two
     concurrent or repeated executions create one payout at the provider.
     """
-    with transaction.atomic(durable=True):
+    with service_transaction():
         payment = payment_lock(payment_id, scoped_to)
         if payment.status not in Payment.EXECUTABLE:
             if scoped_to is not None:  # an explicit request: say why nothing happens
@@ -82,7 +83,7 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
     except PspError as exc:
         return _record_failure(payment_id=payment_id, actor=actor, error=exc)
 
-    with transaction.atomic(durable=True):
+    with service_transaction():
         payment = payment_lock(payment_id)
         if payment.status in Payment.EXECUTABLE:
             payment.psp_ref = result.psp_ref
@@ -96,7 +97,7 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
 
 
 def _record_failure(*, payment_id: int, actor: Actor | str, error: PspError) -> Payment:
-    with transaction.atomic(durable=True):
+    with service_transaction():
         payment = payment_lock(payment_id)
         if payment.status not in Payment.EXECUTABLE:
             return payment
@@ -170,7 +171,7 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
 
 
 def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "") -> Payment:
-    with transaction.atomic(durable=True):
+    with service_transaction():
         payment = payment_lock(payment_id)
         if payment.status in (PaymentStatus.SENT, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
             return payment
@@ -186,7 +187,7 @@ def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "")
 def payment_fail(*, actor: Actor | str, payment_id: int, reason: str, psp_ref: str = "") -> Payment:
     """The PSP reports it could not pay: the payout is ERROR and the sweeper
     retries it as a new PSP request (next generation of its idempotency key)."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         payment = payment_lock(payment_id)
         if payment.status in (PaymentStatus.ERROR, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
             return payment

@@ -19,21 +19,41 @@ from proofs import selectors, services
 from proofs.models import Proof, ProofStatus, RiskLevel
 
 
+# A multipart part holding an object is JSON text (OpenAPI's default encoding for objects).
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class JsonObjectTextField(serializers.Field):
+    """A JSON object sent as the text of a form field, of at most ``max_length`` characters."""
+
+    default_error_messages = {"invalid": "Must be a JSON object.",
+                              "max_length": "Ensure this field has no more than {max_length} characters."}
+
+    def __init__(self, *, max_length: int, **kwargs) -> None:
+        self.max_length = max_length
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            self.fail("invalid")
+        if not isinstance(parsed, dict):
+            self.fail("invalid")
+        return parsed
+
+    def to_representation(self, value):
+        return value
+
+
 class ProofUploadSerializer(serializers.Serializer):
     escrow_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     milestone_idx = serializers.IntegerField(min_value=1, max_value=32767)
     type = serializers.ChoiceField(choices=ProofType.choices)
     file = serializers.FileField(allow_empty_file=False)
-    metadata = serializers.CharField(required=False, max_length=10_000, help_text="A JSON object (informative only).")
-
-    def validate_metadata(self, value):
-        try:
-            parsed = json.loads(value)
-        except ValueError as exc:
-            raise serializers.ValidationError("Must be a JSON object.") from exc
-        if not isinstance(parsed, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return parsed
+    metadata = JsonObjectTextField(required=False, max_length=10_000, help_text="A JSON object (informative only).")
 
 
 class ProofExifSerializer(serializers.Serializer):
@@ -139,7 +159,8 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
                                       proof_type=data["type"], upload=data["file"], metadata=data.get("metadata"))
         return Response(ProofReadSerializer(proof).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    # The stored file, with the content type found when it was uploaded.
+    @extend_schema(responses={(200, content_type): OpenApiTypes.BINARY for content_type in services.EXTENSIONS})
     @action(detail=True, methods=["get"])
     def file(self, request, pk=None):
         proof = self.get_object()

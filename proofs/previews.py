@@ -22,6 +22,7 @@ from django.core.cache import cache
 from django.core.files.storage import default_storage
 from PIL import Image, ImageDraw, ImageOps
 
+from kobatela.core.circuit_breaker import REDIS_UNAVAILABLE
 from kobatela.core.errors import DomainError
 from proofs.images import open_image
 
@@ -100,7 +101,7 @@ def proof_preview(*, sha256: str, file_name: str, content_type: str, size: str) 
     A placeholder is not cached: the file may come back."""
     max_side = SIZES[size]
     key = f"proof-preview:v1:{sha256}:{max_side}"
-    cached = cache.get(key)
+    cached = _cache_call(cache.get, key)
     if cached is not None:
         return cached, True
     try:
@@ -110,5 +111,15 @@ def proof_preview(*, sha256: str, file_name: str, content_type: str, size: str) 
     except (OSError, PreviewUnavailable) as exc:
         logger.warning("proof preview unavailable", extra={"sha256": sha256, "reason": str(exc)[:200]})
         return placeholder(max_side), False
-    cache.set(key, jpeg, CACHE_SECONDS)
+    _cache_call(cache.set, key, jpeg, CACHE_SECONDS)
     return jpeg, True
+
+
+def _cache_call(call, *args):
+    """The preview cache is a speed-up, never a condition: with Redis down the
+    preview is rendered from the file (the cache gives up within its timeout)."""
+    try:
+        return call(*args)
+    except REDIS_UNAVAILABLE as exc:
+        logger.warning("preview cache unavailable", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+        return None

@@ -43,6 +43,7 @@ from kobatela.core.errors import (
 )
 from kobatela.core.money import quantize
 from kobatela.core.queue import enqueue, enqueue_on_commit
+from kobatela.core.transactions import service_transaction
 from kobatela.events import services as events
 from proofs import filetypes, metrics, ocr
 from proofs.ai import AdvisorConfig, AdvisorError, advise, build_context
@@ -156,7 +157,7 @@ def proof_submit(*, actor: Actor, escrow_id: int, milestone_idx: int, proof_type
 def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_name, sha256, size, inspected, metadata) -> Proof:
     is_photo = proof_type == ProofType.PHOTO
     check = inspected.photo_check
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(escrow_id, actor)
         milestones = escrow_milestones_lock(escrow)
         milestone = _check_escrow_and_milestone(escrow, milestones, milestone_idx, proof_type)  # again, under the lock
@@ -259,7 +260,7 @@ def proof_run_ocr(*, proof_id: int) -> str:
     parsed = parse_invoice(result.text)
     fields = parsed.fields
     checks = run_checks(fields, proof.milestone.proof_requirements)
-    with transaction.atomic(durable=True):
+    with service_transaction():
         locked = Proof.objects.select_for_update().get(pk=proof_id)
         locked.ocr_text = result.text
         locked.ocr_source = result.source
@@ -292,7 +293,7 @@ def proof_run_ocr(*, proof_id: int) -> str:
 
 
 def _finish_ocr(proof_id: int, status: str, *, error: str, started: float) -> str:
-    with transaction.atomic(durable=True):
+    with service_transaction():
         proof = Proof.objects.select_for_update().get(pk=proof_id)
         proof.ocr_status = status
         proof.ocr_error = error
@@ -309,7 +310,7 @@ def _finish_ocr(proof_id: int, status: str, *, error: str, started: float) -> st
 
 def proof_requeue_ocr(*, proof_id: int, actor: Actor | str) -> None:
     """Send a proof back to the OCR queue (operators, the sweeper)."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         proof = Proof.objects.select_for_update().get(pk=proof_id)
         if proof.type == ProofType.PHOTO:
             raise Conflict("proof_is_photo", "Photos are not read by OCR.")
@@ -338,12 +339,25 @@ def proofs_sweep_ocr(*, now=None) -> int:
 # --- AI advisor ------------------------------------------------------------------------
 
 
+_redis_clients: dict[str, redis.Redis] = {}
+
+
 def _redis():
-    return redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    """This process's client for REDIS_URL (one connection pool, reused), with
+    the sub-second timeouts of REDIS_CLIENT_OPTIONS."""
+    if not settings.REDIS_URL:
+        return None
+    client = _redis_clients.get(settings.REDIS_URL)
+    if client is None:
+        client = _redis_clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL,
+                                                                           **settings.REDIS_CLIENT_OPTIONS)
+    return client
 
 
 def _advisor_guards():
     """The breaker and the daily cap live in Redis, shared by every worker.
+    When that Redis does not answer, both count in this process instead,
+    closed by default (kobatela.core.circuit_breaker says what that allows).
     Without Redis (the embedded default, where the advisor is off) there is
     nothing to share and neither applies."""
     client = _redis()
@@ -380,7 +394,7 @@ def _advisor_input(proof: Proof) -> dict[str, Any]:
 
 
 def _finish_ai(proof_id: int, *, status: str, error: str = "", result=None) -> str:
-    with transaction.atomic(durable=True):
+    with service_transaction():
         proof = Proof.objects.select_for_update().get(pk=proof_id)
         proof.ai_status = status
         proof.ai_error = error
@@ -432,7 +446,7 @@ def proof_run_ai(*, proof_id: int) -> str:
 
 
 def proof_requeue_ai(*, proof_id: int, actor: Actor | str) -> None:
-    with transaction.atomic(durable=True):
+    with service_transaction():
         proof = Proof.objects.select_for_update().get(pk=proof_id)
         proof.ai_status = AiStatus.QUEUED
         proof.ai_error = ""
@@ -458,7 +472,7 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, 
     if proof_row is None:
         raise NotFound("proof_not_found", "No such proof.")
     note = (note or "").strip()
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(proof_row["escrow_id"])
         proof = Proof.objects.select_for_update().select_related("milestone").get(pk=proof_id)
         if proof.status != ProofStatus.PENDING:
@@ -497,7 +511,7 @@ def proof_mark_ai_reviewed(*, actor: Actor, proof_ids: list[int]) -> int:
     ``proof_decide`` one at a time, with a note. Returns how many were marked."""
     now = timezone.now()
     marked = 0
-    with transaction.atomic(durable=True):
+    with service_transaction():
         proofs = Proof.objects.select_for_update().filter(pk__in=list(proof_ids), ai_reviewed_at__isnull=True).order_by("pk")
         for proof in proofs:
             if not proof.ai_flagged:

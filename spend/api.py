@@ -338,7 +338,5 @@ class PublicMandateViewSet(ActionViewSet):
         responses={200: inline_serializer("PublicMandates", {"results": PublicMandateAggregateSerializer(many=True)})},
     )
     def list(self, request):
-        params = PublicMandateFilterSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        rows = selectors.public_mandate_aggregates(**params.validated_data)
+        rows = selectors.public_mandate_aggregates(**self.validated_query(PublicMandateFilterSerializer))
         return Response({"results": PublicMandateAggregateSerializer(rows, many=True).data})

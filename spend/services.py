@@ -27,6 +27,7 @@ from kobatela.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kobatela.core.money import ZERO
 from kobatela.core.rows import lock_owned_row
 from kobatela.core.state import transition
+from kobatela.core.transactions import service_transaction
 from kobatela.events import services as events
 from payments import ledger
 from payments import services as payment_services
@@ -133,7 +134,7 @@ def mandate_create(
     categories = _existing(SpendCategory, allowed_category_ids, "category_not_found")
     merchants = _existing(Merchant, allowed_merchant_ids, "merchant_not_found")
 
-    with transaction.atomic(durable=True):
+    with service_transaction():
         overdue = (UsageMandate.objects.select_for_update()
                    .filter(sender_id=actor.user_id, beneficiary=beneficiary, currency=currency,
                            status=MandateStatus.ACTIVE, expires_at__lte=now).order_by("pk"))
@@ -168,7 +169,7 @@ def mandate_create(
 
 def mandate_revoke(*, actor: Actor | str, mandate_id: int) -> UsageMandate:
     """The sender takes back an ACTIVE mandate; what is left returns to it."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         mandate = _lock_mandate(mandate_id, actor)
         _end(actor=actor, mandate=mandate, to=MandateStatus.REVOKED, now=timezone.now())
     return mandate
@@ -181,7 +182,7 @@ def mandate_expire(*, actor: Actor | str, mandate_id: int, now: datetime | None 
     before was checked against an earlier instant, and one that waits for it
     finds the mandate EXPIRED.
     """
-    with transaction.atomic(durable=True):
+    with service_transaction():
         mandate = _lock_mandate(mandate_id, actor)
         now = now or timezone.now()
         if mandate.status != MandateStatus.ACTIVE or mandate.expires_at > now:
@@ -241,7 +242,7 @@ def purchase_create(
     mandate CONSUMED. ``category_id`` defaults to the merchant's category.
     A key already used by the mandate's sender returns its purchase unchanged.
     """
-    with transaction.atomic(durable=True):
+    with service_transaction():
         mandate = _lock_mandate(mandate_id, actor)
         earlier = Purchase.objects.filter(sender_id=mandate.sender_id, idempotency_key=idempotency_key).first()
         if earlier is not None:
@@ -369,7 +370,7 @@ def payee_spend(*, actor: Actor | str, escrow_id: int, payee_ref: str, amount: D
     milestone's is. A key already used by the escrow's client returns its
     spend unchanged.
     """
-    with transaction.atomic(durable=True):
+    with service_transaction():
         escrow = escrow_lock(escrow_id, _scoped(actor))
         payee = AllowedPayee.objects.select_for_update().filter(escrow=escrow, payee_ref=payee_ref).first()
         if payee is None:

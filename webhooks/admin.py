@@ -14,14 +14,23 @@ from webhooks.outbound import delivery as outbound_delivery
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: a stored webhook is evidence of what the provider said. Support
-    acts on it only through the reprocess action, which calls the service."""
+    acts on it only through the reprocess action, which calls the service.
 
-    list_display = ["id", "provider", "event_type", "event_id", "status", "attempts", "received_at", "processed_at"]
+    The status filter separates what is not ours (IGNORED) from what looks
+    like ours and could not be applied (FAILED, with an alert when the event
+    itself is unusable); ``reason`` says why for both."""
+
+    list_display = ["id", "provider", "event_type", "event_id", "status", "reason", "attempts", "received_at",
+                    "processed_at"]
     list_filter = ["provider", "status", "event_type"]
     search_fields = ["event_id"]
     date_hierarchy = "received_at"
     readonly_fields = [f.name for f in InboundEvent._meta.fields]
     actions = ["reprocess"]
+
+    @admin.display(description="reason")
+    def reason(self, obj: InboundEvent) -> str:
+        return obj.error if len(obj.error) <= 120 else f"{obj.error[:119]}…"
 
     def has_reprocess_permission(self, request) -> bool:
         return request.user.has_perm("webhooks.reprocess_inboundevent")
@@ -29,7 +38,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Reprocess selected events", permissions=["reprocess"])
     def reprocess(self, request, queryset):
         actor = Actor.staff(request.user)
-        processed, failed, skipped = 0, [], 0
+        processed, ignored, failed, skipped = 0, 0, [], 0
         for pk, status in queryset.order_by("pk").values_list("pk", "status"):
             if status == InboundEvent.Status.PROCESSED:
                 skipped += 1
@@ -41,12 +50,16 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 continue
             if event.status == InboundEvent.Status.PROCESSED:
                 processed += 1
+            elif event.status == InboundEvent.Status.IGNORED:
+                ignored += 1
             else:
                 failed.append(f"#{pk} ({event.error.split(':', 1)[0]})")
         if processed:
             self.message_user(request, f"{processed} event(s) processed.", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"{skipped} event(s) were already processed; left unchanged.", messages.INFO)
+        if ignored:
+            self.message_user(request, f"{ignored} event(s) still ignored (not Kobatela events).", messages.INFO)
         if failed:
             self.message_user(request, f"{len(failed)} event(s) still failing: {', '.join(failed)}.", messages.ERROR)
 

@@ -3,16 +3,21 @@ outbound events API and integrators' webhook endpoints.
 
 Inbound provider webhooks: verify the signature on the raw body, then hand over to ``webhooks.inbound``.
 
-Answers (API.md, "Payments and PSP"):
+Answers (API.md, "Payments and PSP"). Signed ⇒ stored and 200, however
+unusable the event: a provider retries anything else for days (Stripe: three),
+and re-sending the same bytes cannot make them usable.
 
 =====  ==========================================================================
-200    ``{"received": true, "status": "processed"}``; ``"failed"`` with ``"error":
-       <code>`` when a business rule refused the event (stored FAILED, support
-       reprocesses it: the provider must not retry a permanent failure);
-       Stripe only: ``"ignored"`` for a type we do not act on;
-       ``{"duplicate": true}`` for an event already processed
-400    bad timestamp, missing headers, malformed JSON, invalid event or data,
-       unknown type (generic PSP only)
+200    ``{"received": true, "status": "processed"}``;
+       ``"failed"`` with ``"error": <code>`` when the event looks like ours but
+       cannot be applied — data failing the schema, no such escrow or payment,
+       a business rule's refusal (stored FAILED, support reprocesses it);
+       ``"ignored"`` (Stripe) when it is not ours — no Kobatela metadata, a type
+       we do not act on (stored IGNORED);
+       ``{"duplicate": true}`` for an event already processed or ignored
+400    bad timestamp, missing headers; nothing we could store: malformed JSON,
+       not an object, no usable event id; generic PSP only: no type or a type
+       outside the contract (see ``webhooks.inbound.psp`` for why)
 401    signature does not match
 503    no secret configured (providers retry on 5xx, so nothing is lost)
 =====  ==========================================================================
@@ -24,7 +29,13 @@ import os
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -72,8 +83,8 @@ class _ProviderWebhookView(ApiView):
         process.WEBHOOKS.labels(self.provider, "rejected").inc()
         return response
 
-    def respond(self, parsed: schemas.ParsedEvent) -> Response:
-        receipt = process.inbound_event_receive(parsed=parsed, headers=self.request.headers)
+    def respond(self, envelope: schemas.Envelope) -> Response:
+        receipt = process.inbound_event_receive(envelope=envelope, headers=self.request.headers)
         return Response(receipt.response_body())
 
 
@@ -92,13 +103,15 @@ class PspWebhookView(_ProviderWebhookView):
             secrets=[os.environ.get("PSP_WEBHOOK_SECRET"), os.environ.get("PSP_WEBHOOK_SECRET_NEXT")],
             tolerance_seconds=settings.PSP_WEBHOOK_TOLERANCE_SECONDS,
         )
-        return self.respond(psp.parse_psp_event(event_id=msg_id, body=decode.decode_body(raw)))
+        return self.respond(psp.psp_envelope(event_id=msg_id, body=decode.decode_body(raw)))
 
 
 class StripeWebhookView(_ProviderWebhookView):
-    """Stripe (``Stripe-Signature: t=…,v1=…``). Types we do not act on are
-    answered 200 ``ignored`` and stored, unlike the generic PSP's 400: Stripe
-    sends many types to one endpoint and would retry a 4xx for days."""
+    """Stripe (``Stripe-Signature: t=…,v1=…``). Events that are not ours (a
+    type we do not act on, no Kobatela metadata: the account may be shared
+    with another product) are answered 200 ``ignored`` and stored, unlike the
+    generic PSP's 400 for unknown types: Stripe sends many types to one
+    endpoint and would retry a 4xx for days."""
 
     provider = InboundEvent.Provider.STRIPE
 
@@ -111,7 +124,7 @@ class StripeWebhookView(_ProviderWebhookView):
             secret=os.environ.get("STRIPE_WEBHOOK_SECRET"),
             tolerance_seconds=300,
         )
-        return self.respond(stripe.parse_stripe_event(body=decode.decode_body(raw)))
+        return self.respond(stripe.stripe_envelope(body=decode.decode_body(raw)))
 
 
 # --------------------------------------------------------------------------- #
@@ -173,8 +186,15 @@ class RedeliveryResultSerializer(serializers.Serializer):
     deliveries = WebhookDeliveryReadSerializer(many=True)
 
 
+@extend_schema_field({"type": "string", "maxLength": 2048, "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$"})
+class WebhookUrlField(serializers.CharField):
+    """Its schema says at a glance what ``webhooks.targets`` accepts; the rest
+    (host, port, no credentials or fragment, public addresses) is checked there."""
+
+
 class WebhookEndpointCreateSerializer(serializers.Serializer):
-    url = serializers.CharField(max_length=2048, help_text="https URL; must resolve to public addresses only.")
+    url = WebhookUrlField(max_length=2048, help_text="https URL (http only where private targets are allowed); "
+                                                     "must resolve to public addresses only.")
     event_types = serializers.ListField(child=serializers.ChoiceField(choices=_EVENT_TYPE_CHOICES), required=False,
                                         default=list, max_length=len(EVENT_TYPES),
                                         help_text="Types to receive; empty or absent: every type.")
@@ -269,17 +289,12 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
         endpoint = endpoints.endpoint_enable(actor=self.actor, endpoint_id=int(pk))
         return Response(WebhookEndpointReadSerializer(endpoint).data)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=list(WebhookDelivery.Status.values)),
-                    OpenApiParameter("cursor", OpenApiTypes.STR), OpenApiParameter("limit", OpenApiTypes.INT)],
-        responses={200: WebhookDeliveryReadSerializer(many=True)},
-    )
+    # The paginator adds ``cursor`` and ``limit`` to the list it answers.
+    @extend_schema(parameters=[DeliveryFilterSerializer], responses={200: WebhookDeliveryReadSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def deliveries(self, request, pk=None):
         endpoint = self.get_object()
-        params = DeliveryFilterSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
         paginator = CursorPagination()
-        page = paginator.paginate_queryset(selectors.deliveries_of(endpoint).filter(**params.validated_data),
-                                           request, view=self)
+        page = paginator.paginate_queryset(
+            selectors.deliveries_of(endpoint).filter(**self.validated_query(DeliveryFilterSerializer)), request, view=self)
         return paginator.get_paginated_response(WebhookDeliveryReadSerializer(page, many=True).data)

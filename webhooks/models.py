@@ -14,6 +14,13 @@ class InboundEvent(models.Model):
     Unique per (provider, event id): a redelivery finds its row. The row keeps
     what is needed to reprocess it from the admin or ``manage.py
     reprocess_webhooks`` after a failure.
+
+    Every signed delivery that has an id is stored, usable or not
+    (``webhooks.inbound``): RECEIVED until an attempt ends; PROCESSED once
+    acted on; IGNORED when it is not ours (no Kobatela metadata, a type we do
+    not act on); FAILED when it looks like ours but cannot be applied, with
+    the reason in ``error``. PROCESSED and IGNORED are final: a redelivery is
+    a duplicate.
     """
 
     class Provider(models.TextChoices):
@@ -23,7 +30,10 @@ class InboundEvent(models.Model):
     class Status(models.TextChoices):
         RECEIVED = "RECEIVED"
         PROCESSED = "PROCESSED"
+        IGNORED = "IGNORED"
         FAILED = "FAILED"
+
+    FINAL_STATUSES = frozenset({Status.PROCESSED, Status.IGNORED})
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
     event_id = models.CharField(max_length=255)
@@ -32,10 +42,11 @@ class InboundEvent(models.Model):
     body = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-    error = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="",
+                             help_text="Why it was not processed: the failure (FAILED) or why it is not ours (IGNORED).")
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True, help_text="When it was processed or ignored.")
 
     class Meta:
         ordering = ["-received_at", "-id"]

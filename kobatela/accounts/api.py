@@ -17,7 +17,8 @@ class UserSerializer(serializers.ModelSerializer):
         fields = ["id", "email", "full_name", "kind", "created_at"]
         read_only_fields = ["id", "created_at"]
         # Uniqueness is decided by the database (409 email_taken), not by a racy pre-check.
-        extra_kwargs = {"email": {"validators": []}, "full_name": {"allow_blank": False}}
+        # ``kind`` is part of the contract's body (API.md): required, not the model's default.
+        extra_kwargs = {"email": {"validators": []}, "full_name": {"allow_blank": False}, "kind": {"required": True}}
 
 
 class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):

@@ -8,10 +8,19 @@ a shared-cache round trip on every request was ~8% of a deposit's CPU).
 ``last_used_at`` is written at most once a minute per key: each process asks
 the shared cache only once a minute, and a cache ``add`` elects the one
 request that does the UPDATE.
+
+Redis is optional here: the key is always verified from the database (and
+this process's memory), never from the shared cache. When that cache does
+not answer (down, or silent past ``REDIS_TIMEOUT_SECONDS``), the process
+that asked does the UPDATE itself — still at most once a minute per key and
+process — and the request goes on; for the next few seconds the process
+does not ask it again (``kobatela.core.circuit_breaker.REDIS_OUTAGES``), so
+an outage costs each process one timeout, not one per key.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
@@ -22,6 +31,10 @@ from rest_framework.authentication import BaseAuthentication
 
 from kobatela.accounts import keys
 from kobatela.accounts.models import ApiKey
+from kobatela.core.circuit_breaker import REDIS_OUTAGES, REDIS_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+_SHARED_CACHE = "django-cache:default"  # this process's name for the cache's Redis in REDIS_OUTAGES
 
 # prefix → (monotonic expiry, ApiKey or None); key id → monotonic time of the last touch check.
 _known_keys: dict[str, tuple[float, ApiKey | None]] = {}
@@ -62,8 +75,22 @@ def _touch(api_key: ApiKey) -> None:
     if last_check is not None and last_check > now - resolution:
         return
     _touched[api_key.pk] = now
-    if cache.add(f"apikey:v1:touched:{api_key.pk}", 1, resolution):
+    if _elected_to_touch(api_key.pk, resolution):
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+
+
+def _elected_to_touch(key_id: int, resolution: int) -> bool:
+    """Whether this request writes ``last_used_at``: the shared cache elects one
+    request a minute across processes; without it, this process elects itself."""
+    if REDIS_OUTAGES.is_down(_SHARED_CACHE):
+        return True
+    try:
+        return bool(cache.add(f"apikey:v1:touched:{key_id}", 1, resolution))
+    except REDIS_UNAVAILABLE as exc:
+        REDIS_OUTAGES.failed(_SHARED_CACHE)
+        logger.warning("shared cache unreachable: last_used_at written by this process",
+                       extra={"api_key_id": key_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return True
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -1,14 +1,22 @@
-"""OpenAPI (drf-spectacular): auth schemes, the error shape and Idempotency-Key on every operation."""
+"""OpenAPI (drf-spectacular): auth schemes, the error shape, Idempotency-Key on
+every POST, list filters as query parameters, the money fields' real formats,
+and the error answers every operation can give."""
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from django.conf import settings
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
 from kobatela.accounts.permissions import required_scopes_for
+from kobatela.core.errors import DomainError
+from kobatela.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from kobatela.core.idempotency import MAX_KEY_LENGTH as IDEMPOTENCY_KEY_MAX_LENGTH
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -22,35 +30,50 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
-ERROR_DESCRIPTIONS = {
-    "400": "Invalid input (validation_error, malformed_json, idempotency_key_required…).",
-    "401": "No, invalid, revoked or expired API key.",
-    "403": "The API key lacks the scope.",
-    "404": "Not found, or not yours.",
-    "409": "Conflicts with the current state (or idempotency_request_in_progress).",
-    "413": "Body too large.",
-    "422": "idempotency_key_reused, or refused by a rule.",
-}
+def error_descriptions() -> dict[int, str]:
+    """Each status's description, from the one error hierarchy: what the
+    kobatela.core.errors classes say by default, and the default codes of every
+    class (the apps' subclasses are all imported once the URLs are)."""
+    messages: dict[int, list[str]] = {}
+    codes: dict[int, list[str]] = {}
+    pending = [DomainError]
+    while pending:
+        error = pending.pop(0)
+        pending.extend(sorted(error.__subclasses__(), key=lambda sub: (sub.__module__, sub.__qualname__)))
+        found = [(codes, error.default_code)]
+        if error.__module__ == DomainError.__module__:
+            found.append((messages, error.default_message))
+        for bucket, value in found:
+            if value not in bucket.setdefault(error.status, []):
+                bucket[error.status].append(value)
+    return {status: " ".join(messages.get(status, [])) + " Codes: " + ", ".join(f"`{c}`" for c in codes[status])
+            + ", …" for status in codes}
+
 
 
 class AutoSchema(SpectacularAutoSchema):
+    """Adds what every view of this API shares, so that no view repeats it."""
+
     def _idempotency_required(self) -> bool:
         action = getattr(self.view, "action", None)
         return action in getattr(self.view, "idempotency_required_actions", ())
 
     def get_override_parameters(self):
         params = list(super().get_override_parameters())
+        filters = getattr(self.view, "list_filter_serializer", None)
+        if filters is not None and getattr(self.view, "action", None) == "list":
+            params.insert(0, filters)  # the view's own declarations, after it, win
         if self.method == "POST":
             required = self._idempotency_required()
             params.append(
                 OpenApiParameter(
-                    "Idempotency-Key",
-                    OpenApiTypes.STR,
+                    IDEMPOTENCY_HEADER,
+                    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
                     OpenApiParameter.HEADER,
                     required=required,
                     description=(
-                        "1–255 characters, scoped to the API key, kept 24 h. The same key with the same request "
-                        "replays the stored response (header `Idempotent-Replayed: true`)."
+                        f"1–{IDEMPOTENCY_KEY_MAX_LENGTH} characters, scoped to the API key, kept 24 h. The same key "
+                        "with the same request replays the stored response (header `Idempotent-Replayed: true`)."
                         + (" **Required** on this endpoint." if required else " Optional on this endpoint.")
                     ),
                 )
@@ -64,23 +87,89 @@ class AutoSchema(SpectacularAutoSchema):
             description += f"\n\nScopes: {', '.join(f'`{s}`' for s in scopes)}."
         return description.strip()
 
-    def _get_response_bodies(self, direction="response"):
-        responses = super()._get_response_bodies(direction)
-        if direction != "response" or not self.get_auth():
-            return responses
-        codes = ["401", "403"]
-        if self.method in ("POST", "PUT", "PATCH"):
-            codes += ["400", "413"]
-        if "{" in self.path:
-            codes.append("404")
-        if self.method == "POST":
-            codes += ["409", "422"]
-        for code in codes:
-            if code not in responses:
-                response = self._get_response_for_code(ErrorSerializer, code, direction=direction)
-                response["description"] = ERROR_DESCRIPTIONS[code]
-                responses[code] = response
-        return responses
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # drf-spectacular leaves out the length limits of a nested ``many=True``
+        # serializer (``milestones``), which the API enforces.
+        if isinstance(field, serializers.ListSerializer) and schema and schema.get("type") == "array":
+            if field.min_length is not None or not field.allow_empty:
+                schema["minItems"] = max(field.min_length or 0, 0 if field.allow_empty else 1)
+            if field.max_length is not None:
+                schema["maxItems"] = field.max_length
+        return schema
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        responses = operation.setdefault("responses", {})
+        descriptions = error_descriptions()
+        for status in sorted(self._error_statuses(operation)):
+            if str(status) not in responses:
+                response = self._get_response_for_code(ErrorSerializer, str(status), direction="response")
+                response["description"] = descriptions[status]
+                responses[str(status)] = response
+        return operation
+
+    def _error_statuses(self, operation: dict) -> set[int]:
+        """The error statuses this operation can answer, from what the
+        framework does for every view (a view documents its own others)."""
+        in_query = any(p["in"] == "query" for p in operation.get("parameters", ()))
+        has_body = "requestBody" in operation
+        statuses = {503}  # the database or cache briefly unreachable (kobatela.core.outages)
+        if operation.get("security"):
+            statuses |= {401, 403}  # no valid key; a key without the scope
+        if has_body or in_query or self.method == "POST":
+            statuses.add(400)  # invalid field or parameter, malformed JSON, a bad Idempotency-Key
+        if has_body:
+            statuses |= {413, 415}  # body too large; a content type the view does not parse
+        if "{" in self.path or (has_body and self._body_names_other_objects()):
+            statuses.add(404)  # another tenant's object is not found either
+        if self.method == "POST" and operation.get("security"):
+            # State conflicts, and a key's idempotency (API keys only): 409
+            # idempotency_request_in_progress, 422 idempotency_key_reused.
+            statuses |= {409, 422}
+        return statuses
+
+    def _body_names_other_objects(self) -> bool:
+        """The body refers to objects by id (``*_id``, ``*_ids``): one that does
+        not exist, or is not the caller's, is a 404."""
+        serializer = self.get_request_serializer()
+        if isinstance(serializer, dict):  # {media type: serializer}
+            serializer = next(iter(serializer.values()), None)
+        if isinstance(serializer, type):
+            serializer = serializer()
+        fields = getattr(serializer, "fields", {})
+        return any(name.endswith(("_id", "_ids")) for name in fields)
+
+
+class AmountFieldExtension(OpenApiSerializerFieldExtension):
+    """``AmountField`` as the API reads it: a positive decimal string (or
+    zero where allowed) with at most 16 integer digits and 2 decimals, or
+    the same as a JSON number. drf-spectacular's decimal pattern also lets
+    through ``""``, ``"-5"`` and ``"0"``, which the field refuses."""
+
+    target_class = "kobatela.core.money.AmountField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        allows_zero = not self.target.min_value
+        digits = r"(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,2})?" if allows_zero else (
+            r"(?:[1-9][0-9]{0,15}(?:\.[0-9]{1,2})?|0\.(?:[1-9][0-9]?|0[1-9]))")
+        as_string = {"type": "string", "format": "decimal", "pattern": f"^{digits}$", "example": "1250.00"}
+        if direction == "response":
+            return as_string
+        as_number = {"type": "number", "multipleOf": 0.01, "minimum": 0, "exclusiveMinimum": not allows_zero,
+                     "maximum": 10**16, "exclusiveMaximum": True}
+        return {"oneOf": [as_string, as_number]}
+
+
+class CurrencyFieldExtension(OpenApiSerializerFieldExtension):
+    """``CurrencyField``: one of the configured currencies (``ALLOWED_CURRENCIES``), any case."""
+
+    target_class = "kobatela.core.money.CurrencyField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "enum": list(settings.ALLOWED_CURRENCIES)}
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

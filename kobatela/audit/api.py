@@ -1,4 +1,3 @@
-from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, serializers
 
 from kobatela.audit import selectors
@@ -14,11 +13,15 @@ class AlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AlertFilterSerializer(serializers.Serializer):
+    type = serializers.CharField(max_length=64, required=False, help_text="Only alerts of this type.")
+    status = serializers.ChoiceField(choices=Alert.Status.choices, required=False)
+
+
 class AlertViewSet(mixins.ListModelMixin, ScopedViewSet):
     required_scopes = {Scope.ADMIN, Scope.SUPPORT}
     serializer_class = AlertSerializer
-    filter_backends = [DjangoFilterBackend]
-    filterset_fields = ["type", "status"]
+    list_filter_serializer = AlertFilterSerializer
 
     def scoped_queryset(self, actor):
         return selectors.alert_list()

@@ -1,4 +1,4 @@
-"""A circuit breaker and a daily call cap whose state lives in Redis.
+"""A circuit breaker and a daily call cap whose state lives in Redis, closed by default without it.
 
 Every web worker and Celery process shares the same state, so an outage seen
 by one process stops the calls of all of them. No Django import: pass a
@@ -35,8 +35,26 @@ Usage::
         raise
     breaker.record_success()
 
-Redis errors are not swallowed: the caller decides whether an unreachable
-Redis means "call anyway" or "skip".
+When Redis cannot be reached — refused, reset, or silent past the client's
+socket timeout (``REDIS_TIMEOUT_SECONDS``, under a second, for the clients
+Kobatela builds) — neither class raises: the operation runs again, whole, on
+a store in this process's memory that speaks the few commands used here, and
+for :data:`RETRY_REDIS_AFTER_SECONDS` that Redis server is not asked again by
+this process (:data:`REDIS_OUTAGES`, which other Redis clients with a fallback
+use too), so an outage costs one timeout, not one per call. That local
+fallback is **closed by default**:
+
+* the breaker starts closed in each process and opens on that process's own
+  failures (same threshold, window, cool-down and single trial): an outage
+  of Redis must not also switch the advisor off, while an outage of the
+  advisor is still cut off, process by process;
+* the daily cap counts each process's own calls against the same limit: a
+  whole day without Redis allows at most ``processes × limit`` calls, a
+  bounded bill, rather than no cap at all or no advisor at all.
+
+Local counts are not copied to Redis when it answers again: the shared state
+resumes where Redis left it. Each fallback is logged and counted in
+``kobatela_redis_fallbacks_total`` (by breaker or cap name).
 
 ``DailyCap`` counts calls per UTC day (``kobatela:cap:<name>:<YYYY-MM-DD>``,
 expiring after 2 days); :meth:`DailyCap.try_acquire` refuses above ``limit``
@@ -45,17 +63,39 @@ and a refused call is not counted.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
-__all__ = ["CLOSED", "OPEN", "HALF_OPEN", "CircuitBreaker", "DailyCap"]
+from prometheus_client import Counter
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["CLOSED", "OPEN", "HALF_OPEN", "CircuitBreaker", "DailyCap", "REDIS_OUTAGES", "REDIS_UNAVAILABLE",
+           "RETRY_REDIS_AFTER_SECONDS", "RedisOutages"]
+
+logger = logging.getLogger(__name__)
 
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
 
 Clock = Callable[[], float]
+T = TypeVar("T")
+
+# Once a Redis server failed, this process leaves it alone for this long.
+RETRY_REDIS_AFTER_SECONDS = 5.0
+# What "Redis cannot be reached" raises (redis-py wraps socket errors; OSError for the rest).
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+REDIS_FALLBACKS = Counter(
+    "kobatela_redis_fallbacks_total",
+    "Breaker and daily-cap operations answered from process memory because Redis could not be reached, by name.",
+    ["name"],
+)
 
 
 def _now(clock: Clock | None) -> float:
@@ -68,7 +108,140 @@ def _to_str(value) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class CircuitBreaker:
+class _LocalStore:
+    """The Redis commands this module uses (GET, SET NX EX, DELETE, INCR, DECR,
+    EXPIRE, MULTI pipelines), in this process's memory, thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._data: dict[str, tuple[str, float | None]] = {}  # key → (value, monotonic expiry)
+
+    def _live(self, key: str) -> str | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[1] is not None and entry[1] <= time.monotonic():
+            del self._data[key]
+            return None
+        return entry[0]
+
+    def _purge_expired(self) -> None:
+        if len(self._data) > 1000:  # keys of past windows and days are never read again
+            now = time.monotonic()
+            for key in [k for k, (_, expiry) in self._data.items() if expiry is not None and expiry <= now]:
+                del self._data[key]
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._live(key)
+
+    def set(self, key: str, value, *, nx: bool = False, ex: int | None = None) -> bool | None:
+        with self._lock:
+            if nx and self._live(key) is not None:
+                return None
+            self._purge_expired()
+            self._data[key] = (str(value), time.monotonic() + ex if ex else None)
+            return True
+
+    def delete(self, *keys: str) -> int:
+        with self._lock:
+            return sum(self._data.pop(key, None) is not None for key in keys)
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        with self._lock:
+            current = self._live(key)
+            expiry = self._data[key][1] if current is not None else None  # INCR keeps the TTL
+            value = int(current or 0) + amount
+            self._data[key] = (str(value), expiry)
+            return value
+
+    def decr(self, key: str) -> int:
+        return self.incr(key, -1)
+
+    def expire(self, key: str, seconds: int) -> bool:
+        with self._lock:
+            value = self._live(key)
+            if value is None:
+                return False
+            self._data[key] = (value, time.monotonic() + seconds)
+            return True
+
+    def pipeline(self, transaction: bool = True) -> _LocalPipeline:
+        return _LocalPipeline(self)
+
+
+class _LocalPipeline:
+    _COMMANDS = frozenset({"get", "set", "delete", "incr", "decr", "expire"})
+
+    def __init__(self, store: _LocalStore) -> None:
+        self._store = store
+        self._calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, command: str):
+        if command not in self._COMMANDS:
+            raise AttributeError(command)
+
+        def queue(*args, **kwargs) -> _LocalPipeline:
+            self._calls.append((command, args, kwargs))
+            return self
+        return queue
+
+    def execute(self) -> list[Any]:
+        with self._store._lock:  # MULTI/EXEC: nothing runs in between
+            return [getattr(self._store, command)(*args, **kwargs) for command, args, kwargs in self._calls]
+
+
+class RedisOutages:
+    """The Redis servers this process found unreachable lately. For
+    :data:`RETRY_REDIS_AFTER_SECONDS` after a failure, a caller that has a
+    fallback uses it at once: a frozen Redis then costs each process one
+    timeout every few seconds, not one per call (per API key, per breaker…)."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}  # server → monotonic time before which it is not asked
+
+    def is_down(self, server: str) -> bool:
+        return self._until.get(server, 0.0) > time.monotonic()
+
+    def failed(self, server: str) -> None:
+        self._until[server] = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
+
+    def clear(self) -> None:
+        self._until.clear()
+
+
+REDIS_OUTAGES = RedisOutages()
+_LOCAL = _LocalStore()
+
+
+def _server(redis) -> str:
+    kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", None) or {}
+    if not kwargs:
+        return f"client:{id(redis)}"
+    return f"{kwargs.get('path') or kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db')}"
+
+
+class _RedisOrLocal:
+    """Runs each operation on Redis, or — Redis unreachable — whole on the local store."""
+
+    def __init__(self, redis, name: str) -> None:
+        self.redis = redis
+        self.name = name
+        self._server = _server(redis)
+
+    def _run(self, operation: Callable[[Any], T]) -> T:
+        if not REDIS_OUTAGES.is_down(self._server):
+            try:
+                return operation(self.redis)
+            except REDIS_UNAVAILABLE as exc:
+                REDIS_OUTAGES.failed(self._server)
+                logger.warning("redis unreachable: breaker and cap state kept in this process",
+                               extra={"guard": self.name, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        REDIS_FALLBACKS.labels(name=self.name).inc()
+        return operation(_LOCAL)
+
+
+class CircuitBreaker(_RedisOrLocal):
     def __init__(
         self,
         redis,
@@ -84,8 +257,7 @@ class CircuitBreaker:
             raise ValueError("failure_threshold must be >= 1")
         if window_seconds < 1 or cooldown_seconds <= 0 or trial_timeout_seconds < 1:
             raise ValueError("window_seconds, cooldown_seconds and trial_timeout_seconds must be positive")
-        self.redis = redis
-        self.name = name
+        super().__init__(redis, name)
         self.failure_threshold = int(failure_threshold)
         self.window_seconds = int(window_seconds)
         self.cooldown_seconds = float(cooldown_seconds)
@@ -101,8 +273,8 @@ class CircuitBreaker:
 
     # -- reading ---------------------------------------------------------
 
-    def _opened_at(self) -> float | None:
-        raw = _to_str(self.redis.get(self._opened_key))
+    def _opened_at(self, store) -> float | None:
+        raw = _to_str(store.get(self._opened_key))
         try:
             return float(raw) if raw is not None else None
         except ValueError:
@@ -115,11 +287,11 @@ class CircuitBreaker:
 
     def state(self) -> str:
         """``"closed"``, ``"open"`` or ``"half_open"`` (half-open: cooldown over, trial pending or possible)."""
-        return self._state_at(self._opened_at(), _now(self._clock))
+        return self._run(lambda store: self._state_at(self._opened_at(store), _now(self._clock)))
 
     def failure_count(self) -> int:
         """Failures counted in the current window (closed state)."""
-        raw = _to_str(self.redis.get(self._failures_key(_now(self._clock))))
+        raw = self._run(lambda store: _to_str(store.get(self._failures_key(_now(self._clock)))))
         return int(raw) if raw else 0
 
     def _failures_key(self, now: float) -> str:
@@ -129,33 +301,39 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a call go out now? Half-open: True for exactly one caller (the trial)."""
-        state = self.state()
+        return self._run(self._allow)
+
+    def _allow(self, store) -> bool:
+        state = self._state_at(self._opened_at(store), _now(self._clock))
         if state == CLOSED:
             return True
         if state == OPEN:
             return False
         # Half-open: one trial token, shared by every process.
-        return bool(self.redis.set(self._trial_key, "1", nx=True, ex=self.trial_timeout_seconds))
+        return bool(store.set(self._trial_key, "1", nx=True, ex=self.trial_timeout_seconds))
 
     # -- reporting -------------------------------------------------------
 
     def record_success(self) -> None:
         """The call worked: close the breaker and forget counted failures."""
         now = _now(self._clock)
-        self.redis.delete(
+        self._run(lambda store: store.delete(
             self._opened_key,
             self._trial_key,
             self._failures_key(now),
             self._failures_key(now - self.window_seconds),
-        )
+        ))
 
     def record_failure(self) -> None:
         """The call failed (timeout, outage): count it, maybe open or re-open."""
+        self._run(self._record_failure)
+
+    def _record_failure(self, store) -> None:
         now = _now(self._clock)
-        state = self._state_at(self._opened_at(), now)
+        state = self._state_at(self._opened_at(store), now)
         if state == HALF_OPEN:
             # The trial failed: another full cooldown, then another single trial.
-            pipe = self.redis.pipeline(transaction=True)
+            pipe = store.pipeline(transaction=True)
             pipe.set(self._opened_key, repr(now))
             pipe.delete(self._trial_key)
             pipe.execute()
@@ -166,27 +344,27 @@ class CircuitBreaker:
         # Fixed windows plus the previous one: two failures a moment apart
         # still count together when a window boundary falls between them.
         key = self._failures_key(now)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = store.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, self.window_seconds * 2)
         pipe.get(self._failures_key(now - self.window_seconds))
         count, _, previous = pipe.execute()
         if int(count) + int(previous or 0) >= self.failure_threshold:
             # NX: when several processes cross the threshold together, the first opening stands.
-            if self.redis.set(self._opened_key, repr(now), nx=True):
-                self.redis.delete(self._trial_key, key, self._failures_key(now - self.window_seconds))
+            if store.set(self._opened_key, repr(now), nx=True):
+                store.delete(self._trial_key, key, self._failures_key(now - self.window_seconds))
 
     def reset(self) -> None:
         """Forget everything (tests, admin action)."""
         self.record_success()
 
 
-class DailyCap:
-    """At most ``limit`` acquisitions per UTC day, shared by every process."""
+class DailyCap(_RedisOrLocal):
+    """At most ``limit`` acquisitions per UTC day, shared by every process
+    (without Redis: per process, see the module's docstring)."""
 
     def __init__(self, redis, name: str, limit: int, *, clock: Clock | None = None) -> None:
-        self.redis = redis
-        self.name = name
+        super().__init__(redis, name)
         self.limit = int(limit)
         self._clock = clock
 
@@ -201,21 +379,24 @@ class DailyCap:
         """Count one call if today's count is below ``limit``; refused calls are not counted."""
         if self.limit <= 0:
             return False
+        return self._run(self._try_acquire)
+
+    def _try_acquire(self, store) -> bool:
         key = self._key()
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = store.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, 2 * 86400)
         count, _ = pipe.execute()
         if int(count) > self.limit:
             # Each refused caller takes back only its own increment, so exactly
             # `limit` callers ever see a count <= limit.
-            self.redis.decr(key)
+            store.decr(key)
             return False
         return True
 
     def used(self) -> int:
         """Calls counted today."""
-        raw = _to_str(self.redis.get(self._key()))
+        raw = self._run(lambda store: _to_str(store.get(self._key())))
         return int(raw) if raw else 0
 
     def remaining(self) -> int:

@@ -8,20 +8,35 @@ How one request goes:
 
 1. The fingerprint is the SHA-256 of method, path (with query) and body (JSON
    bodies canonicalised, so key order and spacing do not matter).
-2. The key is *claimed* by inserting an ``IN_PROGRESS`` row in its own short
-   transaction. The unique constraint (API key, key) decides the race: of N
-   concurrent requests exactly one inserts, the others see the row.
-3. The winner runs the view. A response below 500 is stored on the row; a 5xx
-   or an exception deletes the row, so the client may retry.
-4. A loser with a different fingerprint gets 422 ``idempotency_key_reused``;
-   one that arrives while the first runs gets 409
+2. The key is *claimed*: on PostgreSQL the request first takes a session
+   advisory lock named after (API key, key) — held while it runs, released
+   when it ends *or when its connection dies* — then inserts an
+   ``IN_PROGRESS`` row on its own (``INSERT … ON CONFLICT DO NOTHING``: of N
+   concurrent requests exactly one inserts). The row makes the request
+   visible; the lock says whether it is still alive.
+3. The winner runs the view inside a **unit** (``kobatela.core.transactions``):
+   one transaction that the services join, in which the response (any status
+   below 500, refusals included) is written on the row before the commit. The
+   effect and the stored answer commit together or not at all: there is no
+   moment when money has moved and the key does not know its answer.
+4. A 5xx, an exception, or a unit that failed to commit leaves no answer:
+   the row is deleted when the database allows it, and if it does not (the
+   database went away), the row stays ``IN_PROGRESS`` with no live lock —
+   the next request with the key takes it over at once and runs the view
+   again, which is safe because nothing of the first attempt committed.
+5. A loser with a different fingerprint gets 422 ``idempotency_key_reused``;
+   one that arrives while the first still runs (its lock is held) gets 409
    ``idempotency_request_in_progress``; later ones get the stored response
    with ``Idempotent-Replayed: true``.
 
-A row left ``IN_PROGRESS`` by a crashed process is taken over after
-``IDEMPOTENCY_STALE_SECONDS``. Money services add their own database
-uniqueness (e.g. a deposit's idempotency key), so even that rare path cannot
-move money twice.
+A few actions call the PSP between two short transactions and cannot run
+inside a unit (``idempotency_outside_unit_actions`` on the view: the funding
+session, a payout's execution): they store their answer after the view, and
+rely on their own idempotency (the PSP's key names our row), so a retry
+after a crash asks the PSP again and gets the same object back.
+
+Without advisory locks (SQLite, the single-process embedded default), a row
+left ``IN_PROGRESS`` is taken over after ``IDEMPOTENCY_STALE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -33,13 +48,16 @@ from decimal import Decimal
 from typing import Callable
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from kobatela.core import db
 from kobatela.core.errors import BadRequest, Conflict, Unprocessable
+from kobatela.core.locks import lock_id
 from kobatela.core.models import IdempotencyKey
+from kobatela.core.transactions import request_unit
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -74,36 +92,69 @@ def _canonical_body(request) -> bytes:
     return body
 
 
-def _claim(api_key_id: int, key: str, fingerprint: str) -> tuple[IdempotencyKey, bool]:
-    """Insert the IN_PROGRESS row, or return the existing one (created=False).
+class _Liveness:
+    """The session advisory lock that says a key's request is running (PostgreSQL only)."""
+
+    def __init__(self, api_key_id: int, key: str) -> None:
+        self.lock = lock_id(f"idempotency:{api_key_id}:{key}")
+        self.supported = connection.vendor == "postgresql"
+        self.held = False
+
+    def acquire(self) -> bool:
+        """True when no live request holds the key (and this one now does)."""
+        if not self.supported:
+            return True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.lock])
+            self.held = cursor.fetchone()[0]
+        return self.held
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [self.lock])
+        except DatabaseError:
+            pass  # the connection is gone, and the lock with it
+
+
+def _claim(api_key_id: int, key: str, fingerprint: str, alive: _Liveness) -> tuple[IdempotencyKey | None, bool]:
+    """Claim the key: ``(row, True)`` when this request runs the view, else
+    ``(existing row or None, False)``.
 
     ``INSERT … ON CONFLICT DO NOTHING``: the unique constraint decides the
-    race without raising, so a replay costs no exception and, inside a
-    transaction, no savepoint. Outside one, as requests run, the INSERT
-    commits on its own.
+    race without raising. Outside a transaction, as requests run, the INSERT
+    commits on its own, so concurrent requests see the claim.
     """
+    if not alive.acquire():
+        # Another request with this key is running; its row may not be written yet.
+        return IdempotencyKey.objects.filter(api_key_id=api_key_id, key=key).first(), False
     claimed = IdempotencyKey(api_key_id=api_key_id, key=key, fingerprint=fingerprint,
                              status=IdempotencyKey.Status.IN_PROGRESS)
     if db.insert([claimed], ignore_conflict_on=("api_key", "key")):
         return claimed, True
     existing = IdempotencyKey.objects.get(api_key_id=api_key_id, key=key)
-    stale_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
-    if existing.status == IdempotencyKey.Status.IN_PROGRESS and existing.created_at < stale_before:
-        # The first request's process died. Take the row over atomically: only
-        # one of several retries can move created_at forward.
-        taken = IdempotencyKey.objects.filter(
-            pk=existing.pk, status=IdempotencyKey.Status.IN_PROGRESS, created_at=existing.created_at
-        ).update(created_at=timezone.now(), fingerprint=fingerprint)
-        if taken:
-            existing.refresh_from_db()
-            return existing, True
+    if existing.status != IdempotencyKey.Status.IN_PROGRESS or existing.fingerprint != fingerprint:
+        return existing, False
+    if not alive.supported:
+        stale_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
+        if existing.created_at >= stale_before:
+            return existing, False
+    # IN_PROGRESS, but its request is dead (no live lock, or stale): nothing it
+    # did committed with an answer, so it is run again. Only one retry can take
+    # it over (the lock on PostgreSQL, created_at moving forward elsewhere).
+    taken = IdempotencyKey.objects.filter(
+        pk=existing.pk, status=IdempotencyKey.Status.IN_PROGRESS, created_at=existing.created_at
+    ).update(created_at=timezone.now())
+    if taken:
+        existing.refresh_from_db()
+        return existing, True
     return existing, False
 
 
 def _store(record: IdempotencyKey, response: Response) -> None:
-    if response.status_code >= 500:
-        record.delete()
-        return
     # The response data as DRF would render it (Decimals and dates as strings);
     # the JSONField encodes it with DRF's encoder in one pass.
     record.status = IdempotencyKey.Status.COMPLETED
@@ -111,6 +162,31 @@ def _store(record: IdempotencyKey, response: Response) -> None:
     record.response_body = response.data
     record.completed_at = timezone.now()
     db.update(record, ["status", "response_status", "response_body", "completed_at"])
+
+
+def _release_claim(record: IdempotencyKey) -> None:
+    """Nothing was answered: let the next request with the key run. If the
+    database is unreachable the row stays, with no live lock: a retry takes it over."""
+    try:
+        IdempotencyKey.objects.filter(pk=record.pk, status=IdempotencyKey.Status.IN_PROGRESS).delete()
+    except DatabaseError:
+        pass
+
+
+class _NotStored(Exception):
+    """A 5xx answer: not stored, and the unit rolls back."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _answer(view, request, handler: Callable[..., Response], *args, **kwargs) -> Response:
+    """The view's response; the errors the API answers with (4xx) are part of the
+    result and are stored. A bug re-raises from ``handle_exception``."""
+    try:
+        return handler(request, *args, **kwargs)
+    except Exception as exc:
+        return view.handle_exception(exc)
 
 
 def run_idempotent(view, request, handler: Callable[..., Response], *args, required: bool, **kwargs) -> Response:
@@ -127,26 +203,36 @@ def run_idempotent(view, request, handler: Callable[..., Response], *args, requi
         return handler(request, *args, **kwargs)
 
     fingerprint = request_fingerprint(request)
-    record, created = _claim(api_key_id, key, fingerprint)
-    if not created:
-        if record.fingerprint != fingerprint:
-            raise Unprocessable("idempotency_key_reused", "This Idempotency-Key was used with a different request.")
-        if record.status == IdempotencyKey.Status.IN_PROGRESS:
-            raise Conflict("idempotency_request_in_progress", "A request with this Idempotency-Key is still running.")
-        return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
-
+    alive = _Liveness(api_key_id, key)
     try:
-        response = handler(request, *args, **kwargs)
-    except Exception as exc:
-        # Errors the API answers with (4xx) are part of the result and are
-        # stored; a bug re-raises from handle_exception and releases the key.
+        record, created = _claim(api_key_id, key, fingerprint, alive)
+        if not created:
+            if record is not None and record.fingerprint != fingerprint:
+                raise Unprocessable("idempotency_key_reused", "This Idempotency-Key was used with a different request.")
+            if record is None or record.status == IdempotencyKey.Status.IN_PROGRESS:
+                raise Conflict("idempotency_request_in_progress", "A request with this Idempotency-Key is still running.")
+            return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
         try:
-            response = view.handle_exception(exc)
-        except Exception:
-            record.delete()
+            if getattr(view, "action", None) in getattr(view, "idempotency_outside_unit_actions", ()):
+                response = _answer(view, request, handler, *args, **kwargs)
+                if response.status_code >= 500:
+                    raise _NotStored(response)
+                _store(record, response)
+            else:
+                with request_unit():
+                    response = _answer(view, request, handler, *args, **kwargs)
+                    if response.status_code >= 500:
+                        raise _NotStored(response)
+                    _store(record, response)  # commits with the effect, or not at all
+        except _NotStored as not_stored:
+            _release_claim(record)
+            return not_stored.response
+        except BaseException:
+            _release_claim(record)
             raise
-    _store(record, response)
-    return response
+        return response
+    finally:
+        alive.release()
 
 
 def purge_expired_keys(*, now=None) -> int:

@@ -20,6 +20,7 @@ import logging
 from functools import partial
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 from prometheus_client import Counter
@@ -47,8 +48,9 @@ def enqueue(task_name: str, *ids: int) -> bool:
     Returns whether the broker took the message; a refusal is logged and counted."""
     app = current_app
     try:
-        if app.conf.task_always_eager:
-            _registered(app, task_name).apply_async(args=ids)
+        # Django's setting, read now: Celery reads its copy once per process.
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            _registered(app, task_name).apply(args=ids, throw=settings.CELERY_TASK_EAGER_PROPAGATES)
         else:
             app.send_task(task_name, args=ids)
     except BROKER_ERRORS as exc:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.http import JsonResponse
 
+from kobatela.core.outages import outage_response, unavailable_part
 from kobatela.core.responses import error_body
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,11 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    # Called inside Django's except block: the exception is the one being handled.
+    exc = sys.exc_info()[1]
+    part = unavailable_part(exc)
+    if part is not None:
+        return outage_response(part, exc)
     return JsonResponse(
         error_body("internal_error", "An internal error occurred. Quote the request id to support."), status=500
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from rest_framework import viewsets
+from rest_framework import exceptions, viewsets
 from rest_framework.views import APIView
 
 from kobatela.core.actor import Actor
@@ -20,6 +20,9 @@ class ApiViewMixin:
     accepts ``Idempotency-Key``; those actions require it."""
 
     idempotency_required_actions: frozenset[str] = frozenset()
+    # The methods a route declares, nothing else: OPTIONS is not part of the
+    # contract (the schema describes every route), so it answers 405 like PUT.
+    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
 
     @cached_property
     def actor(self) -> Actor:
@@ -31,9 +34,24 @@ class ApiViewMixin:
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
+    def validated_query(self, serializer_class) -> dict:
+        """The query parameters parsed by ``serializer_class``, or a 400.
+
+        Given as a plain dict (the last value of a repeated parameter): DRF
+        reads a QueryDict as an HTML form, where ``?status=`` means "not
+        given" and an invalid filter would be silently dropped."""
+        return self.validated(serializer_class, data=self.request.query_params.dict())
+
     def initial(self, request, *args, **kwargs):
+        # An undeclared method is 405 before authentication and scopes: there is
+        # nothing to authorize, and a viewset's scopes are per action, so the
+        # missing action would otherwise read as 403. APIView adds ``Allow`` to
+        # every response (``allowed_methods``: the handlers this view has).
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise exceptions.MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
-        if request.method == "POST":
+        if method == "post":
             handler = self.post
             required = getattr(self, "action", None) in self.idempotency_required_actions
 
@@ -64,9 +82,7 @@ class ScopedViewSet(ApiViewMixin, viewsets.GenericViewSet):
 
     def filter_queryset(self, queryset):
         if getattr(self, "action", None) == "list" and self.list_filter_serializer is not None:
-            params = self.list_filter_serializer(data=self.request.query_params)
-            params.is_valid(raise_exception=True)
-            queryset = queryset.filter(**params.validated_data)
+            queryset = queryset.filter(**self.validated_query(self.list_filter_serializer))
         return super().filter_queryset(queryset)
 
     def scoped_queryset(self, actor: Actor):

@@ -16,6 +16,7 @@ from kobatela.accounts.models import User
 from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from kobatela.core.transactions import service_transaction
 from payments import ledger
 from payments.models import AllowlistEntry, Certification, LedgerEntry, Transaction
 
@@ -79,7 +80,7 @@ def transaction_create(*, actor: Actor | str, sender_id: int, receiver_id: int, 
     if sender.pk == receiver.pk:
         raise ValidationFailed(details={"receiver_id": ["The receiver cannot be the sender."]})
     try:
-        with transaction.atomic(durable=True):
+        with service_transaction():
             # The allowlist row is locked so the transfer is booked against the rule as it stands.
             if not AllowlistEntry.objects.select_for_update().filter(owner=sender, recipient=receiver).exists():
                 raise ReceiverNotAllowlisted(details={"sender_id": sender.pk, "receiver_id": receiver.pk})

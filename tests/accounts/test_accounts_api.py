@@ -42,6 +42,8 @@ def test_duplicate_email_is_409_case_insensitive(admin_api):
         ({"email": "a@example.test", "full_name": "", "kind": "person"}, "full_name"),
         ({"email": 12, "full_name": "X", "kind": "person"}, "email"),
         ({"full_name": "X", "kind": "person"}, "email"),
+        ({"email": "a@example.test", "full_name": "X"}, "kind"),  # was a 500 (the service needs it)
+        ({"email": "a@example.test", "full_name": "X", "kind": None}, "kind"),
     ],
 )
 def test_bad_user_input_is_400_and_writes_nothing(admin_api, payload, field):

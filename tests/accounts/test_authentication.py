@@ -1,7 +1,8 @@
-import time_machine
+import time
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -99,3 +100,47 @@ def test_only_hash_is_stored(support_api):
     row = ApiKey.objects.get(pk=support_api.api_key.pk)
     assert support_api.plaintext not in str(vars(row))
     assert len(row.key_hash) == 64
+
+
+@pytest.fixture
+def unreachable_cache(settings, request):
+    """The shared cache on a Redis that refuses connections, or takes them and never answers."""
+    from kobatela.core.circuit_breaker import REDIS_OUTAGES
+    from tests.faults.redis_servers import REFUSED_REDIS_URL, silent_redis
+
+    def point_at(url):
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                                       "OPTIONS": settings.REDIS_CLIENT_OPTIONS}}
+
+    REDIS_OUTAGES.clear()
+    if request.param == "refused":
+        point_at(REFUSED_REDIS_URL)
+        yield
+    else:
+        with silent_redis() as url:
+            point_at(url)
+            yield
+    REDIS_OUTAGES.clear()
+
+
+@pytest.mark.parametrize("unreachable_cache", ["refused", "silent"], indirect=True)
+def test_without_the_shared_cache_keys_still_authenticate_and_last_use_is_written(unreachable_cache, keyed_client,
+                                                                                  monkeypatch):
+    from kobatela.accounts import authentication
+
+    asked = []
+    real_cache = authentication.cache
+
+    class CountingCache:
+        def add(self, *args, **kwargs):
+            asked.append(args[0])
+            return real_cache.add(*args, **kwargs)
+
+    monkeypatch.setattr(authentication, "cache", CountingCache())
+    first, second = keyed_client(["support"]), keyed_client(["support"])
+    for keyed in (first, second):
+        started = time.monotonic()
+        assert keyed.get(user_url(keyed.user)).status_code == 200
+        assert time.monotonic() - started < 1.0
+        assert ApiKey.objects.get(pk=keyed.api_key.pk).last_used_at is not None  # written from this process
+    assert len(asked) == 1  # the second key did not wait on the cache again

@@ -4,6 +4,7 @@ status by hand; the Operations-only actions go through their services."""
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.apps import apps
 from django.contrib import admin
 from django.test import RequestFactory
@@ -34,7 +35,7 @@ def clean_sandbox():
 def failed_payment() -> Payment:
     """An approved milestone whose payout failed once at the PSP (it would succeed on a retry)."""
     escrow = fund(make_escrow(provider=UserFactory(payout_account="fail:transient-once"), amounts=("250.00",)))
-    with escrow_services.transaction.atomic():
+    with transaction.atomic():
         locked = escrow_lock(escrow.pk)
         payment = escrow_services.milestone_approve(actor="system:test", escrow=locked,
                                                     milestone=locked.milestones.get(), reason="test")

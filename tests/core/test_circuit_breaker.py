@@ -1,4 +1,6 @@
-"""kobatela.core.circuit_breaker against a real Redis (REDIS_URL), no database.
+"""kobatela.core.circuit_breaker against a real Redis (REDIS_URL), no database,
+and against an unreachable one (refused, or frozen: silent until the client's
+timeout), where this process keeps the state, closed by default.
 
 Each test uses its own breaker / cap names, so tests can share one Redis with
 other tests (and run in parallel) without flushing anything.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -314,3 +317,103 @@ def test_daily_cap_zero_limit_refuses(make_cap):
     cap = make_cap(0, clock=FakeClock())
     assert cap.try_acquire() is False
     assert cap.used() == 0
+
+
+# --------------------------------------------------------------------------- without Redis
+# An unreachable Redis (refused, or silent past the client's socket timeout)
+# never raises out of the breaker or the cap: this process keeps the state, closed by default.
+
+
+@pytest.fixture
+def fallback():
+    """Clients of an unreachable Redis, and a clean slate of known outages afterwards."""
+    import redis
+
+    from kobatela.core.circuit_breaker import REDIS_OUTAGES
+    from tests.faults.redis_servers import REFUSED_REDIS_URL, silent_redis
+
+    clients = []
+
+    def client(url):
+        made = redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.25)
+        clients.append(made)
+        return made
+
+    REDIS_OUTAGES.clear()
+    with silent_redis() as silent_url:
+        yield {"refused": lambda: client(REFUSED_REDIS_URL), "silent": lambda: client(silent_url)}
+    for made in clients:
+        made.close()
+    REDIS_OUTAGES.clear()
+
+
+def _fallbacks(name: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("kobatela_redis_fallbacks_total", {"name": name}) or 0.0
+
+
+@pytest.mark.parametrize("outage", ["refused", "silent"])
+def test_without_redis_the_breaker_starts_closed_and_opens_on_this_process_failures(fallback, outage):
+    clock = FakeClock()
+    breaker = CircuitBreaker(fallback[outage](), f"test-{uuid.uuid4().hex}", failure_threshold=3, cooldown_seconds=30,
+                             clock=clock)
+    assert breaker.allow() is True and breaker.state() == "closed"
+    _open(breaker)
+    assert breaker.allow() is False
+    clock.advance(30)
+    assert breaker.allow() is True  # the single trial, in this process
+    assert breaker.allow() is False
+    breaker.record_success()
+    assert breaker.state() == "closed"
+    assert _fallbacks(breaker.name) >= 10
+
+
+@pytest.mark.parametrize("outage", ["refused", "silent"])
+def test_without_redis_the_daily_cap_counts_this_process_calls_against_the_same_limit(fallback, outage):
+    cap = DailyCap(fallback[outage](), f"test-{uuid.uuid4().hex}", 2, clock=FakeClock())
+    assert [cap.try_acquire() for _ in range(4)] == [True, True, False, False]
+    assert cap.used() == 2 and cap.remaining() == 0
+
+
+def test_a_frozen_redis_costs_one_timeout_then_the_process_answers_from_memory(fallback):
+    client = fallback["silent"]()
+    breaker = CircuitBreaker(client, f"test-{uuid.uuid4().hex}", clock=FakeClock())
+    cap = DailyCap(client, f"test-{uuid.uuid4().hex}", 100, clock=FakeClock())
+    started = time.monotonic()
+    assert breaker.allow() is True
+    first = time.monotonic() - started
+    assert 0.2 <= first < 1.0  # the client's socket timeout, once
+    started = time.monotonic()
+    for _ in range(20):  # other breakers and caps on the same server skip it too
+        assert breaker.allow() is True and cap.try_acquire() is True
+        breaker.record_success()
+    assert time.monotonic() - started < 0.2
+
+
+def test_redis_is_asked_again_after_a_while_and_local_counts_stay_local(make_breaker, redis_client, monkeypatch):
+    from kobatela.core import circuit_breaker
+
+    client, _ = redis_client
+    breaker = make_breaker(clock=FakeClock())
+    monkeypatch.setattr(circuit_breaker, "RETRY_REDIS_AFTER_SECONDS", 0.05)
+    circuit_breaker.REDIS_OUTAGES.failed(breaker._server)  # as a timeout would have
+    try:
+        breaker.record_failure()  # counted in this process
+        assert breaker.failure_count() == 1
+        time.sleep(0.06)
+        assert breaker.failure_count() == 0  # Redis again: the local count was not copied there
+        breaker.record_failure()
+        keys = list(client.scan_iter(match=f"kobatela:cb:{breaker.name}:failures:*"))
+        assert [int(client.get(key)) for key in keys] == [1]
+    finally:
+        circuit_breaker.REDIS_OUTAGES.clear()
+
+
+def test_the_advisor_guards_share_one_client_per_process():
+    """One connection pool reused by every AI call (its timeouts: tests/faults/test_redis_freeze.py)."""
+    from proofs.services import _advisor_guards
+
+    breaker, cap = _advisor_guards()
+    again, _ = _advisor_guards()
+    assert breaker.redis is cap.redis is again.redis

@@ -84,3 +84,24 @@ def test_openapi_schema_validates_without_warnings(tmp_path):
     text = (tmp_path / "schema.yaml").read_text()
     for path in ["/api/v1/escrows/{id}/deposit", "/api/v1/proofs", "/api/v1/payments/{id}/execute", "/api/v1/psp/webhook"]:
         assert f"  {path}:" in text
+
+
+def test_ready_reports_a_frozen_redis_within_a_second(settings, monkeypatch):
+    """Cache and broker both on a Redis that takes connections and never answers."""
+    import time
+
+    from kobatela.celery import app
+    from tests.faults.redis_servers import silent_redis
+
+    with silent_redis() as url:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                                       "OPTIONS": settings.REDIS_CLIENT_OPTIONS}}
+        settings.CELERY_TASK_ALWAYS_EAGER = False  # the readiness check probes the broker
+        monkeypatch.setattr(app.conf, "broker_write_url", url)  # where it connects
+        started = time.monotonic()
+        response = Client().get("/health/ready")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "migrations": "ok", "cache": "fail", "broker": "fail",
+                                         "storage": "ok"}
+    assert elapsed < 1.0  # one client timeout (0.25 s), the two Redis probes side by side

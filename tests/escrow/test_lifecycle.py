@@ -2,6 +2,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 import time_machine
 from django.utils import timezone
 
@@ -132,7 +133,7 @@ def test_client_reject_sends_milestones_back(sender_api):
     escrow = fund(make_escrow(client=sender_api.user))
     assert_error(post(sender_api, escrow, "client-reject", {"reason": "no"}), 409, "escrow_is_funded")
     assert_error(post(sender_api, escrow, "client-reject", {}), 400, "validation_error")
-    with services.transaction.atomic():
+    with transaction.atomic():
         locked = escrow_lock(escrow.pk)
         services.milestone_mark_pending_review(actor="system:test", escrow=locked, milestone=locked.milestones.get())
     response = post(sender_api, escrow, "client-reject", {"reason": "photo shows the wrong site"})
@@ -142,7 +143,7 @@ def test_client_reject_sends_milestones_back(sender_api):
 
 
 def _put_in_review(escrow, idx=1):
-    with services.transaction.atomic():
+    with transaction.atomic():
         locked = escrow_lock(escrow.pk)
         services.milestone_mark_pending_review(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=idx))
 
@@ -178,7 +179,7 @@ def test_deadline_refund_policy_returns_the_rest(settings, django_capture_on_com
     settings.ESCROW_DEADLINE_POLICY = "refund"
     escrow = fund(make_escrow(amounts=("70.00", "30.00"), deadline_in=timedelta(hours=1)))
     with django_capture_on_commit_callbacks(execute=True):
-        with services.transaction.atomic():
+        with transaction.atomic():
             locked = escrow_lock(escrow.pk)
             services.milestone_approve(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=1),
                                        reason="test")

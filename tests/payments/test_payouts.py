@@ -5,9 +5,9 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.db import connection, transaction
 import time_machine
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.utils import timezone
 
 from escrow import services as escrow_services
@@ -34,7 +34,7 @@ def clean_sandbox():
 def approved_payment(client=None, provider=None, amount="100.00") -> Payment:
     """A funded escrow whose single milestone was approved: its payout is PENDING (not yet executed)."""
     escrow = fund(make_escrow(client=client, provider=provider, amounts=(amount,)))
-    with escrow_services.transaction.atomic():
+    with transaction.atomic():
         locked = escrow_lock(escrow.pk)
         return escrow_services.milestone_approve(actor="system:test", escrow=locked,
                                                  milestone=locked.milestones.get(), reason="test")

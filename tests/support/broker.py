@@ -10,7 +10,6 @@ kombu's publish, through the real ``enqueue_on_commit``.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,18 +17,15 @@ from contextlib import contextmanager
 
 import redis
 from celery import current_app
+from django.test import override_settings
 from kombu import pools
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.ports import free_port
 
 
 class RedisServer:
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="kobatela-broker-")
         self._process: subprocess.Popen | None = None
@@ -82,11 +78,12 @@ def celery_broker(url: str):
     # Publishing connects to broker_write_url: unlike broker_url, which the
     # CELERY_BROKER_URL environment variable (set by the test command) always
     # overrides, it can be pointed elsewhere from here.
-    saved = app.conf.broker_write_url, app.conf.task_always_eager
+    saved = app.conf.broker_write_url
     _drop_producer_pools(app)
-    app.conf.broker_write_url, app.conf.task_always_eager = url, False
+    app.conf.broker_write_url = url
     try:
-        yield app
+        with override_settings(CELERY_TASK_ALWAYS_EAGER=False):  # what enqueue() reads
+            yield app
     finally:
         _drop_producer_pools(app)
-        app.conf.broker_write_url, app.conf.task_always_eager = saved
+        app.conf.broker_write_url = saved

@@ -28,6 +28,10 @@ class FundingSucceededData(serializers.Serializer):
     escrow_id = _id_field()
     amount = AmountField()
     currency = CurrencyField()
+    # When the PSP names the funding session the money came through (Stripe: the
+    # PaymentIntent is the session), it must be one Kobatela opened for this
+    # escrow; without it (the generic PSP's contract) the escrow id alone counts.
+    session_id = serializers.CharField(max_length=MAX_PSP_REF, required=False)
 
 
 class PayoutData(serializers.Serializer):
@@ -62,7 +66,11 @@ ACTIONS: dict[str, type[serializers.Serializer]] = {
 }
 
 
-def validate(action: str, data: dict[str, Any]) -> dict[str, Any]:
+def validate(action: str, data: Any) -> dict[str, Any]:
+    """The action's data, or ``invalid_event_data`` with the fields at fault."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("invalid_event_data", "The event data has invalid fields.",
+                               details={"data": ["A JSON object is required."]})
     serializer = ACTIONS[action](data=data)
     if not serializer.is_valid():
         details = {key: [str(m) for m in value] if isinstance(value, list) else value
@@ -72,22 +80,34 @@ def validate(action: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ParsedEvent:
+class Envelope:
+    """What a verified delivery is stored as: enough to find it again (unique
+    provider and event id) and to parse it later, however unusable its data."""
+
     provider: str
     event_id: str
-    event_type: str  # as the provider names it (stored)
-    action: str | None  # key of ACTIONS; None: an event we do not act on (stored as ignored)
-    data: dict[str, Any]  # validated by the action's schema
-    body: dict[str, Any]  # as stored
+    event_type: str  # as the provider names it, cut to the column
+    body: dict[str, Any]  # as stored; what every (re)processing parses
 
 
-def _check_event_id(event_id: Any) -> str:
-    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID:
-        raise BadRequest("invalid_event", f"The event id must be a string of 1 to {MAX_EVENT_ID} characters.")
-    return event_id
+@dataclass(frozen=True)
+class ParsedEvent:
+    """A stored event we act on: the action (key of ACTIONS) and its data, validated by the action's schema."""
+
+    action: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """Why a signed event is not ours to act on: stored IGNORED, answered 200, no alert."""
+
+    code: str
+    message: str
 
 
 def check_event_id(event_id: Any) -> str:
+    """The provider's event id, the one thing a delivery cannot be stored without (else 400)."""
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID:
         raise BadRequest("invalid_event", f"The event id must be a string of 1 to {MAX_EVENT_ID} characters.")
     return event_id

@@ -1,14 +1,43 @@
-"""Stripe's events, translated to our actions."""
+"""Stripe's events, translated to our actions.
+
+A Stripe account may be shared with another product, and Stripe sends every
+event type an endpoint subscribes to and retries anything but a 2xx for three
+days. So once the signature holds, an event that has an id is stored and
+answered 200, whatever it carries (``parse_stripe_event`` says how it ends):
+
+=====================================================  ========  =====================
+event                                                  stored    reason (examples)
+=====================================================  ========  =====================
+a type we do not act on (whatever its metadata:        IGNORED   event_type_not_handled
+Stripe copies a PaymentIntent's onto its Charge)
+a type we act on whose object carries none of our      IGNORED   not_ours
+metadata keys (``escrow_id``, ``payment_id``)
+our keys, but the object or data is unusable           FAILED    unexpected_object,
+(schema, wrong object, a transfer not ours)                      invalid_event_data,
+                                                                 transfer_group_mismatch
+usable, but naming no escrow/payment/session of ours   FAILED    escrow_not_found, …
+=====================================================  ========  =====================
+
+The two FAILED rows raise an alert (``webhooks.inbound.process``): they
+look like ours, so something of ours (or someone holding our secret) is
+wrong. A usable event refused by a business rule (an amount mismatch, a
+transition the payment cannot make) is FAILED too, without an alert, as
+before.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from kobatela.core.errors import BadRequest, ValidationFailed
+from kobatela.core.errors import ValidationFailed
 from kobatela.core.money import from_minor_units
-from webhooks.inbound.schemas import MAX_EVENT_TYPE, ParsedEvent, check_event_id, validate
+from webhooks.inbound.schemas import MAX_EVENT_TYPE, Envelope, Ignored, ParsedEvent, check_event_id, validate
 from webhooks.models import InboundEvent
+
+# The metadata keys Kobatela writes on what it creates at Stripe (payments.psp.stripe_adapter):
+# an object carrying none of them is not ours.
+OUR_METADATA_KEYS = frozenset({"escrow_id", "payment_id"})
 
 
 def _stripe_money(obj: dict[str, Any], amount_key: str) -> dict[str, Any]:
@@ -32,12 +61,26 @@ def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _stripe_funding(obj: dict[str, Any]) -> dict[str, Any]:
     amount_key = "amount_received" if "amount_received" in obj else "amount"
-    return {"psp_ref": obj.get("id"), "escrow_id": _metadata(obj).get("escrow_id"), **_stripe_money(obj, amount_key)}
+    # The PaymentIntent is the funding session (payments.psp.stripe_adapter): the
+    # handler checks it is one Kobatela opened for this escrow.
+    return {"psp_ref": obj.get("id"), "session_id": obj.get("id"), "escrow_id": _metadata(obj).get("escrow_id"),
+            **_stripe_money(obj, amount_key)}
+
+
+def _our_transfer_payment_id(obj: dict[str, Any]) -> Any:
+    """The payment a Transfer pays. Our transfers carry ``transfer_group =
+    "payment-<id>"`` (payments.psp.stripe_adapter); another product's transfer
+    whose metadata happens to name one of our payment ids must not move it."""
+    payment_id = _metadata(obj).get("payment_id")
+    if payment_id is not None and obj.get("transfer_group") != f"payment-{payment_id}":  # None: the schema says it
+        raise ValidationFailed("transfer_group_mismatch", "The transfer is not one Kobatela made for this payment.",
+                               details={"transfer_group": [f"Expected payment-{payment_id}."]})
+    return payment_id
 
 
 def _stripe_transfer_created(obj: dict[str, Any]) -> dict[str, Any]:
     # The Transfer is our payout (psp_ref = tr_…, see payments.psp.stripe_adapter).
-    return {"payment_id": _metadata(obj).get("payment_id"), "psp_ref": obj.get("id")}
+    return {"payment_id": _our_transfer_payment_id(obj), "psp_ref": obj.get("id")}
 
 
 def _stripe_payout(obj: dict[str, Any]) -> dict[str, Any]:
@@ -53,36 +96,45 @@ def _stripe_payout(obj: dict[str, Any]) -> dict[str, Any]:
 def _stripe_transfer_reversed(obj: dict[str, Any]) -> dict[str, Any]:
     # What was reversed must be the whole payout: a partial reversal fails the
     # amount check and waits for support instead of refunding everything.
-    return {"payment_id": _metadata(obj).get("payment_id"), **_stripe_money(obj, "amount_reversed")}
+    return {"payment_id": _our_transfer_payment_id(obj), **_stripe_money(obj, "amount_reversed")}
 
 
-# Stripe type → (action, how to read the action's data from the event's object).
-STRIPE_EVENTS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-    "payment_intent.succeeded": ("funding.succeeded", _stripe_funding),
-    "transfer.created": ("payout.sent", _stripe_transfer_created),
-    "payout.paid": ("payout.settled", _stripe_payout),
-    "payout.failed": ("payout.failed", _stripe_payout),
-    "transfer.reversed": ("payout.refunded", _stripe_transfer_reversed),
+# Stripe type → (action, the object type it carries, how to read the action's data from that object).
+STRIPE_EVENTS: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "payment_intent.succeeded": ("funding.succeeded", "payment_intent", _stripe_funding),
+    "transfer.created": ("payout.sent", "transfer", _stripe_transfer_created),
+    "payout.paid": ("payout.settled", "payout", _stripe_payout),
+    "payout.failed": ("payout.failed", "payout", _stripe_payout),
+    "transfer.reversed": ("payout.refunded", "transfer", _stripe_transfer_reversed),
 }
 
 
-def parse_stripe_event(*, body: dict[str, Any]) -> ParsedEvent:
-    """A Stripe event: ``{"id": "evt_…", "type": ..., "data": {"object": {...}}}``.
-
-    Unlike the generic PSP, types we do not act on are accepted and stored as
-    ignored: Stripe sends many types to an endpoint and retries a 4xx for days.
-    """
-    event_id = check_event_id(body.get("id"))
+def stripe_envelope(*, body: dict[str, Any]) -> Envelope:
+    """What is stored: ``{"id": "evt_…", "type": ..., "data": {"object": {...}}}``;
+    refused (400) only without a usable id. A missing or odd type is stored
+    (as ``""`` or cut to the column) and ignored by :func:`parse_stripe_event`."""
     event_type = body.get("type")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > MAX_EVENT_TYPE:
-        raise BadRequest("invalid_event", 'The event must have a string "type".')
-    mapped = STRIPE_EVENTS.get(event_type)
+    return Envelope(provider=InboundEvent.Provider.STRIPE, event_id=check_event_id(body.get("id")),
+                    event_type=event_type[:MAX_EVENT_TYPE] if isinstance(event_type, str) else "", body=body)
+
+
+def parse_stripe_event(*, body: dict[str, Any]) -> ParsedEvent | Ignored:
+    """A stored Stripe event: what to do, or why it is not ours (see the module's table).
+
+    Raises a :class:`DomainError` when the event looks like ours (our metadata
+    keys on the object) but cannot be used: it is stored FAILED with that reason.
+    """
+    event_type = body.get("type")
+    mapped = STRIPE_EVENTS.get(event_type) if isinstance(event_type, str) else None
     if mapped is None:
-        return ParsedEvent(provider=InboundEvent.Provider.STRIPE, event_id=event_id, event_type=event_type,
-                           action=None, data={}, body=body)
-    action, read = mapped
-    obj = body.get("data", {}).get("object") if isinstance(body.get("data"), dict) else None
-    if not isinstance(obj, dict):
-        raise BadRequest("invalid_event", 'The event must have an object "data.object".')
-    return ParsedEvent(provider=InboundEvent.Provider.STRIPE, event_id=event_id, event_type=event_type,
-                       action=action, data=validate(action, read(obj)), body=body)
+        return Ignored("event_type_not_handled", "Kobatela does not act on this Stripe event type.")
+    action, object_type, read = mapped
+    data = body.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict) or not OUR_METADATA_KEYS & _metadata(obj).keys():
+        return Ignored("not_ours", "The event's object carries none of Kobatela's metadata keys "
+                                   f"({', '.join(sorted(OUR_METADATA_KEYS))}).")
+    if obj.get("object") != object_type:
+        raise ValidationFailed("unexpected_object", f"A {event_type} event must carry a {object_type}.",
+                               details={"object": [f"Expected {object_type}."]})
+    return ParsedEvent(action=action, data=validate(action, read(obj)))

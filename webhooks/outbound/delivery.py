@@ -40,6 +40,7 @@ from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict
 from kobatela.core.queue import enqueue, enqueue_on_commit
+from kobatela.core.transactions import service_transaction
 from kobatela.events.models import Event
 from kobatela.events.services import event_payload
 from webhooks import signing, targets, transport
@@ -110,7 +111,7 @@ def event_redeliver(*, actor: Actor, event: Event, endpoint_id: int | None = Non
     """New deliveries of an event (found through the actor's selector) to its
     account's enabled endpoints subscribed to its type, or to one of them.
     Same ``webhook-id`` as the first time: receivers deduplicate on it."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         endpoints = WebhookEndpoint.objects.filter(account_id=event.account_id, status=WebhookEndpoint.Status.ENABLED)
         if endpoint_id is not None:
             endpoints = endpoints.filter(pk=endpoint_id)
@@ -127,7 +128,7 @@ def event_redeliver(*, actor: Actor, event: Event, endpoint_id: int | None = Non
 def delivery_redeliver(*, actor: Actor | str, delivery_id: int) -> WebhookDelivery | None:
     """Support's retry from the admin: a new delivery of the same event to the same
     endpoint, or ``None`` when that endpoint no longer receives (disabled or deleted)."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
         if delivery.endpoint.status != WebhookEndpoint.Status.ENABLED:
             return None

@@ -11,7 +11,6 @@ import secrets as secrets_module
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from kobatela.accounts.models import User
@@ -19,6 +18,7 @@ from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, NotFound
 from kobatela.core.rows import lock_owned_row
+from kobatela.core.transactions import service_transaction
 from webhooks import signing, targets
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -51,7 +51,7 @@ def endpoint_create(*, actor: Actor, url: str, event_types: list[str], descripti
     except targets.TargetError as exc:
         raise exc.as_validation_error() from None
     secret = new_secret()
-    with transaction.atomic(durable=True):
+    with service_transaction():
         # The account row serializes concurrent creations, so the limit holds.
         User.objects.select_for_update().filter(pk=actor.user_id).first()
         live = WebhookEndpoint.objects.filter(account_id=actor.user_id).exclude(status=WebhookEndpoint.Status.DELETED)
@@ -70,7 +70,7 @@ def endpoint_rotate_secret(*, actor: Actor, endpoint_id: int) -> tuple[WebhookEn
     24 h (deliveries carry both signatures meanwhile); a secret older than that
     is dropped at once."""
     secret = new_secret()
-    with transaction.atomic(durable=True):
+    with service_transaction():
         endpoint = _lock_endpoint(endpoint_id, actor)
         now = timezone.now()
         endpoint.previous_secret = endpoint.secret
@@ -85,7 +85,7 @@ def endpoint_rotate_secret(*, actor: Actor, endpoint_id: int) -> tuple[WebhookEn
 
 def endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
     """The endpoint stops receiving at once; its row stays (delivery history) with its secrets wiped."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         endpoint = _lock_endpoint(endpoint_id, actor)
         endpoint.status = WebhookEndpoint.Status.DELETED
         endpoint.secret = endpoint.previous_secret = ""
@@ -97,7 +97,7 @@ def endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
 
 def endpoint_enable(*, actor: Actor, endpoint_id: int) -> WebhookEndpoint:
     """Turn a disabled endpoint back on (its failure streak starts afresh)."""
-    with transaction.atomic(durable=True):
+    with service_transaction():
         endpoint = _lock_endpoint(endpoint_id, actor)
         if endpoint.status != WebhookEndpoint.Status.ENABLED:
             endpoint.status = WebhookEndpoint.Status.ENABLED

@@ -1,0 +1,119 @@
+"""The effect and its key's answer commit together (Stripe's atomic phases), and a
+key whose request died blocks nothing: it is run again at once, never a stale 409."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, connection
+
+from escrow.models import EscrowAgreement, EscrowDeposit
+from kobatela.core.locks import lock_id
+from kobatela.core.models import IdempotencyKey
+from tests.conftest import _keyed_client, assert_error
+from tests.factories import make_escrow
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAIL_ONCE_TRIGGER = """
+CREATE FUNCTION kobatela_test_refuse_answer() RETURNS trigger AS $$
+BEGIN
+    IF NEW.status = 'COMPLETED' THEN
+        RAISE EXCEPTION 'disk full (test)';
+    END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER kobatela_test_refuse_answer BEFORE UPDATE ON core_idempotencykey
+    FOR EACH ROW EXECUTE FUNCTION kobatela_test_refuse_answer();
+"""
+DROP_TRIGGER = """
+DROP TRIGGER kobatela_test_refuse_answer ON core_idempotencykey;
+DROP FUNCTION kobatela_test_refuse_answer();
+"""
+
+
+def _deposit(client, escrow, key, amount="20.00"):
+    return client.post(f"/api/v1/escrows/{escrow.pk}/deposit", {"amount": amount}, format="json",
+                       HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_when_the_answer_cannot_be_stored_the_effect_does_not_commit_either():
+    """The database refuses to store the key's answer (a trigger, as a full disk
+    would): the deposit made in the same request rolls back with it, and the
+    key is free for the retry, which deposits once."""
+    sender = _keyed_client(["sender"])
+    escrow = make_escrow(client=sender.user, amounts=("50.00",))
+    with connection.cursor() as cursor:
+        cursor.execute(FAIL_ONCE_TRIGGER)
+    try:
+        with pytest.raises(DatabaseError, match="disk full"):
+            _deposit(sender, escrow, "atomic-1")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(DROP_TRIGGER)
+
+    assert not EscrowDeposit.objects.filter(escrow=escrow).exists()
+    assert EscrowAgreement.objects.get(pk=escrow.pk).amount_funded == Decimal("0.00")
+    assert not IdempotencyKey.objects.filter(key="atomic-1").exists()
+
+    retry = _deposit(sender, escrow, "atomic-1")
+    assert retry.status_code == 200 and retry.json()["amount_funded"] == "20.00"
+    assert EscrowDeposit.objects.filter(escrow=escrow).count() == 1
+
+
+def test_a_key_left_in_progress_by_a_dead_request_runs_again_at_once_not_409():
+    sender = _keyed_client(["sender"])
+    escrow = make_escrow(client=sender.user, amounts=("50.00",))
+    # A first request that claimed the key and died before anything committed
+    # (its connection gone, and its liveness lock with it): a fresh claim, no effect.
+    IdempotencyKey.objects.create(api_key=sender.api_key, key="dead", fingerprint=_fingerprint_of(sender, escrow),
+                                  status=IdempotencyKey.Status.IN_PROGRESS)
+
+    response = _deposit(sender, escrow, "dead")
+
+    assert response.status_code == 200 and "Idempotent-Replayed" not in response
+    assert EscrowDeposit.objects.filter(escrow=escrow).count() == 1
+    assert IdempotencyKey.objects.get(key="dead").status == IdempotencyKey.Status.COMPLETED
+
+
+def _fingerprint_of(client, escrow) -> str:
+    """The fingerprint the app computes for the deposit request (as the claim stores it)."""
+    from django.test import RequestFactory
+    from rest_framework.request import Request
+
+    from kobatela.core.idempotency import request_fingerprint
+    from kobatela.core.parsers import DecimalJSONParser
+
+    django_request = RequestFactory().post(f"/api/v1/escrows/{escrow.pk}/deposit", {"amount": "20.00"},
+                                           content_type="application/json")
+    return request_fingerprint(Request(django_request, parsers=[DecimalJSONParser()]))
+
+
+def test_a_key_whose_request_is_alive_answers_409_until_it_ends():
+    sender = _keyed_client(["sender"])
+    escrow = make_escrow(client=sender.user, amounts=("50.00",))
+    IdempotencyKey.objects.create(api_key=sender.api_key, key="alive", fingerprint=_fingerprint_of(sender, escrow),
+                                  status=IdempotencyKey.Status.IN_PROGRESS)
+    holding, release = threading.Event(), threading.Event()
+
+    def live_request():  # holds the key's liveness lock on its own connection, as a running request does
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [lock_id(f"idempotency:{sender.api_key.pk}:alive")])
+                holding.set()
+                release.wait(10)
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id(f"idempotency:{sender.api_key.pk}:alive")])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=live_request)
+    thread.start()
+    assert holding.wait(10)
+    assert_error(_deposit(sender, escrow, "alive"), 409, "idempotency_request_in_progress")
+    release.set()
+    thread.join(10)
+
+    assert _deposit(sender, escrow, "alive").status_code == 200  # its request is gone: run, once
+    assert EscrowDeposit.objects.filter(escrow=escrow).count() == 1
