@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from escrow import repository
 from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus
-from escrow.selectors import escrow_lock, escrow_milestones_lock, milestone_lock
+from escrow.selectors import escrow_lock, escrow_milestones_lock, escrow_prefetch_milestones, milestone_lock
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
@@ -132,6 +132,9 @@ def escrow_deposit(
                 transition(escrow, EscrowStatus.FUNDED)
                 _event(escrow, "funded", actor, {"amount_funded": escrow.amount_funded})
             repository.escrow_funding_update(escrow, status_changed=funded)
+            # The escrow is answered (and shown in its event) with its milestones: read
+            # them now, not after audit.record, whose chain lock lasts until the commit.
+            escrow_prefetch_milestones(escrow)
             if funded:
                 events.emit(account_id=escrow.client_id, type="escrow.funded", resource=escrow)
             audit.record(actor, "escrow.deposit", escrow,
