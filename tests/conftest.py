@@ -142,3 +142,18 @@ def broker():
             yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def fake_stripe(settings):
+    """The Stripe adapter as the PSP, talking to the local fake Stripe (tests/support/fake_stripe.py)."""
+    from payments.psp import reset_providers
+    from tests.support.fake_stripe import FakeStripe
+
+    with FakeStripe() as fake:
+        settings.PSP_PROVIDER = "stripe"
+        settings.STRIPE_API_KEY = "sk_test_fake"
+        settings.STRIPE_API_BASE = fake.base_url
+        reset_providers()
+        yield fake
+    reset_providers()

@@ -16,9 +16,7 @@ from django.db import OperationalError, connection, transaction
 from escrow.models import EscrowAgreement
 from escrow.selectors import escrow_lock
 from payments.models import Payment
-from payments.psp import reset_providers
 from tests.factories import UserFactory, fund, make_escrow
-from tests.support.fake_stripe import FakeStripe
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,15 +42,6 @@ def _in_a_thread(fn, *args):
     return result[0]
 
 
-@pytest.fixture
-def stripe(settings):
-    with FakeStripe() as fake:
-        settings.PSP_PROVIDER = "stripe"
-        settings.STRIPE_API_KEY = "sk_test_fake"
-        settings.STRIPE_API_BASE = fake.base_url
-        reset_providers()
-        yield fake
-    reset_providers()
 
 
 def test_the_probe_sees_a_held_lock():
@@ -64,10 +53,10 @@ def test_the_probe_sees_a_held_lock():
     assert _in_a_thread(_row_is_free, EscrowAgreement, escrow.pk) is True
 
 
-def test_the_funding_session_calls_the_psp_with_the_escrow_unlocked(stripe, sender_api):
+def test_the_funding_session_calls_the_psp_with_the_escrow_unlocked(fake_stripe, sender_api):
     escrow = make_escrow(client=sender_api.user)
     seen = []
-    stripe.on_request = lambda request: seen.append((request.path, _row_is_free(EscrowAgreement, escrow.pk)))
+    fake_stripe.on_request = lambda request: seen.append((request.path, _row_is_free(EscrowAgreement, escrow.pk)))
 
     response = sender_api.post(f"/api/v1/escrows/{escrow.pk}/funding-session", format="json")
 
@@ -75,13 +64,13 @@ def test_the_funding_session_calls_the_psp_with_the_escrow_unlocked(stripe, send
     assert seen == [("/v1/payment_intents", True)]
 
 
-def test_a_payout_calls_the_psp_with_the_escrow_and_the_payment_unlocked(stripe):
+def test_a_payout_calls_the_psp_with_the_escrow_and_the_payment_unlocked(fake_stripe):
     """Approval creates the payout; after commit the task sends it (eagerly here)."""
     from escrow import services as escrow_services
 
     escrow = fund(make_escrow(provider=UserFactory(payout_account="acct_1provider")))
     seen = []
-    stripe.on_request = lambda request: seen.append(
+    fake_stripe.on_request = lambda request: seen.append(
         (request.path, _row_is_free(EscrowAgreement, escrow.pk), *[_row_is_free(Payment, p.pk) for p in Payment.objects.all()]))
 
     with transaction.atomic():

@@ -28,7 +28,7 @@ from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus
 from escrow.services import escrow_client_approve, escrow_funding_session
 from kobatela.audit.models import Alert
 from payments.models import LedgerEntry, Payment, PaymentStatus
-from payments.psp import reset_providers, sandbox
+from payments.psp import sandbox
 from tests.conftest import assert_error
 from tests.factories import actor_for, fund, make_escrow
 from tests.support.fake_stripe import FakeStripe
@@ -48,16 +48,6 @@ def _env(monkeypatch):
     sandbox.reset()
 
 
-@pytest.fixture
-def fake_stripe(settings):
-    """The Stripe adapter, talking to the local fake Stripe."""
-    with FakeStripe() as fake:
-        settings.PSP_PROVIDER = "stripe"
-        settings.STRIPE_API_KEY = "sk_test_fake"
-        settings.STRIPE_API_BASE = fake.base_url
-        reset_providers()
-        yield fake
-    reset_providers()
 
 
 def stripe_header(body: bytes, *, secret: str = SECRET, timestamp: int | None = None) -> str:
