@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from escrow import selectors, services
 from escrow.models import EscrowAgreement, EscrowEvent, EscrowStatus, Milestone, ProofType
+from kobatela.accounts.openapi import ErrorSerializer
 from kobatela.audit import services as audit
 from kobatela.core.money import AmountField, CurrencyField
 from kobatela.core.pagination import CursorPagination
@@ -199,7 +200,8 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
                                          account_id=self.actor.user_id)
         return self._respond(escrow)
 
-    @extend_schema(request=None, responses={201: FundingSessionSerializer})
+    # 502: the PSP refused to open the session (503 when it is unavailable, as everywhere).
+    @extend_schema(request=None, responses={201: FundingSessionSerializer, 502: ErrorSerializer})
     @action(detail=True, methods=["post"], url_path="funding-session")
     def funding_session(self, request, pk=None):
         session = services.escrow_funding_session(actor=self.actor, escrow_id=int(pk))

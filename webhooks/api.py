@@ -41,6 +41,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from kobatela.accounts.openapi import ErrorSerializer
 from kobatela.core.pagination import CursorPagination
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ApiView, ScopedViewSet
@@ -61,6 +62,16 @@ _RECEIPT = inline_serializer(
         "duplicate": serializers.BooleanField(required=False),
     },
 )
+
+
+def _signature_headers(*names: str) -> list[OpenApiParameter]:
+    return [OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.HEADER, required=True) for name in names]
+
+
+# What the provider endpoints answer besides 200: 400 (no or malformed
+# signature headers, a body with nothing to store), 401 (a signature or
+# timestamp that does not verify), 503 (no secret configured, or an outage).
+_PROVIDER_ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 503: ErrorSerializer}
 
 
 class _ProviderWebhookView(ApiView):
@@ -93,7 +104,8 @@ class PspWebhookView(_ProviderWebhookView):
 
     provider = InboundEvent.Provider.PSP
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT}, auth=[])
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
+                   parameters=_signature_headers("webhook-id", "webhook-timestamp", "webhook-signature"))
     def post(self, request):
         raw = request.body  # the exact bytes signed; request.data is never read
         msg_id = signing.verify(
@@ -115,7 +127,8 @@ class StripeWebhookView(_ProviderWebhookView):
 
     provider = InboundEvent.Provider.STRIPE
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT}, auth=[])
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
+                   parameters=_signature_headers("Stripe-Signature"))
     def post(self, request):
         raw = request.body
         signing.verify_stripe(

@@ -11,7 +11,7 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
 from kobatela.accounts.permissions import required_scopes_for
 from kobatela.core.errors import DomainError
@@ -30,25 +30,40 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
-def error_descriptions() -> dict[int, str]:
-    """Each status's description, from the one error hierarchy: what the
-    kobatela.core.errors classes say by default, and the default codes of every
-    class (the apps' subclasses are all imported once the URLs are)."""
-    messages: dict[int, list[str]] = {}
-    codes: dict[int, list[str]] = {}
-    pending = [DomainError]
+def _subclasses(root: type) -> list[type]:
+    """``root`` and every class below it, parents first, in a stable order."""
+    found, pending = [], [root]
     while pending:
         error = pending.pop(0)
+        found.append(error)
         pending.extend(sorted(error.__subclasses__(), key=lambda sub: (sub.__module__, sub.__qualname__)))
-        found = [(codes, error.default_code)]
-        if error.__module__ == DomainError.__module__:
-            found.append((messages, error.default_message))
-        for bucket, value in found:
-            if value not in bucket.setdefault(error.status, []):
-                bucket[error.status].append(value)
-    return {status: " ".join(messages.get(status, [])) + " Codes: " + ", ".join(f"`{c}`" for c in codes[status])
-            + ", …" for status in codes}
+    return found
 
+
+def error_descriptions() -> dict[int, str]:
+    """Each status's description, from the errors the one exception handler
+    renders: what kobatela.core.errors says by default (else the first app
+    error, else DRF's own exception), and the default codes of every class,
+    the apps' subclasses included (all imported once the URLs are)."""
+    messages: dict[int, list[str]] = {}
+    codes: dict[int, list[str]] = {}
+
+    def add(bucket: dict[int, list[str]], status: int, value: str) -> None:
+        if value not in bucket.setdefault(status, []):
+            bucket[status].append(value)
+
+    for error in _subclasses(DomainError):
+        add(codes, error.status, error.default_code)
+        if error.__module__ == DomainError.__module__ or error.status not in messages:
+            add(messages, error.status, error.default_message)
+    for error in _subclasses(exceptions.APIException)[1:]:
+        if issubclass(error, exceptions.ValidationError):
+            continue  # rendered as ``validation_error``, a DomainError code too
+        add(codes, error.status_code, error.default_code)
+        if error.status_code not in messages:
+            add(messages, error.status_code, str(error.default_detail))
+    return {status: " ".join([*messages.get(status, ()), "Codes:", ", ".join(f"`{c}`" for c in codes[status]), "…"])
+            for status in codes}
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -106,9 +121,11 @@ class AutoSchema(SpectacularAutoSchema):
         descriptions = error_descriptions()
         for status in sorted(self._error_statuses(operation)):
             if str(status) not in responses:
-                response = self._get_response_for_code(ErrorSerializer, str(status), direction="response")
-                response["description"] = descriptions[status]
-                responses[str(status)] = response
+                responses[str(status)] = self._get_response_for_code(ErrorSerializer, str(status), direction="response")
+        for status, response in responses.items():
+            # Also the error answers a view declares itself (``{502: ErrorSerializer}``).
+            if not response.get("description") and status.isdigit() and int(status) in descriptions:
+                response["description"] = descriptions[int(status)]
         return operation
 
     def _error_statuses(self, operation: dict) -> set[int]:
@@ -116,7 +133,9 @@ class AutoSchema(SpectacularAutoSchema):
         framework does for every view (a view documents its own others)."""
         in_query = any(p["in"] == "query" for p in operation.get("parameters", ()))
         has_body = "requestBody" in operation
-        statuses = {503}  # the database or cache briefly unreachable (kobatela.core.outages)
+        # An Accept header that rules out JSON (DRF's content negotiation); the
+        # database or cache briefly unreachable (kobatela.core.outages).
+        statuses = {406, 503}
         if operation.get("security"):
             statuses |= {401, 403}  # no valid key; a key without the scope
         if has_body or in_query or self.method == "POST":
