@@ -9,8 +9,9 @@ DATABASE_URL. Two deposits warm the API-key cache first; the third one is
 captured with ``CaptureQueriesContext`` and printed, each statement tagged
 with the transaction it ran in ("auto" = autocommit, its own transaction).
 
-The transaction opened by ``escrow_deposit`` (the durable atomic block
-holding the escrow row lock) is printed again on its own, with its
+The idempotency claim (an autocommit INSERT) and the transaction that holds
+the escrow row lock (the request's unit, which ``escrow_deposit`` joins, and
+where the key's answer is stored) are printed again on their own, with their
 "shape" (verb + table per statement). With ``--check``, that shape is
 compared with the one of the pgbench script; the last line says
 ``shape: MATCH`` or ``shape: DIFFERS`` so bench/run.sh can report it.
@@ -104,8 +105,11 @@ def main() -> int:
     for i, (sql, label) in enumerate(zip(queries, labels), 1):
         print(f"{i:2d} [{label}] {sql}")
 
-    body = [sql for sql, label in zip(queries, labels) if label == durable]
-    print(f"\n# The escrow_deposit transaction ({durable}): {len(body)} statements")
+    # What the floor runs: the key's claim (its own autocommit INSERT, just
+    # before) and the transaction in which the deposit and the key's answer commit.
+    claim = [sql for sql, label in zip(queries, labels) if label == "auto" and shape(sql) == "INSERT core_idempotencykey"]
+    body = claim + [sql for sql, label in zip(queries, labels) if label == durable]
+    print(f"\n# The idempotency claim and the escrow_deposit transaction ({durable}): {len(body)} statements")
     app_shape = [shape(s) for s in body]
     for s, sql in zip(app_shape, body):
         print(f"  {s:40s} | {sql[:150]}")
