@@ -42,5 +42,6 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
     @extend_schema(request=None, responses={200: PaymentReadSerializer})
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
-        payment = services.payment_execute(payment_id=int(pk), actor=self.actor, scoped_to=self.actor)
+        payment = services.payment_execute(payment_id=int(pk), actor=self.actor, scoped_to=self.actor,
+                                           resumed=request.idempotency_resumed)
         return Response(PaymentReadSerializer(payment).data)

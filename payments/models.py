@@ -34,6 +34,7 @@ class Payment(models.Model):
         PaymentStatus.REFUNDED: frozenset(),
     }
     EXECUTABLE = frozenset({PaymentStatus.PENDING, PaymentStatus.ERROR})
+    SENT_OR_AFTER = frozenset({PaymentStatus.SENT, PaymentStatus.SETTLED})  # the PSP has (or paid) the payout
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
     escrow = models.ForeignKey("escrow.EscrowAgreement", on_delete=models.PROTECT, related_name="payments", null=True, blank=True)

@@ -59,17 +59,24 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=settings.PAYOUT_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
 
 
-def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | None = None) -> Payment:
+def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | None = None,
+                    resumed: bool = False) -> Payment:
     """Send a PENDING or ERROR payout to the PSP. Safe to run any number of times.
 
     The PSP call happens between two short transactions, never while a row
     lock is held; it carries ``payout-<id>`` as idempotency key, so two
     concurrent or repeated executions create one payout at the provider.
+
+    An explicit request (``scoped_to``) for a payout already on its way is
+    refused with 409 — unless it ``resumed`` a request with the same
+    Idempotency-Key whose answer was lost: then the payout that request sent
+    is its answer.
     """
     with service_transaction():
         payment = payment_lock(payment_id, scoped_to)
         if payment.status not in Payment.EXECUTABLE:
-            if scoped_to is not None:  # an explicit request: say why nothing happens
+            if scoped_to is not None and not (resumed and payment.status in Payment.SENT_OR_AFTER):
+                # an explicit request: say why nothing happens
                 raise Conflict(f"payment_is_{payment.status.lower()}", f"The payment is {payment.status}.",
                                details={"status": payment.status})
             return payment  # a repeated task: the work is done

@@ -33,7 +33,9 @@ A few actions call the PSP between two short transactions and cannot run
 inside a unit (``idempotency_outside_unit_actions`` on the view: the funding
 session, a payout's execution): they store their answer after the view, and
 rely on their own idempotency (the PSP's key names our row), so a retry
-after a crash asks the PSP again and gets the same object back.
+after a crash asks the PSP again and gets the same object back; the request
+is marked ``idempotency_resumed`` so the view can answer the success the
+first attempt reached (a payout it already sent) instead of a 409.
 
 Without advisory locks (SQLite, the single-process embedded default), a row
 left ``IN_PROGRESS`` is taken over after ``IDEMPOTENCY_STALE_SECONDS``.
@@ -150,6 +152,7 @@ def _claim(api_key_id: int, key: str, fingerprint: str, alive: _Liveness) -> tup
     ).update(created_at=timezone.now())
     if taken:
         existing.refresh_from_db()
+        existing.resumed = True
         return existing, True
     return existing, False
 
@@ -212,6 +215,9 @@ def run_idempotent(view, request, handler: Callable[..., Response], *args, requi
             if record is None or record.status == IdempotencyKey.Status.IN_PROGRESS:
                 raise Conflict("idempotency_request_in_progress", "A request with this Idempotency-Key is still running.")
             return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
+        # The view may ask whether this request resumes one whose answer was lost
+        # (only the actions outside a unit can have left an effect behind).
+        request.idempotency_resumed = getattr(record, "resumed", False)
         try:
             if getattr(view, "action", None) in getattr(view, "idempotency_outside_unit_actions", ()):
                 response = _answer(view, request, handler, *args, **kwargs)

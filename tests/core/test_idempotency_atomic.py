@@ -7,7 +7,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 
 from escrow.models import EscrowAgreement, EscrowDeposit
 from kobatela.core.locks import lock_id
@@ -78,17 +78,20 @@ def test_a_key_left_in_progress_by_a_dead_request_runs_again_at_once_not_409():
     assert IdempotencyKey.objects.get(key="dead").status == IdempotencyKey.Status.COMPLETED
 
 
-def _fingerprint_of(client, escrow) -> str:
-    """The fingerprint the app computes for the deposit request (as the claim stores it)."""
+def _fingerprint(path: str, body: dict) -> str:
+    """The fingerprint the app computes for a JSON POST (as the claim stores it)."""
     from django.test import RequestFactory
     from rest_framework.request import Request
 
     from kobatela.core.idempotency import request_fingerprint
     from kobatela.core.parsers import DecimalJSONParser
 
-    django_request = RequestFactory().post(f"/api/v1/escrows/{escrow.pk}/deposit", {"amount": "20.00"},
-                                           content_type="application/json")
+    django_request = RequestFactory().post(path, body, content_type="application/json")
     return request_fingerprint(Request(django_request, parsers=[DecimalJSONParser()]))
+
+
+def _fingerprint_of(client, escrow) -> str:
+    return _fingerprint(f"/api/v1/escrows/{escrow.pk}/deposit", {"amount": "20.00"})
 
 
 def test_a_key_whose_request_is_alive_answers_409_until_it_ends():
@@ -117,3 +120,36 @@ def test_a_key_whose_request_is_alive_answers_409_until_it_ends():
 
     assert _deposit(sender, escrow, "alive").status_code == 200  # its request is gone: run, once
     assert EscrowDeposit.objects.filter(escrow=escrow).count() == 1
+
+
+def test_an_execution_resumed_after_its_answer_was_lost_answers_the_payout_it_sent_not_409():
+    """A payout's execution calls the PSP between two transactions, outside a
+    unit: a crash after it sent the payout and before its answer was stored
+    leaves the key claimed and the payout SENT. The retry with the key answers
+    that payout (200), and the PSP is not asked again; a new key is still told
+    why nothing happens (409)."""
+    from escrow import services as escrow_services
+    from escrow.selectors import escrow_lock
+    from payments.models import Payment
+    from payments.psp import sandbox
+    from payments.psp.base import payout_idempotency_key
+    from tests.factories import fund
+
+    sandbox.reset()
+    sender = _keyed_client(["sender"])
+    escrow = fund(make_escrow(client=sender.user))
+    with transaction.atomic():  # after commit the payout task sends it (eagerly here), as the lost request had
+        locked = escrow_lock(escrow.pk)
+        payment = escrow_services.milestone_approve(actor="system:test", escrow=locked,
+                                                    milestone=locked.milestones.get(), reason="test")
+    assert Payment.objects.get(pk=payment.pk).status == "SENT"
+    path = f"/api/v1/payments/{payment.pk}/execute"
+    IdempotencyKey.objects.create(api_key=sender.api_key, key="lost-answer", fingerprint=_fingerprint(path, {}),
+                                  status=IdempotencyKey.Status.IN_PROGRESS)
+
+    resumed = sender.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY="lost-answer")
+
+    assert resumed.status_code == 200 and resumed.json()["status"] == "SENT", resumed.content
+    assert sandbox.recorded_payouts()[payout_idempotency_key(payment.pk)].calls == 1
+    assert sender.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY="lost-answer")["Idempotent-Replayed"] == "true"
+    assert_error(sender.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY="fresh"), 409, "payment_is_sent")
