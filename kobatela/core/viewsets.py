@@ -75,9 +75,8 @@ class ScopedViewSet(ApiViewMixin, viewsets.GenericViewSet):
     lookup_value_regex = ID_PATTERN
     # A Serializer validating the list's query parameters (?status=…): a bad
     # value is a 400 in the error shape, never a silently empty list. Its
-    # validated data is applied as ``.filter(**data)``. There is no
-    # project-wide filter backend: a viewset that wants django-filter's
-    # declares ``filter_backends`` with its ``filterset_fields``.
+    # validated data is applied as ``.filter(**data)``. There are no
+    # filter backends: this is the one way a list is filtered.
     list_filter_serializer: type | None = None
 
     def filter_queryset(self, queryset):
