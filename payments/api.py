@@ -43,5 +43,5 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
         payment = services.payment_execute(payment_id=int(pk), actor=self.actor, scoped_to=self.actor,
-                                           resumed=request.idempotency_resumed)
+                                           resumed=getattr(request, "idempotency_resumed", False))
         return Response(PaymentReadSerializer(payment).data)

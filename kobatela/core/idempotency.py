@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Callable
@@ -122,9 +123,15 @@ class _Liveness:
             pass  # the connection is gone, and the lock with it
 
 
-def _claim(api_key_id: int, key: str, fingerprint: str, alive: _Liveness) -> tuple[IdempotencyKey | None, bool]:
-    """Claim the key: ``(row, True)`` when this request runs the view, else
-    ``(existing row or None, False)``.
+@dataclass(frozen=True)
+class _Claim:
+    record: IdempotencyKey | None  # None: another live request holds the key and has not written its row yet
+    runs: bool  # this request runs the view
+    resumed: bool = False  # … in place of a request with the same key that died unanswered
+
+
+def _claim(api_key_id: int, key: str, fingerprint: str, alive: _Liveness) -> _Claim:
+    """Claim the key, or say who holds it.
 
     ``INSERT … ON CONFLICT DO NOTHING``: the unique constraint decides the
     race without raising. Outside a transaction, as requests run, the INSERT
@@ -132,18 +139,18 @@ def _claim(api_key_id: int, key: str, fingerprint: str, alive: _Liveness) -> tup
     """
     if not alive.acquire():
         # Another request with this key is running; its row may not be written yet.
-        return IdempotencyKey.objects.filter(api_key_id=api_key_id, key=key).first(), False
+        return _Claim(IdempotencyKey.objects.filter(api_key_id=api_key_id, key=key).first(), runs=False)
     claimed = IdempotencyKey(api_key_id=api_key_id, key=key, fingerprint=fingerprint,
                              status=IdempotencyKey.Status.IN_PROGRESS)
     if db.insert([claimed], ignore_conflict_on=("api_key", "key")):
-        return claimed, True
+        return _Claim(claimed, runs=True)
     existing = IdempotencyKey.objects.get(api_key_id=api_key_id, key=key)
     if existing.status != IdempotencyKey.Status.IN_PROGRESS or existing.fingerprint != fingerprint:
-        return existing, False
+        return _Claim(existing, runs=False)
     if not alive.supported:
         stale_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
         if existing.created_at >= stale_before:
-            return existing, False
+            return _Claim(existing, runs=False)
     # IN_PROGRESS, but its request is dead (no live lock, or stale): nothing it
     # did committed with an answer, so it is run again. Only one retry can take
     # it over (the lock on PostgreSQL, created_at moving forward elsewhere).
@@ -152,9 +159,8 @@ def _claim(api_key_id: int, key: str, fingerprint: str, alive: _Liveness) -> tup
     ).update(created_at=timezone.now())
     if taken:
         existing.refresh_from_db()
-        existing.resumed = True
-        return existing, True
-    return existing, False
+        return _Claim(existing, runs=True, resumed=True)
+    return _Claim(existing, runs=False)
 
 
 def _store(record: IdempotencyKey, response: Response) -> None:
@@ -208,8 +214,9 @@ def run_idempotent(view, request, handler: Callable[..., Response], *args, requi
     fingerprint = request_fingerprint(request)
     alive = _Liveness(api_key_id, key)
     try:
-        record, created = _claim(api_key_id, key, fingerprint, alive)
-        if not created:
+        claim = _claim(api_key_id, key, fingerprint, alive)
+        record = claim.record
+        if not claim.runs:
             if record is not None and record.fingerprint != fingerprint:
                 raise Unprocessable("idempotency_key_reused", "This Idempotency-Key was used with a different request.")
             if record is None or record.status == IdempotencyKey.Status.IN_PROGRESS:
@@ -217,7 +224,7 @@ def run_idempotent(view, request, handler: Callable[..., Response], *args, requi
             return Response(record.response_body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
         # The view may ask whether this request resumes one whose answer was lost
         # (only the actions outside a unit can have left an effect behind).
-        request.idempotency_resumed = getattr(record, "resumed", False)
+        request.idempotency_resumed = claim.resumed
         try:
             if getattr(view, "action", None) in getattr(view, "idempotency_outside_unit_actions", ()):
                 response = _answer(view, request, handler, *args, **kwargs)
