@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.stack import Stack
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
 DEPOSITORS = 8
 OUTAGE_SECONDS = 3.0

@@ -30,7 +30,7 @@ from tests.factories import UserFactory, fund, make_escrow
 from tests.support.broker import RedisServer, celery_broker
 from tests.support.fake_stripe import FakeStripe, Reply
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESEND_WITHIN_SECONDS = 60
