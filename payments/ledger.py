@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db import transaction
 from django.db.models import Sum
 
 from kobatela.core import db
+from kobatela.core.transactions import require_transaction
 from payments.models import LedgerEntry
 
 PSP_CLEARING = "psp:clearing"  # money on its way in from, or out to, the PSP
@@ -36,8 +36,7 @@ class UnbalancedPosting(Exception):
 
 def post(*, movement: str, kind: str, currency: str, lines: list[tuple[str, Decimal]]) -> list[LedgerEntry]:
     """Write one movement. Must run inside the transaction that moves the money."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("ledger.post must run inside the money movement's transaction")
+    require_transaction("ledger.post")
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for _, amount in lines:
         totals[currency] += amount

@@ -23,7 +23,7 @@ from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, Unprocessable
 from kobatela.core.queue import enqueue_on_commit
 from kobatela.core.state import transition
-from kobatela.core.transactions import service_transaction
+from kobatela.core.transactions import require_transaction, service_transaction
 from kobatela.events import services as events
 from payments import ledger
 from payments.models import LedgerEntry, Payment, PaymentStatus
@@ -142,12 +142,6 @@ def _check_amount(payment: Payment, amount: Decimal | None, currency: str | None
                             details={"expected": f"{payment.amount} {payment.currency}", "reported": f"{amount} {currency}"})
 
 
-def _require_caller_transaction(service: str) -> None:
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError(f"{service} runs inside the caller's transaction, after the escrow lock "
-                           "(escrow.services orchestrates settlement)")
-
-
 def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", amount: Decimal | None = None,
                    currency: str | None = None) -> tuple[Payment, bool]:
     """The PSP paid the payee: the payment is SETTLED and its money leaves the
@@ -157,7 +151,7 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
     Runs inside the caller's transaction, which has locked the payment's
     escrow first (``escrow.services.escrow_settle_payout``).
     """
-    _require_caller_transaction("payment_settle")
+    require_transaction("payment_settle (after the escrow lock: escrow.services orchestrates settlement)")
     with transaction.atomic():
         payment = payment_lock(payment_id)
         if payment.status == PaymentStatus.SETTLED:
@@ -217,7 +211,7 @@ def payment_refund(*, actor: Actor | str, payment_id: int, amount: Decimal | Non
     Runs inside the caller's transaction, which has locked the payment's
     escrow first (``escrow.services.escrow_return_payout``).
     """
-    _require_caller_transaction("payment_refund")
+    require_transaction("payment_refund (after the escrow lock: escrow.services orchestrates settlement)")
     with transaction.atomic():
         payment = payment_lock(payment_id)
         if payment.status == PaymentStatus.REFUNDED:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -58,7 +59,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from kobatela.core import db
 from kobatela.core.errors import BadRequest, Conflict, Unprocessable
-from kobatela.core.locks import lock_id
+from kobatela.core.locks import session_lock
 from kobatela.core.models import IdempotencyKey
 from kobatela.core.transactions import request_unit
 
@@ -95,34 +96,6 @@ def _canonical_body(request) -> bytes:
     return body
 
 
-class _Liveness:
-    """The session advisory lock that says a key's request is running (PostgreSQL only)."""
-
-    def __init__(self, api_key_id: int, key: str) -> None:
-        self.lock = lock_id(f"idempotency:{api_key_id}:{key}")
-        self.supported = connection.vendor == "postgresql"
-        self.held = False
-
-    def acquire(self) -> bool:
-        """True when no live request holds the key (and this one now does)."""
-        if not self.supported:
-            return True
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.lock])
-            self.held = cursor.fetchone()[0]
-        return self.held
-
-    def release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [self.lock])
-        except DatabaseError:
-            pass  # the connection is gone, and the lock with it
-
-
 @dataclass(frozen=True)
 class _Claim:
     record: IdempotencyKey | None  # None: another live request holds the key and has not written its row yet
@@ -130,14 +103,15 @@ class _Claim:
     resumed: bool = False  # … in place of a request with the same key that died unanswered
 
 
-def _claim(api_key_id: int, key: str, fingerprint: str, alive: _Liveness) -> _Claim:
-    """Claim the key, or say who holds it.
+def _claim(api_key_id: int, key: str, fingerprint: str, *, alive: bool) -> _Claim:
+    """Claim the key, or say who holds it. ``alive``: this request holds the
+    key's session lock (no other live request does).
 
     ``INSERT … ON CONFLICT DO NOTHING``: the unique constraint decides the
     race without raising. Outside a transaction, as requests run, the INSERT
     commits on its own, so concurrent requests see the claim.
     """
-    if not alive.acquire():
+    if not alive:
         # Another request with this key is running; its row may not be written yet.
         return _Claim(IdempotencyKey.objects.filter(api_key_id=api_key_id, key=key).first(), runs=False)
     claimed = IdempotencyKey(api_key_id=api_key_id, key=key, fingerprint=fingerprint,
@@ -147,7 +121,7 @@ def _claim(api_key_id: int, key: str, fingerprint: str, alive: _Liveness) -> _Cl
     existing = IdempotencyKey.objects.get(api_key_id=api_key_id, key=key)
     if existing.status != IdempotencyKey.Status.IN_PROGRESS or existing.fingerprint != fingerprint:
         return _Claim(existing, runs=False)
-    if not alive.supported:
+    if connection.vendor != "postgresql":  # no session locks: a claim this old is a dead request's
         stale_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
         if existing.created_at >= stale_before:
             return _Claim(existing, runs=False)
@@ -212,9 +186,8 @@ def run_idempotent(view, request, handler: Callable[..., Response], *args, requi
         return handler(request, *args, **kwargs)
 
     fingerprint = request_fingerprint(request)
-    alive = _Liveness(api_key_id, key)
-    try:
-        claim = _claim(api_key_id, key, fingerprint, alive)
+    with session_lock(f"idempotency:{api_key_id}:{key}") as alive:
+        claim = _claim(api_key_id, key, fingerprint, alive=alive)
         record = claim.record
         if not claim.runs:
             if record is not None and record.fingerprint != fingerprint:
@@ -225,18 +198,13 @@ def run_idempotent(view, request, handler: Callable[..., Response], *args, requi
         # The view may ask whether this request resumes one whose answer was lost
         # (only the actions outside a unit can have left an effect behind).
         request.idempotency_resumed = claim.resumed
+        outside_unit = getattr(view, "action", None) in getattr(view, "idempotency_outside_unit_actions", ())
         try:
-            if getattr(view, "action", None) in getattr(view, "idempotency_outside_unit_actions", ()):
+            with nullcontext() if outside_unit else request_unit():
                 response = _answer(view, request, handler, *args, **kwargs)
                 if response.status_code >= 500:
                     raise _NotStored(response)
-                _store(record, response)
-            else:
-                with request_unit():
-                    response = _answer(view, request, handler, *args, **kwargs)
-                    if response.status_code >= 500:
-                        raise _NotStored(response)
-                    _store(record, response)  # commits with the effect, or not at all
+                _store(record, response)  # in a unit: commits with the effect, or not at all
         except _NotStored as not_stored:
             _release_claim(record)
             return not_stored.response
@@ -244,8 +212,6 @@ def run_idempotent(view, request, handler: Callable[..., Response], *args, requi
             _release_claim(record)
             raise
         return response
-    finally:
-        alive.release()
 
 
 def purge_expired_keys(*, now=None) -> int:

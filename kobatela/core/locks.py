@@ -1,4 +1,5 @@
-"""PostgreSQL advisory locks for periodic jobs: one beat instance runs a job at a time."""
+"""PostgreSQL session advisory locks: one beat instance runs a periodic job at a time;
+one live request holds an idempotency key."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 from contextlib import contextmanager
 from typing import Iterator
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 
 def lock_id(name: str) -> int:
@@ -15,12 +16,14 @@ def lock_id(name: str) -> int:
 
 
 @contextmanager
-def periodic_job(name: str) -> Iterator[bool]:
-    """Yield True when this process holds the job's lock, False when another does.
+def session_lock(name: str) -> Iterator[bool]:
+    """Yield True when this connection now holds the lock named ``name``,
+    False when another session does.
 
     A session-level ``pg_try_advisory_lock``: it never waits, and is released
-    on exit (or when the connection dies). On SQLite, the single-process
-    embedded default, there is nothing to coordinate and the job always runs.
+    on exit — or by PostgreSQL when the connection dies, which is what lets
+    others tell a live holder from a dead one. On SQLite, the single-process
+    embedded default, there is nothing to coordinate: always True.
     """
     if connection.vendor != "postgresql":
         yield True
@@ -33,5 +36,13 @@ def periodic_job(name: str) -> Iterator[bool]:
         yield acquired
     finally:
         if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:
+                pass  # the connection is gone, and the lock with it
+
+
+def periodic_job(name: str):
+    """The lock of a periodic job: one beat instance runs it at a time (see :func:`session_lock`)."""
+    return session_lock(name)

@@ -22,6 +22,13 @@ from django.db import transaction
 _in_request_unit: ContextVar[bool] = ContextVar("in_request_unit", default=False)
 
 
+def require_transaction(what: str) -> None:
+    """Refuse to run ``what`` outside a transaction: it writes rows that must
+    commit, or roll back, with the change the caller's transaction makes."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"{what} must run inside the transaction that makes the change")
+
+
 def service_transaction() -> transaction.Atomic:
     """``transaction.atomic(durable=True)``, or a savepoint of the request's unit when one is open."""
     if _in_request_unit.get():

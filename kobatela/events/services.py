@@ -20,12 +20,12 @@ import json
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.db import connection
 from django.db.models import Model
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 
 from kobatela.core.serializers import represent
+from kobatela.core.transactions import require_transaction
 from kobatela.events import registry
 from kobatela.events.catalogue import EVENT_TYPES
 from kobatela.events.models import Event
@@ -64,8 +64,7 @@ def emit(*, account_id: int, type: str, resource: Model, context: dict[str, Any]
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"Unknown event type {type!r}; add it to kobatela.events.catalogue.EVENT_TYPES.")
-    if not connection.in_atomic_block:
-        raise RuntimeError("emit() must be called inside the transaction that makes the change.")
+    require_transaction("emit()")
     object_type, data = serialize_resource(resource, serializer_class)
     event = Event.objects.create(account_id=account_id, type=type, object_type=object_type,
                                  object_id=str(resource.pk), data=data, context=context or {},
