@@ -40,10 +40,18 @@ def _event(escrow: EscrowAgreement, kind: str, actor: Actor | str, data: dict[st
     repository.escrow_event_insert(escrow=escrow, kind=kind, actor_label=Actor.label_of(actor), data=data)
 
 
+def _status_refusal(escrow: EscrowAgreement, allowed: tuple[str, ...], why: str) -> Conflict | None:
+    """The 409 ``escrow_is_<state>`` for an escrow not in one of the ``allowed`` states, else None."""
+    if escrow.status in allowed:
+        return None
+    return Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; {why}.",
+                    details={"status": escrow.status})
+
+
 def _refuse_unless_status(escrow: EscrowAgreement, allowed: tuple[str, ...], why: str) -> None:
-    if escrow.status not in allowed:
-        raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; {why}.",
-                       details={"status": escrow.status})
+    refusal = _status_refusal(escrow, allowed, why)
+    if refusal is not None:
+        raise refusal
 
 
 # --- creation ------------------------------------------------------------------
@@ -155,9 +163,8 @@ def _key_reused() -> Conflict:
 
 
 def _deposit_refusal(escrow: EscrowAgreement, amount: Decimal) -> Conflict | None:
-    try:
-        _refuse_unless_status(escrow, (EscrowStatus.DRAFT,), "it takes no deposits")
-    except Conflict as refusal:
+    refusal = _status_refusal(escrow, (EscrowStatus.DRAFT,), "it takes no deposits")
+    if refusal is not None:
         return refusal
     remaining = escrow.amount_total - escrow.amount_funded
     if amount > remaining:

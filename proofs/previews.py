@@ -22,8 +22,8 @@ from django.core.cache import cache
 from django.core.files.storage import default_storage
 from PIL import Image, ImageDraw, ImageOps
 
-from kobatela.core.circuit_breaker import REDIS_UNAVAILABLE
 from kobatela.core.errors import DomainError
+from kobatela.core.shared_cache import cache_or
 from proofs.images import open_image
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def proof_preview(*, sha256: str, file_name: str, content_type: str, size: str) 
     A placeholder is not cached: the file may come back."""
     max_side = SIZES[size]
     key = f"proof-preview:v1:{sha256}:{max_side}"
-    cached = _cache_call(cache.get, key)
+    cached = cache_or(lambda: cache.get(key), fallback=None, when_down="preview rendered from the file")
     if cached is not None:
         return cached, True
     try:
@@ -111,15 +111,5 @@ def proof_preview(*, sha256: str, file_name: str, content_type: str, size: str) 
     except (OSError, PreviewUnavailable) as exc:
         logger.warning("proof preview unavailable", extra={"sha256": sha256, "reason": str(exc)[:200]})
         return placeholder(max_side), False
-    _cache_call(cache.set, key, jpeg, CACHE_SECONDS)
+    cache_or(lambda: cache.set(key, jpeg, CACHE_SECONDS), fallback=None, when_down="preview not cached")
     return jpeg, True
-
-
-def _cache_call(call, *args):
-    """The preview cache is a speed-up, never a condition: with Redis down the
-    preview is rendered from the file (the cache gives up within its timeout)."""
-    try:
-        return call(*args)
-    except REDIS_UNAVAILABLE as exc:
-        logger.warning("preview cache unavailable", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
-        return None

@@ -20,7 +20,6 @@ an outage costs each process one timeout, not one per key.
 
 from __future__ import annotations
 
-import logging
 import time
 
 from django.conf import settings
@@ -31,10 +30,7 @@ from rest_framework.authentication import BaseAuthentication
 
 from kobatela.accounts import keys
 from kobatela.accounts.models import ApiKey
-from kobatela.core.circuit_breaker import REDIS_OUTAGES, REDIS_UNAVAILABLE
-
-logger = logging.getLogger(__name__)
-_SHARED_CACHE = "django-cache:default"  # this process's name for the cache's Redis in REDIS_OUTAGES
+from kobatela.core.shared_cache import cache_or
 
 # prefix → (monotonic expiry, ApiKey or None); key id → monotonic time of the last touch check.
 _known_keys: dict[str, tuple[float, ApiKey | None]] = {}
@@ -82,15 +78,8 @@ def _touch(api_key: ApiKey) -> None:
 def _elected_to_touch(key_id: int, resolution: int) -> bool:
     """Whether this request writes ``last_used_at``: the shared cache elects one
     request a minute across processes; without it, this process elects itself."""
-    if REDIS_OUTAGES.is_down(_SHARED_CACHE):
-        return True
-    try:
-        return bool(cache.add(f"apikey:v1:touched:{key_id}", 1, resolution))
-    except REDIS_UNAVAILABLE as exc:
-        REDIS_OUTAGES.failed(_SHARED_CACHE)
-        logger.warning("shared cache unreachable: last_used_at written by this process",
-                       extra={"api_key_id": key_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
-        return True
+    return bool(cache_or(lambda: cache.add(f"apikey:v1:touched:{key_id}", 1, resolution), fallback=True,
+                         when_down="last_used_at written by this process", api_key_id=key_id))
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -593,3 +593,12 @@ def test_admin_is_read_only_and_reprocesses_through_the_service(admin_client_, s
     assert event.status == InboundEvent.Status.PROCESSED and payment.status == PaymentStatus.REFUNDED
     staff = AuditLog.objects.get(action="webhook.reprocess_requested")
     assert staff.actor.startswith("staff:")
+
+
+def test_every_action_has_a_schema_and_a_handler():
+    """Two maps name the actions — how to read each (schemas, used while parsing)
+    and what to do (process): an action in one only would fail at run time."""
+    from webhooks.inbound.schemas import ACTIONS
+
+    assert process.HANDLERS.keys() == ACTIONS.keys() == {
+        "funding.succeeded", "payout.sent", "payout.settled", "payout.failed", "payout.refunded"}

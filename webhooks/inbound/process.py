@@ -115,7 +115,8 @@ def _on_payout_refunded(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-# Keyed like schemas.ACTIONS: the generic PSP's event types (Stripe's are translated to these).
+# Keyed like schemas.ACTIONS (a test keeps the two maps on the same actions): the generic
+# PSP's event types; Stripe's are translated to these.
 HANDLERS: dict[str, Callable[[Actor, dict[str, Any]], dict[str, Any]]] = {
     "funding.succeeded": _on_funding_succeeded,
     "payout.sent": _on_payout_sent,
