@@ -4,6 +4,8 @@ and the error answers every operation can give."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.conf import settings
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
@@ -40,11 +42,13 @@ def _subclasses(root: type) -> list[type]:
     return found
 
 
+@cache
 def error_descriptions() -> dict[int, str]:
     """Each status's description, from the errors the one exception handler
     renders: what kobatela.core.errors says by default (else the first app
     error, else DRF's own exception), and the default codes of every class,
-    the apps' subclasses included (all imported once the URLs are)."""
+    the apps' subclasses included (all imported once the URLs are, before any
+    schema is generated: computed once, for every operation)."""
     messages: dict[int, list[str]] = {}
     codes: dict[int, list[str]] = {}
 

@@ -116,9 +116,13 @@ class Stack:
     def _configure(self) -> None:
         self.env.update(production_environment(CELERY_TASK_ALWAYS_EAGER="true"))
 
+    def _process_env(self) -> dict[str, str]:
+        """The stack's environment: the test run's, less its Django and pytest settings."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+        return {**inherited, **self.env}
+
     def _run(self, argv: list[str]) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
-        done = subprocess.run(argv, cwd=ROOT, env={**env, **self.env}, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(argv, cwd=ROOT, env=self._process_env(), capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"{shlex.join(argv)}: {done.stderr[-2000:]}")
         return done.stdout
@@ -128,7 +132,6 @@ class Stack:
 
     def _start_gunicorn(self) -> None:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
         # To a file, never a pipe nobody drains: a full pipe blocks every worker's logging.
         self.log_path = Path(self.env["KOBATELA_SERVICES_DIR"]) / "gunicorn.log"
         self._log = open(self.log_path, "wb")
@@ -136,7 +139,7 @@ class Stack:
             [str(Path(PYTHON).with_name("gunicorn")), "kobatela.wsgi", "--workers", str(self.workers),
              "--worker-class", "sync", "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
              "--timeout", "30"],
-            cwd=ROOT, env={**env, **self.env}, stdout=subprocess.DEVNULL, stderr=self._log,
+            cwd=ROOT, env=self._process_env(), stdout=subprocess.DEVNULL, stderr=self._log,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
