@@ -15,7 +15,8 @@ Images
     Decoded with Pillow (EXIF orientation applied, multi-frame TIFFs paged),
     then OCR'd.
 OCR
-    Greyscale + ``MedianFilter(3)`` (removes scanner speckle without eroding
+    Greyscale, uneven lighting divided out (phone photos: :func:`_flatten_lighting`),
+    ``MedianFilter(3)`` (removes scanner speckle without eroding
     strokes), no upscaling except a 2x for very small images, a downscale for
     huge photos. Tesseract runs ``--psm 4 -c preserve_interword_spaces=1``
     (single column of variable-size text; keeps column gaps). When that text
@@ -134,7 +135,25 @@ def _prepare(img):
         img = img.resize((round(img.width * k), round(img.height * k)), Image.Resampling.LANCZOS)
     elif longest < MIN_IMAGE_SIDE:
         img = img.resize((img.width * 2, img.height * 2), Image.Resampling.LANCZOS)
-    return img.filter(ImageFilter.MedianFilter(3))
+    return _flatten_lighting(img).filter(ImageFilter.MedianFilter(3))
+
+
+def _flatten_lighting(img):
+    """Divide out the paper's brightness: a phone photo lit from one side (a
+    shadow, a lamp) has paper from light grey to dark grey, and Tesseract's
+    global threshold then turns a whole side of the page black. The paper
+    level is estimated on a 1/16 thumbnail (a max filter removes the ink, a
+    blur smooths it), brought back to full size, and each pixel is divided by
+    it; a light autocontrast stretches ink to black and paper to white. On an
+    evenly lit scan this changes little. ~0.3 s for a 200 dpi A4 page."""
+    from PIL import Image, ImageFilter, ImageMath, ImageOps
+
+    w, h = img.size
+    small = img.resize((max(1, w // 16), max(1, h // 16)), Image.Resampling.BOX)
+    small = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(2))
+    paper = small.resize((w, h), Image.Resampling.BILINEAR)
+    flat = ImageMath.lambda_eval(lambda a: a["ink"] * 255.0 / (a["paper"] + 1.0), ink=img, paper=paper)
+    return ImageOps.autocontrast(flat.convert("L"), cutoff=(1, 0))
 
 
 def _ocr(img, languages: str, config: str) -> str:
