@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from kobatela.core.iban import IBAN_LENGTHS, iban_last4, iban_mod97, mask_iban
+from proofs.amount_words import amount_in_words
 from proofs.amounts import SPACES_AS_PLAIN, read_amount
 
 __all__ = [
@@ -102,6 +103,10 @@ class InvoiceFields:
     supplier: str | None = None
     iban_last4: str | None = None
     iban_masked: str | None = None
+    #: what decided the currency: ``written:<token>`` (``written:€``,
+    #: ``written:FC``) or, for a CFA franc, ``iso_code:XOF``, ``iban:SN``,
+    #: ``central_bank:BEAC``, ``phone:+237``, ``country:CM``, ``milestone:XAF``.
+    currency_evidence: str | None = None
 
     def to_json(self) -> dict:
         """JSON-safe dict (strings or ``None``)."""
@@ -113,6 +118,7 @@ class InvoiceFields:
             "supplier": self.supplier,
             "iban_last4": self.iban_last4,
             "iban_masked": self.iban_masked,
+            "currency_evidence": self.currency_evidence,
         }
 
 
@@ -238,7 +244,7 @@ _ISO_CURRENCIES = (
 
 _CURRENCY_TOKEN = (
     r"(?:US\s?\$|USD\s?\$|CA\s?\$|C\$|AU?\$|"
-    r"F\.?\s?CFA|FCFA|[Ff]rancs?\s+CFA|"
+    r"F\.?\s?CFA|FCFA|[Ff]rancs?\s+CFA|CFA(?:\s+[Ff]rancs?)?|"
     + "|".join(_ISO_CURRENCIES)
     + r"|€|£|\$|[Ee]uros?\b)"
 )
@@ -249,7 +255,7 @@ _VALUE_RE = re.compile(
     r"(?:\((?P<paren>[^()]{1,24})\)[\s:=|.]*)?"
     r"(?:(?P<rate>\d{1,2}(?:[.,]\d{1,3})?)\s?%[\s:=|]*)?"
     r"(?:\((?P<paren2>[^()]{1,24})\)[\s:=|.]*)?"
-    r"(?:(?P<cur1>" + _CURRENCY_TOKEN + r")[\s.:]*)?"
+    r"(?:(?P<cur1>" + _CURRENCY_TOKEN + r"|FC(?=\s?\d))[\s.:]*)?"
     r"(?:(?<![\-–—])(?P<sign>[-−]))?\s?"
     r"(?P<amt>" + _AMOUNT + r")"
     r"(?:\s?(?P<cur2>" + _CURRENCY_TOKEN + r"|FC\b))?"
@@ -339,6 +345,25 @@ def _value_in(text: str, doc_sep: str | None) -> _Value | None:
     return _Value(value, curs, bool(m.group("sign")), excluding)
 
 
+_LOOSE_VALUE_RE = re.compile(
+    r"^[\s:=|.]*(?:(?P<cur1>" + _CURRENCY_TOKEN + r")[\s.:]*)?"
+    r"(?P<amt>\d{1,4}(?: \d{2,4}){1,4}(?:,\d{2})?)"
+    r"(?:\s?(?P<cur2>" + _CURRENCY_TOKEN + r"|FC\b))?\s*[|.,;]?(?=\s{2,}|\s*$)",
+    re.IGNORECASE,
+)
+
+
+def _loose_value_in(text: str) -> tuple[Decimal, list[str]] | None:
+    """A total whose digit groups are irregular (``3492 800``: OCR moved a
+    space). Its value is never used alone (see ``_pick_amount``)."""
+    m = _LOOSE_VALUE_RE.match(text)
+    if not m:
+        return None
+    whole, _, cents = m.group("amt").partition(",")
+    value = Decimal(whole.replace(" ", "") + ("." + cents if cents else ""))
+    return value, [m.group(g) for g in ("cur1", "cur2") if m.group(g)]
+
+
 _FIELD_HEADER_RE = re.compile(
     r"\bdate\b|invoice|facture|\bn\s?[°º]|\bno\b|client|customer|reference|\bref\b|echeance|\bdue\s+date"
 )
@@ -370,6 +395,10 @@ def _amount_candidates(lines: list[_Line], doc_sep: str | None) -> list[_AmountC
                         parsed = _value_in(cell, doc_sep)
                         where = below.idx
             if parsed is None:
+                if kind in ("strong", "weak"):
+                    loose = _loose_value_in(rest)
+                    if loose is not None:
+                        cands.append(_AmountCandidate("loose", loose[0], where, loose[1]))
                 continue
             if parsed.excluding_tax and kind in ("strong", "weak"):
                 kind = "sub"
@@ -377,7 +406,27 @@ def _amount_candidates(lines: list[_Line], doc_sep: str | None) -> list[_AmountC
     return cands
 
 
-def _pick_amount(cands: list[_AmountCandidate], warnings: list[dict]) -> _AmountCandidate | None:
+def _words_agree(amount: Decimal, in_words: Decimal) -> bool:
+    """Words without cents ("… mille francs") confirm the whole part only."""
+    if in_words == in_words.to_integral_value():
+        return amount.to_integral_value(rounding="ROUND_DOWN") == in_words
+    return amount == in_words
+
+
+def _pick_amount(
+    cands: list[_AmountCandidate], warnings: list[dict], in_words: Decimal | None = None
+) -> _AmountCandidate | None:
+    if not any(c.kind in ("strong", "weak") for c in cands):
+        # a total whose digits OCR grouped oddly ("3492 800"): kept only when
+        # the amount in words, or sub-total + tax, gives exactly that number
+        subs = {c.value for c in cands if c.kind == "sub" and c.value is not None}
+        taxes = {c.value for c in cands if c.kind == "tax" and c.value is not None}
+        confirm = {in_words} if in_words is not None else set()
+        if len(subs) == 1 and len(taxes) == 1:
+            confirm.add(next(iter(subs)) + next(iter(taxes)))
+        loose = [c for c in cands if c.kind == "loose" and c.value in confirm]
+        if len({c.value for c in loose}) == 1:
+            return loose[0]
     for rank in ("strong", "weak"):
         pool = [c for c in cands if c.kind == rank]
         if not pool:
@@ -437,71 +486,150 @@ def _currency_of(token: str) -> str:
 
 _CURRENCY_LABEL_RE = re.compile(r"(?<![a-z])(?:devise|monnaie|currency)\s*:?\s*")
 
+#: The two CFA francs: the West African one (XOF, BCEAO, UEMOA) and the Central
+#: African one (XAF, BEAC, CEMAC). Both are written "FCFA", "F CFA" or "CFA".
+CFA_ZONES: dict[str, str] = {
+    **{cc: "XOF" for cc in ("SN", "CI", "ML", "BF", "BJ", "TG", "NE", "GW")},
+    **{cc: "XAF" for cc in ("CM", "GA", "CG", "CF", "TD", "GQ")},
+}
+_CFA_PHONE = {
+    "221": "SN", "225": "CI", "223": "ML", "226": "BF", "229": "BJ", "228": "TG", "227": "NE", "245": "GW",
+    "237": "CM", "241": "GA", "242": "CG", "236": "CF", "235": "TD", "240": "GQ",
+}
+#: Countries and main towns as written in addresses (folded: lower case, no accents).
+_CFA_PLACES: dict[str, str] = {
+    "senegal": "SN", "dakar": "SN", "thies": "SN", "ziguinchor": "SN", "rufisque": "SN",
+    "cote d'ivoire": "CI", "cote d ivoire": "CI", "cote divoire": "CI", "ivory coast": "CI", "abidjan": "CI",
+    "yamoussoukro": "CI", "bouake": "CI", "mali": "ML", "bamako": "ML", "burkina faso": "BF",
+    "ouagadougou": "BF", "bobo-dioulasso": "BF", "benin": "BJ", "cotonou": "BJ", "porto-novo": "BJ",
+    "togo": "TG", "lome": "TG", "niger": "NE", "niamey": "NE", "guinee-bissau": "GW", "guinea-bissau": "GW",
+    "cameroun": "CM", "cameroon": "CM", "douala": "CM", "yaounde": "CM", "buea": "CM", "gabon": "GA",
+    "libreville": "GA", "port-gentil": "GA", "republique du congo": "CG", "congo-brazzaville": "CG",
+    "brazzaville": "CG", "pointe-noire": "CG", "centrafrique": "CF", "republique centrafricaine": "CF",
+    "central african republic": "CF", "bangui": "CF", "tchad": "TD", "n'djamena": "TD", "ndjamena": "TD",
+    "guinee equatoriale": "GQ", "equatorial guinea": "GQ", "malabo": "GQ",
+}
+_CFA_PLACES_RE = re.compile(
+    r"(?<![a-z'\-])(" + "|".join(re.escape(k) for k in sorted(_CFA_PLACES, key=len, reverse=True)) + r")(?![a-z'\-])"
+)
+_CFA_PHONE_RE = re.compile(r"(?:\+|\b00)\s?(" + "|".join(_CFA_PHONE) + r")(?!\d)")
+_CFA_BANK_RE = re.compile(r"\b(bceao|uemoa|beac|cemac)\b")
+
+
+def _cfa_evidence(lines: list[_Line], iban: str | None) -> list[tuple[str, str, str]]:
+    """What the page says about which CFA franc it means, strongest first:
+    ``[(tier, detail, "XOF"|"XAF"), ...]``. Tiers, in order: ``iso_code`` (an
+    ISO code XOF/XAF written on the page), ``iban`` (the valid IBAN's
+    country), ``central_bank`` (BCEAO/UEMOA or BEAC/CEMAC), ``phone`` (an
+    international prefix such as +221), ``country`` (a country or main town
+    in an address)."""
+    found: list[tuple[str, str, str]] = []
+    for line in lines:
+        for m in re.finditer(r"(?<![A-Za-z])(XOF|XAF)(?![A-Za-z])", line.spaced):
+            found.append(("iso_code", m.group(1), m.group(1)))
+    if iban and iban[:2] in CFA_ZONES:
+        found.append(("iban", iban[:2], CFA_ZONES[iban[:2]]))
+    for line in lines:
+        for m in _CFA_BANK_RE.finditer(line.folded):
+            found.append(("central_bank", m.group(1).upper(), "XOF" if m.group(1) in ("bceao", "uemoa") else "XAF"))
+        for m in _CFA_PHONE_RE.finditer(line.folded):
+            cc = _CFA_PHONE[m.group(1)]
+            found.append(("phone", "+" + m.group(1), CFA_ZONES[cc]))
+        for m in _CFA_PLACES_RE.finditer(line.folded):
+            cc = _CFA_PLACES[m.group(1)]
+            found.append(("country", cc, CFA_ZONES[cc]))
+    order = ("iso_code", "iban", "central_bank", "phone", "country")
+    return sorted(found, key=lambda e: order.index(e[0]))
+
+
+def _resolve_cfa(
+    lines: list[_Line], iban: str | None, expected: str | None, warnings: list[dict]
+) -> tuple[str | None, str | None]:
+    """FCFA → (XOF | XAF | None, evidence). The strongest tier of evidence on
+    the page decides when it is unanimous; a split tier decides nothing. With
+    no evidence on the page, the milestone's expected currency (when it is
+    XOF or XAF) decides. Weaker evidence that disagrees becomes a warning."""
+    evidence = _cfa_evidence(lines, iban)
+    if evidence:
+        tier = evidence[0][0]
+        top = [e for e in evidence if e[0] == tier]
+        codes = {e[2] for e in top}
+        if len(codes) == 1:
+            code = codes.pop()
+            if any(e[2] != code for e in evidence):
+                _warn(warnings, "currency_evidence_conflict",
+                      f"FCFA read as {code} from the {tier.replace('_', ' ')}, but other details of the page "
+                      "point to the other CFA franc.")
+            return code, f"{tier}:{top[0][1]}"
+        _warn(warnings, "currency_ambiguous",
+              f"FCFA can be XOF (West Africa) or XAF (Central Africa) and the page's {tier.replace('_', ' ')} "
+              "points to both; currency left empty.")
+        return None, None
+    if expected in ("XOF", "XAF"):
+        return expected, f"milestone:{expected}"
+    _warn(warnings, "currency_ambiguous",
+          "FCFA can be XOF (West Africa) or XAF (Central Africa) and nothing on the page (ISO code, IBAN, "
+          "central bank, telephone prefix, country) says which; currency left empty.")
+    return None, None
+
 
 def _pick_currency(
-    lines: list[_Line], total: _AmountCandidate | None, warnings: list[dict]
-) -> str | None:
-    mentions: list[tuple[int, str]] = []  # (line index, code)
-    labelled: list[str] = []
+    lines: list[_Line], total: _AmountCandidate | None, warnings: list[dict],
+    *, iban: str | None = None, expected: str | None = None,
+) -> tuple[str | None, str | None]:
+    """(ISO code or None, evidence). Evidence is ``written:<token>`` for a
+    currency written as such (``written:€``, ``written:FC``, ``written:USD``)
+    and, for a CFA franc, what decided between XOF and XAF (see
+    :func:`_resolve_cfa`)."""
+    mentions: list[tuple[int, str, str]] = []  # (line index, code, as written)
+    labelled: list[tuple[str, str]] = []
     for line in lines:
         for m in _CURRENCY_RE.finditer(line.spaced):
-            mentions.append((line.idx, _currency_of(m.group(0))))
+            mentions.append((line.idx, _currency_of(m.group(0)), m.group(0)))
         for m in _CURRENCY_LABEL_RE.finditer(line.folded):
             c = _CURRENCY_RE.match(line.spaced, m.end())
             if c:
-                labelled.append(_currency_of(c.group(0)))
-    all_codes = {c for _, c in mentions}
-    folded_all = " ".join(line.folded for line in lines)
+                labelled.append((_currency_of(c.group(0)), c.group(0)))
+    all_codes = {c for _, c, _ in mentions}
 
-    def resolve(code: str) -> str | None:
+    def resolve(code: str, written: str) -> tuple[str | None, str | None]:
+        token = " ".join(written.split())
         if code == "$":
             others = all_codes & (_DOLLAR_CODES - {"USD"})
             if len(others) == 1 and "USD" not in all_codes:
-                return others.pop()
-            return "USD"
+                return others.pop(), f"written:{token}"
+            return "USD", f"written:{token}"
         if code == "FCFA":
-            iso = all_codes & {"XOF", "XAF"}
-            if len(iso) == 1:
-                return iso.pop()
-            hints = set()
-            if re.search(r"\b(?:bceao|uemoa)\b", folded_all):
-                hints.add("XOF")
-            if re.search(r"\b(?:beac|cemac)\b", folded_all):
-                hints.add("XAF")
-            if len(hints) == 1 and not iso:
-                return hints.pop()
-            _warn(warnings, "currency_ambiguous",
-                  "FCFA can be XOF (West Africa) or XAF (Central Africa) and the document does not say "
-                  "which; currency left empty.")
-            return None
-        return code
+            return _resolve_cfa(lines, iban, expected, warnings)
+        return code, f"written:{token}"
 
-    def unique(codes: list[str]) -> str | None:
-        distinct = set(codes)
+    def unique(found: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+        distinct = {c for c, _ in found}
         if len(distinct) == 1:
-            return resolve(distinct.pop())
-        # "$" and "USD" together are the same currency
-        resolved = {resolve(c) for c in distinct}
-        if len(resolved) == 1 and None not in resolved:
-            return resolved.pop()
+            return resolve(*found[0])
+        # "$" and "USD" together are the same currency; so are "FCFA" and "XOF"
+        resolved = {resolve(c, w) for c, w in {(c, w) for c, w in found}}
+        codes = {c for c, _ in resolved}
+        if len(codes) == 1 and None not in codes:
+            return min(resolved, key=lambda r: r[1] or "")
         _warn(warnings, "currency_ambiguous", "Several currencies appear near the total; currency left empty.")
-        return None
+        return None, None
 
     if total is not None:
         if total.currencies:
-            return unique([_currency_of(c) for c in total.currencies])
-        on_line = [c for i, c in mentions if i == total.line]
+            return unique([(_currency_of(c), c) for c in total.currencies])
+        on_line = [(c, w) for i, c, w in mentions if i == total.line]
         if on_line:
             return unique(on_line)
     if labelled:
         return unique(labelled)
     if not mentions:
         _warn(warnings, "currency_not_found", "No currency found.")
-        return None
+        return None, None
     if total is not None:
-        best = min(abs(i - total.line) for i, _ in mentions)
-        return unique([c for i, c in mentions if abs(i - total.line) == best])
-    return unique([c for _, c in mentions])
+        best = min(abs(i - total.line) for i, _, _ in mentions)
+        return unique([(c, w) for i, c, w in mentions if abs(i - total.line) == best])
+    return unique([(c, w) for _, c, w in mentions])
 
 
 # ---------------------------------------------------------------------------
@@ -750,7 +878,34 @@ def _number_from(text: str) -> str | None:
     return value
 
 
+# "N° : DGC-26-0091", "No. 2026-117", "Nº 457" alone at the start of a cell (the
+# cell's own words tell it is not an account, tax or phone number)
+_BARE_NUMBER_LABEL_RE = re.compile(r"^(?:n\s?[°º*o]|no\.|no(?=\s*:))\s*:?\s*")
+
+
 def _pick_number(lines: list[_Line], warnings: list[dict]) -> str | None:
+    value = _labelled_number(lines)
+    if value is None:
+        value = _bare_number(lines)
+    if value is None:
+        _warn(warnings, "number_not_found", "No invoice number found.")
+    return value
+
+
+def _bare_number(lines: list[_Line]) -> str | None:
+    found = []
+    for line in lines:
+        for s, _, seg in _segments(line.spaced):
+            m = _BARE_NUMBER_LABEL_RE.match(line.folded[s:])
+            if m and m.end() < len(seg):
+                value = _number_from(seg[m.end():])
+                if value is not None:
+                    found.append(value)
+    distinct = list(dict.fromkeys(found))
+    return distinct[0] if len(distinct) == 1 else None
+
+
+def _labelled_number(lines: list[_Line]) -> str | None:
     for line in lines:
         for m in _NUMBER_LABEL_RE.finditer(line.folded):
             rest = line.spaced[m.end():]
@@ -764,7 +919,6 @@ def _pick_number(lines: list[_Line], warnings: list[dict]) -> str | None:
                         value = _number_from(cell_text)
             if value is not None:
                 return value
-    _warn(warnings, "number_not_found", "No invoice number found.")
     return None
 
 
@@ -804,7 +958,7 @@ def _clean_name(text: str) -> str | None:
         text = text[: stop.start()]
     text = text.strip(" :-–|.,;")
     text = re.sub(r"\s{2,}", " ", text)
-    if not re.search(r"[^\W\d_]{2,}", text) or len(text) > 80:
+    if not re.search(r"[^\W\d_]{3,}", text) or len(text) > 80:
         return None
     return text
 
@@ -950,26 +1104,39 @@ def _pick_iban(lines: list[_Line], warnings: list[dict]) -> str | None:
 # ---------------------------------------------------------------------------
 
 
-def parse_invoice(text: str) -> InvoiceParse:
+def parse_invoice(text: str, *, expected_currency: str | None = None) -> InvoiceParse:
     """Extract amount, currency, date, number, supplier and IBAN tail from
-    invoice ``text``. Never raises on odd input; problems become warnings."""
+    invoice ``text``. Never raises on odd input; problems become warnings.
+
+    ``expected_currency`` (the milestone's required currency, if any) is used
+    for one thing only: deciding whether a "FCFA" is XOF or XAF when nothing
+    on the page says which (``currency_evidence`` then reads ``milestone:…``).
+    """
     warnings: list[dict] = []
     lines = _lines(text or "")
     doc_sep = _document_decimal_sep(lines)
+    in_words = amount_in_words(text or "")
 
     cands = _amount_candidates(lines, doc_sep)
-    total = _pick_amount(cands, warnings)
+    total = _pick_amount(cands, warnings, in_words)
     amount = None
     if total is not None:
         try:
             amount = total.value.quantize(CENT)
         except InvalidOperation:  # pragma: no cover - absurdly large value
             amount = None
-    currency = _pick_currency(lines, total, warnings)
+    if amount is not None and in_words is not None and not _words_agree(amount, in_words):
+        _warn(warnings, "amount_words_mismatch",
+              "The total in figures and the amount written in words disagree (OCR misread?); amount left empty.")
+        amount = None
     iban = _pick_iban(lines, warnings)
+    currency, currency_evidence = _pick_currency(
+        lines, total, warnings, iban=iban, expected=(expected_currency or "").upper() or None
+    )
     fields = InvoiceFields(
         amount=amount,
         currency=currency,
+        currency_evidence=currency_evidence,
         date=_pick_date(lines, warnings),
         number=_pick_number(lines, warnings),
         supplier=_pick_supplier(lines, warnings),
