@@ -70,6 +70,11 @@ class ProofInvoiceSerializer(serializers.Serializer):
     number = serializers.CharField(allow_null=True)
     supplier = serializers.CharField(allow_null=True)
     iban_last4 = serializers.CharField(allow_null=True)
+    currency_evidence = serializers.CharField(
+        allow_null=True, required=False,
+        help_text="What decided the currency: written:<token> (written:€, written:FC) or, for a CFA franc, "
+                  "iso_code:XOF, iban:SN, central_bank:BEAC, phone:+237, country:CM, milestone:XAF.",
+    )
 
 
 class ProofAiSerializer(serializers.Serializer):
@@ -114,6 +119,7 @@ class ProofReadSerializer(serializers.ModelSerializer):
             "amount": proof.invoice_amount, "currency": proof.invoice_currency or None, "date": proof.invoice_date,
             "number": proof.invoice_number or None, "supplier": proof.invoice_supplier or None,
             "iban_last4": proof.invoice_iban_last4 or None,
+            "currency_evidence": ((proof.backend_checks or {}).get("checks", {}).get("currency") or {}).get("evidence"),
         }).data
 
     @extend_schema_field(ProofAiSerializer(allow_null=True))

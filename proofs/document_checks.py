@@ -6,7 +6,7 @@ JSON-safe dict::
     {"overall": "pass" | "fail" | "incomplete",
      "checks": {
         "amount":     {"status": ..., "expected": "1250.00", "found": "1250.00", "tolerance": "0.00"},
-        "currency":   {"status": ..., "expected": "EUR", "found": "EUR"},
+        "currency":   {"status": ..., "expected": "XOF", "found": "XOF", "evidence": "iban:SN"},
         "iban_last4": {"status": ..., "expected": "1234", "found": "1234"},
         "date":       {"status": ..., "expected": "2026-01-01/2026-03-31", "found": "2026-03-04",
                        "date_from": "2026-01-01", "date_to": "2026-03-31"},
@@ -167,6 +167,7 @@ def run_checks(fields: InvoiceFields, requirements: Mapping | None) -> dict:
         "status": _status(want is not None, got, want == got),
         "expected": want,
         "found": got,
+        "evidence": fields.currency_evidence,
     }
 
     # IBAN last 4

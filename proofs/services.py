@@ -257,7 +257,9 @@ def proof_run_ocr(*, proof_id: int) -> str:
         Proof.objects.filter(pk=proof_id).update(ocr_status=OcrStatus.QUEUED, ocr_error=str(exc)[:500])
         raise OcrRetryable(str(exc)) from exc
 
-    parsed = parse_invoice(result.text)
+    requirements = proof.milestone.proof_requirements
+    expected_currency = requirements.get("currency") if isinstance(requirements, dict) else None
+    parsed = parse_invoice(result.text, expected_currency=expected_currency if isinstance(expected_currency, str) else None)
     fields = parsed.fields
     checks = run_checks(fields, proof.milestone.proof_requirements)
     with service_transaction():

@@ -545,6 +545,7 @@ IBAN : FR76 3000 6000 0112 3456 7890 189
         "supplier": "Bâtiments Kivu SARL",
         "iban_last4": "0189",
         "iban_masked": MASKED,
+        "currency_evidence": "written:€",
     }
     assert result.warnings == []
     assert result.to_json()["warnings"] == []
