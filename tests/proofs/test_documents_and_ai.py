@@ -51,13 +51,33 @@ def test_text_layer_invoice_is_read_and_checked(sender_api, django_capture_on_co
     body = sender_api.get(f"/api/v1/proofs/{created.json()['id']}").json()
     assert body["ocr_status"] == "DONE"
     assert body["invoice"] == {"amount": "2487.00", "currency": "EUR", "date": "2026-03-04", "number": "FA-2026-0042",
-                               "supplier": "Bâtiments Kivu SARL", "iban_last4": "0189"}
+                               "supplier": "Bâtiments Kivu SARL", "iban_last4": "0189",
+                               "currency_evidence": "written:€"}
     assert body["backend_checks"]["overall"] == "pass", body["backend_checks"]
     assert body["ai"]["status"] == "DISABLED"
     full_iban = IBAN_RE.search(Proof.objects.get().ocr_text).group(0)
     raw = json.dumps(body)
     assert full_iban not in raw and full_iban.replace(" ", "") not in raw
     assert "ocr_text" not in raw and "Net" not in raw.replace("Network", "")
+
+
+@pytest.mark.parametrize(("milestone_currency", "overall"), [("XAF", "pass"), ("XOF", "fail")])
+def test_fcfa_invoice_says_which_evidence_decided_the_currency(
+    sender_api, django_capture_on_commit_callbacks, milestone_currency, overall
+):
+    from tests.proofs.african_corpus import LAYOUTS
+
+    cameroon = next(x for x in LAYOUTS if x.name == "cm_xaf_fr")
+    escrow = fund(make_escrow(client=sender_api.user, amounts=("2862000",), currency=milestone_currency,
+                              proof_type="INVOICE",
+                              proof_requirements={"expected_amount": "2862000.00", "currency": milestone_currency}))
+    with django_capture_on_commit_callbacks(execute=True):
+        created = upload_invoice(sender_api, escrow, content=render_pdf(cameroon.sample))
+    body = sender_api.get(f"/api/v1/proofs/{created.json()['id']}").json()
+    # "CFA 2 862 000" with a Cameroonian IBAN: XAF, whatever the milestone expected
+    assert body["invoice"]["currency"] == "XAF" and body["invoice"]["currency_evidence"] == "iban:CM"
+    assert body["backend_checks"]["checks"]["currency"]["evidence"] == "iban:CM"
+    assert body["backend_checks"]["overall"] == overall
 
 
 def test_document_checks_report_mismatches(sender_api, django_capture_on_commit_callbacks):
