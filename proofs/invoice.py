@@ -880,7 +880,7 @@ def _number_from(text: str) -> str | None:
 
 # "N° : DGC-26-0091", "No. 2026-117", "Nº 457" alone at the start of a cell (the
 # cell's own words tell it is not an account, tax or phone number)
-_BARE_NUMBER_LABEL_RE = re.compile(r"^(?:n\s?[°º*o]|no\.|no(?=\s*:))\s*:?\s*")
+_BARE_NUMBER_LABEL_RE = re.compile(r"^(?:n\s?[°*]|n\s?o(?![a-z])\.?)\s*:?\s*")  # "Nº" folds to "no"
 
 
 def _pick_number(lines: list[_Line], warnings: list[dict]) -> str | None:

@@ -186,7 +186,7 @@ def test_invoice_number_labels(line, number):
 
 
 def test_account_and_tax_numbers_are_not_invoice_numbers():
-    text = "ACME SARL\nCompte N° 00011-00130\nNIU N° M0518\nTotal   100,00 EUR"
+    text = "ACME SARL\nCompte N° 00011-00130\nNIU N° M0518\nNom : Client 12\nNov 2026\nTotal   100,00 EUR"
     parsed = parse_invoice(text)
     assert parsed.fields.number is None
 
