@@ -59,7 +59,9 @@ def _fold(s: str) -> str:
 
 
 def _tokens(text: str) -> list[str]:
-    words = re.findall(r"[a-z]+|\S", _fold(text).replace("-", " "))
+    # OCR puts stray marks in a sentence that wraps ("two hundred |" at the
+    # page edge): only letters, digits and a full stop count as tokens
+    words = re.findall(r"[a-z]+|[\d.]", _fold(text).replace("-", " "))
     out: list[str] = []
     for w in words:
         if w in ("vingt", "vingts") and out and out[-1] == "quatre":

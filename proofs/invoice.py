@@ -990,6 +990,12 @@ def _pick_supplier(lines: list[_Line], warnings: list[dict]) -> str | None:
         if not segs:
             continue
         s, e, seg = segs[0]
+        # a large bold name OCR spaced out ("Katanga  Outillage SARL   FACTURE"):
+        # cells a gap of 2-3 spaces apart are one cell when the next is words
+        for s2, e2, seg2 in segs[1:]:
+            if s2 - e > 3 or not re.fullmatch(r"[^\W\d_][\w&'’.\- ]*", seg2) or _TITLE_RE.search(line.folded[s2:e2]):
+                break
+            seg, e = line.spaced[s:e2], e2
         folded = line.folded[s:e]
         t = _TITLE_RE.search(folded)
         if t is not None:
@@ -1078,11 +1084,28 @@ def _iban_from_candidate(raw: str) -> tuple[str | None, bool]:
     return None, complete
 
 
+_LABELLED_IBAN_START_RE = re.compile(r"(IBAN\W{0,3})([A-Z0-9]{2})(?=\d{2}[ \-]?[A-Z0-9])")
+_DIGIT_AS_LETTER = str.maketrans({"1": "I", "0": "O", "5": "S", "8": "B", "2": "Z", "6": "G"})
+
+
+def _fix_country_code(upper: str) -> str:
+    """``IBAN C193 CI00 …``: OCR read the country code's I as 1. Right after an
+    IBAN label, digits in the first two characters are read as the letters
+    they look like; the result still has to pass the mod-97 checksum and the
+    country's length, so a wrong guess is simply not an IBAN."""
+    def fix(m: re.Match) -> str:
+        cc = m.group(2).translate(_DIGIT_AS_LETTER)
+        return m.group(1) + (cc if cc in IBAN_LENGTHS else m.group(2))
+    return _LABELLED_IBAN_START_RE.sub(fix, upper)
+
+
 def _pick_iban(lines: list[_Line], warnings: list[dict]) -> str | None:
     labelled, other = [], []
     for line in lines:
         upper = line.spaced.upper()
         has_label = "iban" in line.folded
+        if has_label:
+            upper = _fix_country_code(upper)
         for m in _IBAN_CANDIDATE_RE.finditer(upper):
             iban, complete = _iban_from_candidate(m.group(0))
             if iban is not None:

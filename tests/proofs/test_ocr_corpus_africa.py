@@ -268,3 +268,18 @@ def test_an_oddly_grouped_total_needs_confirmation():
     assert parse_invoice(with_tax).fields.amount == Decimal("3492800.00")
     wrong_tax = _invoice(odd, f"IBAN : {SN_IBAN}", "Total HT   2 960 000", "TVA 18 %   523 800")
     assert parse_invoice(wrong_tax).fields.amount is None
+
+
+def test_ocr_slips_that_are_repaired_only_when_the_result_proves_itself():
+    ci = make_iban("CI", "CI0080111301134291200589")
+    spaced = " ".join(ci[i:i + 4] for i in range(0, len(ci), 4))
+    misread = "C1" + spaced[2:]  # the country code's I read as 1
+    assert parse_invoice(f"ACME SARL\nTotal   100,00 EUR\nIBAN {misread}").fields.iban_last4 == ci[-4:]
+    # not after an IBAN label, or not a checksum-valid result: nothing
+    assert parse_invoice(f"ACME SARL\nTotal   100,00 EUR\nCompte {misread}").fields.iban_last4 is None
+    # a stray mark at the page edge inside the amount in words
+    assert amount_in_words("Amount in words: one million one hundred sixty-six thousand two hundred   |\n"
+                           "sixty-five CFA francs.") == Decimal("1166265")
+    # a big bold name OCR spaced out is one name, the title next to it is not part of it
+    text = "Katanga  Outillage SARL             FACTURE N°: LUB-0078\nTotal   100,00 FC"
+    assert parse_invoice(text).fields.supplier == "Katanga Outillage SARL"
