@@ -42,7 +42,7 @@ def test_everything_matches():
     assert result["checks"]["amount"] == {
         "status": "pass", "expected": "1250.00", "found": "1250.00", "tolerance": "0.00", "difference": "0.00",
     }
-    assert result["checks"]["currency"] == {"status": "pass", "expected": "EUR", "found": "EUR"}
+    assert result["checks"]["currency"] == {"status": "pass", "expected": "EUR", "found": "EUR", "evidence": None}
     assert result["checks"]["iban_last4"] == {"status": "pass", "expected": "0189", "found": "0189"}
     assert result["checks"]["date"] == {
         "status": "pass", "expected": "2026-03-01/2026-03-31", "found": "2026-03-04",
