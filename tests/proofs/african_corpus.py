@@ -81,6 +81,16 @@ def _items(p: _Page, y: int, header: tuple[str, ...], rows: list[tuple[str, ...]
     return y + 24 + 17 * len(rows)
 
 
+def _totals(p: _Page, x: int, ty: int, rows: list[tuple[str, str]], words: tuple[str, str]) -> None:
+    """Sub-total, tax and the (bold) total at ``x``..545, then the amount in words on two lines."""
+    for (label, value), dy in zip(rows, (0, 17, 36)):
+        bold = dy == 36
+        p.t(x, ty + dy, label, bold=bold)
+        p.r(545, ty + dy, value, bold=bold)
+    p.t(50, ty + 80, words[0])
+    p.t(50, ty + 94, words[1])
+
+
 def _sn_xof() -> Layout:
     # Senegal: FCFA after the amount, narrow no-break spaces, "Facture N° :",
     # SN IBAN (28 characters, letter in the bank code) decides XOF.
@@ -102,14 +112,9 @@ def _sn_xof() -> Layout:
         ("Transport chantier Thiès", "1", f"1{NNBSP}425{NNBSP}000", f"1{NNBSP}425{NNBSP}000"),
     ], (330, 430, 545))
     ty = end + 20
-    p.t(360, ty, "Total HT")
-    p.r(545, ty, f"2{NNBSP}960{NNBSP}000")
-    p.t(360, ty + 17, "TVA 18 %")
-    p.r(545, ty + 17, f"532{NNBSP}800")
-    p.t(360, ty + 36, "Total TTC", bold=True)
-    p.r(545, ty + 36, f"3{NNBSP}492{NNBSP}800 FCFA", bold=True)
-    p.t(50, ty + 80, "Arrêtée la présente facture à la somme de : trois millions quatre cent")
-    p.t(50, ty + 94, "quatre-vingt-douze mille huit cents francs CFA TTC.")
+    _totals(p, 360, ty, [("Total HT", f"2{NNBSP}960{NNBSP}000"), ("TVA 18 %", f"532{NNBSP}800"), ("Total TTC", f"3{NNBSP}492{NNBSP}800 FCFA")],
+            ("Arrêtée la présente facture à la somme de : trois millions quatre cent",
+             "quatre-vingt-douze mille huit cents francs CFA TTC."))
     p.t(50, 700, "Règlement par virement bancaire - CBAO Groupe Attijariwafa bank")
     p.t(50, 714, f"IBAN : {group4(iban)}")
     return Layout(_sample(
@@ -136,14 +141,9 @@ def _ci_xof() -> Layout:
         ("Installation et mise en service", "6", "102.288", "613.728"),
     ], (330, 440, 545))
     ty = end + 24
-    p.t(340, ty, "Montant HT")
-    p.r(545, ty, "2.923.728")
-    p.t(340, ty + 17, "TVA (18%)")
-    p.r(545, ty + 17, "526.272")
-    p.t(340, ty + 36, "Net à payer", bold=True)
-    p.r(545, ty + 36, "3.450.000 F CFA", bold=True)
-    p.t(50, ty + 80, "Arrêtée la présente facture à la somme de trois millions quatre cent cinquante")
-    p.t(50, ty + 94, "mille francs CFA.")
+    _totals(p, 340, ty, [("Montant HT", "2.923.728"), ("TVA (18%)", "526.272"), ("Net à payer", "3.450.000 F CFA")],
+            ("Arrêtée la présente facture à la somme de trois millions quatre cent cinquante",
+             "mille francs CFA."))
     p.t(50, 700, "Banque : Société Générale Côte d'Ivoire")
     p.t(50, 714, f"IBAN {group4(iban)}")
     return Layout(_sample(
@@ -170,14 +170,9 @@ def _cm_xaf_fr() -> Layout:
         ("Coffrage et ferraillage", "forfait", f"750{NBSP}000"),
     ], (430, 545))
     ty = end + 24
-    p.t(330, ty, "Total HT")
-    p.r(545, ty, f"CFA 2{NBSP}400{NBSP}000")
-    p.t(330, ty + 17, "TVA 19,25 %")
-    p.r(545, ty + 17, f"CFA 462{NBSP}000")
-    p.t(330, ty + 36, "Total TTC", bold=True)
-    p.r(545, ty + 36, f"CFA 2{NBSP}862{NBSP}000", bold=True)
-    p.t(50, ty + 80, "Arrêtée la présente facture à la somme de deux millions huit cent soixante-deux")
-    p.t(50, ty + 94, "mille francs CFA.")
+    _totals(p, 330, ty, [("Total HT", f"CFA 2{NBSP}400{NBSP}000"), ("TVA 19,25 %", f"CFA 462{NBSP}000"), ("Total TTC", f"CFA 2{NBSP}862{NBSP}000")],
+            ("Arrêtée la présente facture à la somme de deux millions huit cent soixante-deux",
+             "mille francs CFA."))
     p.t(50, 700, "Afriland First Bank - Agence Akwa")
     p.t(50, 714, f"IBAN : {group4(iban)}")
     return Layout(_sample(
@@ -231,14 +226,9 @@ def _cd_cdf() -> Layout:
         ("Câble cuivre 16 mm2 (m)", "150", "8 009,20", "1 201 379,31"),
     ], (330, 440, 545))
     ty = end + 24
-    p.t(340, ty, "Sous-total")
-    p.r(545, ty, "6 401 379,31 FC")
-    p.t(340, ty + 17, "TVA 16 %")
-    p.r(545, ty + 17, "1 024 220,69 FC")
-    p.t(340, ty + 36, "Net à payer", bold=True)
-    p.r(545, ty + 36, "7 425 600,00 FC", bold=True)
-    p.t(50, ty + 80, "Arrêtée la présente facture à la somme de sept millions quatre cent vingt-cinq")
-    p.t(50, ty + 94, "mille six cents francs congolais.")
+    _totals(p, 340, ty, [("Sous-total", "6 401 379,31 FC"), ("TVA 16 %", "1 024 220,69 FC"), ("Net à payer", "7 425 600,00 FC")],
+            ("Arrêtée la présente facture à la somme de sept millions quatre cent vingt-cinq",
+             "mille six cents francs congolais."))
     p.t(50, 700, "Paiement : Equity BCDC, compte 00011-00130-01234567890-41")
     return Layout(_sample(
         "cd_cdf_fc", "fr", "DR Congo, 'FC' after, spaces + comma decimals, 'FACTURE N°:', no IBAN", p,
@@ -268,14 +258,9 @@ def _ml_xof_columns() -> Layout:
         ("Batteries lithium 5 kWh", "2", f"750{NBSP}000"),
     ], (430, 545))
     ty = end + 24
-    p.t(340, ty, "Total HT")
-    p.r(545, ty, f"FCFA 3{NBSP}500{NBSP}000")
-    p.t(340, ty + 17, "TVA 18 %")
-    p.r(545, ty + 17, f"FCFA 630{NBSP}000")
-    p.t(340, ty + 36, "Total TTC", bold=True)
-    p.r(545, ty + 36, f"FCFA 4{NBSP}130{NBSP}000", bold=True)
-    p.t(50, ty + 80, "Arrêtée la présente facture à la somme de quatre millions cent trente mille")
-    p.t(50, ty + 94, "francs CFA.")
+    _totals(p, 340, ty, [("Total HT", f"FCFA 3{NBSP}500{NBSP}000"), ("TVA 18 %", f"FCFA 630{NBSP}000"), ("Total TTC", f"FCFA 4{NBSP}130{NBSP}000")],
+            ("Arrêtée la présente facture à la somme de quatre millions cent trente mille",
+             "francs CFA."))
     p.t(50, 714, f"IBAN : {group4(iban)}")
     return Layout(_sample(
         "ml_xof_columns", "fr", "HELD OUT. Mali, header row of labels, FCFA before the amount, ML IBAN", p,
