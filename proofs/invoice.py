@@ -21,6 +21,10 @@ amount
     invoice total). The value after the label must be a clean number
     (optionally with a currency and a VAT rate) followed by a column gap or the
     end of the line; OCR junk such as ``1 5OO,00`` is rejected, not repaired.
+    An amount written in words (:mod:`proofs.amount_words`) is a cross-check
+    only: if it disagrees, the amount is dropped (``amount_words_mismatch``).
+    A total with irregular digit groups (``3492 800``) is used only when the
+    words or a single sub-total + tax give exactly that number.
     Numbers are read by :mod:`proofs.amounts` (the rules are stated there):
     ``1 234,56`` (space, NBSP, narrow NBSP, thin space), ``1.234,56``,
     ``1,234.56``, ``1'234.56``, ``1234.56``, ``1234,56``, ``1234`` and
@@ -33,12 +37,15 @@ amount
 currency
     ISO 4217 codes (``USD EUR CDF XOF XAF GBP``…), symbols (``€`` EUR, ``£``
     GBP, ``US$`` USD, ``$`` USD unless a single other dollar ISO code such as
-    CAD is present) and ``FCFA``/``F CFA``. Preference: a currency written on
-    the total's value, then on the total's line, then a ``Devise :`` /
-    ``Currency:`` label, then the nearest mention by line distance. FCFA is
-    ambiguous between XOF (BCEAO/UEMOA) and XAF (BEAC/CEMAC): it resolves only
-    when the document also carries exactly one of the ISO codes or the
-    central-bank name, otherwise ``None`` + ``currency_ambiguous``.
+    CAD is present), ``FC`` (CDF, before or after the amount) and
+    ``FCFA``/``F CFA``/``CFA``/``francs CFA``. Preference: a currency written
+    on the total's value, then on the total's line, then a ``Devise :`` /
+    ``Currency:`` label, then the nearest mention by line distance. A CFA
+    franc is XOF (BCEAO) or XAF (BEAC): :func:`_resolve_cfa` decides from the
+    page (ISO code, IBAN country, central bank, telephone prefix, country or
+    town), else from the milestone's expected currency, else ``None`` +
+    ``currency_ambiguous``. ``InvoiceFields.currency_evidence`` says what
+    decided (``written:€``, ``iban:SN``, ``country:CM``, ``milestone:XAF``…).
 date
     ISO ``YYYY-MM-DD`` (and ``YYYY/MM/DD``) are matched *before* anything
     else (``dateutil`` with ``dayfirst=True`` would read 2026-03-04 as 4 March),
@@ -53,8 +60,9 @@ date
     the order.
 number
     Value after ``Facture N°``, ``N° (de) facture``, ``Numéro de facture``,
-    ``Invoice No``/``#``/``Number`` (same line, or the cell below a header).
-    Must contain a digit.
+    ``Invoice No``/``#``/``Number`` (same line, or the cell below a header);
+    failing those, after a bare ``N°``, ``N° :``, ``No.`` starting a cell,
+    when the document has exactly one such value. Must contain a digit.
 supplier
     A labelled value (``Fournisseur``, ``Supplier``, ``Vendor``, ``Seller``,
     ``Vendeur``, ``Émetteur``, ``From:``…) wins; otherwise the first line (first
