@@ -18,6 +18,7 @@ Connected once, from ``kobatela.celery``:
 
 from __future__ import annotations
 
+import logging
 import logging.config
 import os
 import time
@@ -46,7 +47,10 @@ def _configure_logging(**kwargs) -> None:
 
 
 @signals.celeryd_init.connect
-def _worker_starts(sender=None, conf=None, **kwargs) -> None:
+def _worker_starts(sender=None, instance=None, conf=None, **kwargs) -> None:
+    if instance is not None:
+        instance.quiet = True  # no ASCII-art banner on stdout: one JSON line instead
+    logging.getLogger("celery.worker").info("worker starting", extra={"node": sender})
     metrics.prepare_multiprocess_dir()
     port = int(os.environ.get("WORKER_METRICS_PORT") or 0)
     if port:

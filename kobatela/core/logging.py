@@ -9,6 +9,10 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 from kobatela.core.masking import mask_data, mask_text
 from kobatela.core.request_context import get_request_id, get_task
 
+# Python's warnings (a library's UserWarning…) as log records, so they leave
+# as JSON lines like everything else instead of raw text on stderr.
+logging.captureWarnings(True)
+
 
 class RequestIdFilter(logging.Filter):
     """The request id on every record; inside a Celery task also the task's id and name
