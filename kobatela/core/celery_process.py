@@ -54,7 +54,7 @@ def _worker_starts(sender=None, instance=None, conf=None, **kwargs) -> None:
     metrics.prepare_multiprocess_dir()
     port = int(os.environ.get("WORKER_METRICS_PORT") or 0)
     if port:
-        metrics.serve_worker_metrics(port, os.environ.get("WORKER_METRICS_ADDRESS", "0.0.0.0"))  # nosec B104
+        metrics.serve_worker_metrics(port, os.environ.get("WORKER_METRICS_ADDRESS", "0.0.0.0"))
 
 
 @signals.worker_process_shutdown.connect

@@ -118,7 +118,7 @@ def process_exited(pid: int) -> None:
         mark_process_dead(pid)
 
 
-def serve_worker_metrics(port: int, addr: str = "0.0.0.0") -> None:  # nosec B104 - a container's scrape port
+def serve_worker_metrics(port: int, addr: str = "0.0.0.0") -> None:  # nosec B104  (a container listens on all its interfaces)
     """Serve this process group's counters over HTTP from a daemon thread (a Celery worker)."""
     from prometheus_client import start_http_server
 
