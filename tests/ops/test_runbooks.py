@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import get_commands, load_command_class
-from django.db import connection
+from django.db import connection, transaction
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = sorted((ROOT / "docs" / "operations").glob("*.md"))
@@ -76,7 +76,7 @@ def _check_manage(args: list[str]) -> None:
 def _check_sql(argv: list[str]) -> None:
     sql = argv[argv.index("-c") + 1]
     sql = re.sub(r"<[^>]+>", "0", sql)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: a bad query leaves the test usable
         cursor.execute("EXPLAIN " + sql)
 
 
