@@ -15,12 +15,12 @@ from django.http import HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from prometheus_client import CONTENT_TYPE_LATEST
-
-from kobatela.core import health, metrics as core_metrics
+from kobatela.core import health
+from kobatela.core import metrics as core_metrics
 from kobatela.core.errors import Forbidden
 from kobatela.core.responses import error_response
 from kobatela.core.scopes import Scope

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.databases import ROOT, fresh_database, manage
+from tests.support.databases import ROOT, fresh_database
 
 pytestmark = pytest.mark.slow
 
