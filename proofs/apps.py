@@ -10,8 +10,8 @@ class ProofsConfig(AppConfig):
         from kobatela.core.metrics import register_collector
         from kobatela.events.registry import register_resource
         from proofs.api import ProofReadSerializer
-        from proofs.health import proofs_health
-        from proofs.metrics import ai_guard_gauges, proof_gauges
+        from proofs.health import ai_guard_gauges, proofs_health
+        from proofs.metrics import proof_gauges
         from proofs.models import Proof
 
         register_detail_section("proofs", proofs_health)

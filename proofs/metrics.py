@@ -48,19 +48,3 @@ def proof_gauges():
     ocr_age = GaugeMetricFamily("kobatela_ocr_oldest_queued_seconds", "Age of the oldest proof waiting for OCR; 0 when none.",
                                 value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
     return [review, ocr, ocr_age]
-
-
-def ai_guard_gauges():
-    """The AI advisor's breaker and daily cap, as shared in Redis (nothing without Redis)."""
-    from proofs.services import ai_guard_state  # services import this module's counters
-
-    state = ai_guard_state()
-    if state is None:
-        return []
-    breaker = GaugeMetricFamily("kobatela_ai_breaker_open", "1 when the AI advisor's circuit breaker is open or half-open.",
-                                value=0 if state["breaker"]["state"] == "closed" else 1)
-    used = GaugeMetricFamily("kobatela_ai_daily_calls", "AI advisor calls counted today (UTC) against the daily cap.",
-                             value=state["daily_cap"]["used"])
-    limit = GaugeMetricFamily("kobatela_ai_daily_call_limit", "The AI advisor's daily cap (AI_DAILY_CALL_LIMIT).",
-                              value=state["daily_cap"]["limit"])
-    return [breaker, used, limit]
