@@ -27,7 +27,7 @@ from celery import signals
 from prometheus_client import Counter, Histogram
 
 from kobatela.core import metrics
-from kobatela.core.request_context import get_request_id, set_request_id, set_task
+from kobatela.core.request_context import get_request_id, reset_request_id, reset_task, set_request_id, set_task
 
 REQUEST_ID_HEADER = "kobatela_request_id"
 
@@ -71,7 +71,8 @@ def _carry_request_id(headers=None, **kwargs) -> None:
 
 @signals.task_prerun.connect
 def _task_starts(task_id=None, task=None, **kwargs) -> None:
-    request_id = getattr(task.request, REQUEST_ID_HEADER, None) if task is not None else None
+    # A task run eagerly inside a request (make run, tests) keeps that request's id.
+    request_id = (getattr(task.request, REQUEST_ID_HEADER, None) if task is not None else None) or get_request_id()
     _running[task_id] = (set_request_id(request_id), set_task((task_id, task.name if task else "")),
                          time.monotonic())
 
@@ -85,8 +86,7 @@ def _task_ends(task_id=None, task=None, state=None, **kwargs) -> None:
         return
     request_token, task_token, started = entry
     TASK_SECONDS.labels(name).observe(time.monotonic() - started)
-    # Not ContextVar.reset: the tokens belong to this thread's context, and a
-    # pool thread runs the next task in the same one; setting None is enough.
-    del request_token, task_token
-    set_request_id(None)
-    set_task(None)
+    # Back to what was there before the task (nothing in a worker; the request in an eager run):
+    # prerun and postrun run on the same thread, in the same context.
+    reset_task(task_token)
+    reset_request_id(request_token)

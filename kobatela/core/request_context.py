@@ -46,3 +46,7 @@ def get_task() -> tuple[str, str] | None:
 
 def set_task(value: tuple[str, str] | None):
     return _task.set(value)
+
+
+def reset_task(token) -> None:
+    _task.reset(token)
