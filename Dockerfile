@@ -5,12 +5,14 @@
 FROM python:3.11-slim-bookworm
 
 # OMP_THREAD_LIMIT=1: one tesseract thread per process (web and worker
-# processes already run in parallel).
+# processes already run in parallel). PROMETHEUS_MULTIPROC_DIR: the processes
+# of one container add up their metrics there (kobatela/core/metrics.py).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     OMP_THREAD_LIMIT=1 \
     MEDIA_ROOT=/app/media \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
     WEB_CONCURRENCY=4
 
 # OCR of French and English invoices and photos of documents.

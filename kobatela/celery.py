@@ -1,7 +1,9 @@
 """The Celery app: ``celery -A kobatela worker`` / ``celery -A kobatela beat``.
 
 Configuration comes from Django settings (``CELERY_*``), including the one
-beat schedule (``CELERY_BEAT_SCHEDULE``).
+beat schedule (``CELERY_BEAT_SCHEDULE``). ``kobatela.core.celery_process``
+connects the process hooks: JSON logs with task and request ids, task
+metrics, the worker's metrics endpoint.
 """
 
 import os
@@ -13,3 +15,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kobatela.settings")
 app = Celery("kobatela")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+import kobatela.core.celery_process  # noqa: E402,F401  (connects the signal handlers)

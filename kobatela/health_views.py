@@ -14,12 +14,13 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.utils import extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from kobatela.core import health
+from kobatela.core import metrics as core_metrics
 from kobatela.core.errors import Forbidden
 from kobatela.core.responses import error_response
 from kobatela.core.scopes import Scope
@@ -70,8 +71,9 @@ def _loopback(request) -> bool:
 
 
 def metrics(request) -> HttpResponse:
-    """Prometheus text. With METRICS_TOKEN set, a matching bearer token is
-    required; without it, only loopback clients are answered."""
+    """Prometheus text: the counters of every gunicorn worker (multiprocess mode)
+    and the domain gauges (kobatela.core.metrics). With METRICS_TOKEN set, a
+    matching bearer token is required; without it, only loopback clients are answered."""
     token = settings.METRICS_TOKEN
     if token:
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
@@ -80,4 +82,4 @@ def metrics(request) -> HttpResponse:
         allowed = _loopback(request)
     if not allowed:
         return error_response(Forbidden("metrics_forbidden", "Metrics are not available to this client."))
-    return ExportToDjangoView(request)
+    return HttpResponse(core_metrics.scrape(), content_type=CONTENT_TYPE_LATEST)

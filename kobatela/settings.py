@@ -153,6 +153,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS.update({
     "unacked_restore_throttle": 1,
 })
 CELERY_TIMEZONE = "UTC"
+# Worker and beat log through LOGGING below (JSON, masked, request and task
+# ids), not through Celery's own formatter (kobatela.core.celery_process).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The one place that holds the beat schedule. Each periodic task takes a
 # PostgreSQL advisory lock (kobatela.core.locks.periodic_job), so two beat
 # instances never run the same job at once.
@@ -329,11 +332,7 @@ LOGGING = {
         "mask": {"()": "kobatela.core.logging.MaskingFilter"},
     },
     "formatters": {
-        "json": {
-            "()": "kobatela.core.logging.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger"},
-        },
+        "json": {"()": "kobatela.core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id", "mask"]},

@@ -6,8 +6,11 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
+        from kobatela.core.metrics import register_collector
         from kobatela.events.registry import register_resource
         from payments.api import PaymentReadSerializer
+        from payments.metrics import payout_gauges
         from payments.models import Payment
 
         register_resource(Payment, object_type="payment", serializer=PaymentReadSerializer)
+        register_collector("payouts", payout_gauges)

@@ -7,10 +7,14 @@ class ProofsConfig(AppConfig):
 
     def ready(self) -> None:
         from kobatela.core.health import register_detail_section
+        from kobatela.core.metrics import register_collector
         from kobatela.events.registry import register_resource
         from proofs.api import ProofReadSerializer
-        from proofs.health import proofs_health
+        from proofs.health import ai_guard_gauges, proofs_health
+        from proofs.metrics import proof_gauges
         from proofs.models import Proof
 
         register_detail_section("proofs", proofs_health)
         register_resource(Proof, object_type="proof", serializer=ProofReadSerializer)
+        register_collector("proofs", proof_gauges)
+        register_collector("ai_guard", ai_guard_gauges)

@@ -370,6 +370,19 @@ def _advisor_guards():
             DailyCap(client, "ai_advisor_calls", settings.AI_DAILY_CALL_LIMIT))
 
 
+def ai_guard_state() -> dict[str, Any] | None:
+    """The advisor's breaker and daily cap as every worker sees them (detailed
+    /health and /metrics); None without Redis, where neither applies."""
+    breaker, cap = _advisor_guards()
+    if breaker is None:
+        return None
+    return {
+        "breaker": {"state": breaker.state(), "failures_in_window": breaker.failure_count(),
+                    "failure_threshold": breaker.failure_threshold, "cooldown_seconds": breaker.cooldown_seconds},
+        "daily_cap": {"limit": cap.limit, "used": cap.used(), "remaining": cap.remaining()},
+    }
+
+
 def _advisor_input(proof: Proof) -> dict[str, Any]:
     """What the advisor may know, before build_context's allowlist and masking.
     The provider's and client's names are given only so they can be scrubbed

@@ -8,3 +8,8 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from kobatela.core import checks  # noqa: F401  (registers the system checks)
+        from kobatela.core.metrics import register_collector
+        from kobatela.core.metrics_collectors import periodic_job_ages, queue_depth
+
+        register_collector("queues", queue_depth)
+        register_collector("periodic_jobs", periodic_job_ages)

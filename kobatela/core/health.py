@@ -73,9 +73,9 @@ def check_broker() -> str:
         return "ok"  # no broker: tasks run in-process after commit (embedded default)
     if settings.CELERY_BROKER_URL.startswith("memory://"):
         return "fail"  # an in-process broker reaches no worker
-    from kobatela.celery import app
+    from celery import current_app  # kobatela.celery's app; not imported, as it imports the core
 
-    with app.connection_for_write() as conn:
+    with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=0)  # one attempt: connect and PING (kombu's Redis channel)
     return "ok"
 

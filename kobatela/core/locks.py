@@ -4,10 +4,13 @@ one live request holds an idempotency key."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from contextlib import contextmanager
 from typing import Iterator
 
 from django.db import DatabaseError, connection
+
+logger = logging.getLogger(__name__)
 
 
 def lock_id(name: str) -> int:
@@ -43,6 +46,28 @@ def session_lock(name: str) -> Iterator[bool]:
                 pass  # the connection is gone, and the lock with it
 
 
-def periodic_job(name: str):
-    """The lock of a periodic job: one beat instance runs it at a time (see :func:`session_lock`)."""
-    return session_lock(name)
+JOB_STAMP_PREFIX = "job:"
+
+
+@contextmanager
+def periodic_job(name: str) -> Iterator[bool]:
+    """The lock of a periodic job: one beat instance runs it at a time (see :func:`session_lock`).
+
+    A run that held the lock and finished without raising stamps
+    ``SchedulerHeartbeat(name="job:<name>")``: ``kobatela_periodic_job_age_seconds``
+    (the sweeper lag) is the age of that stamp."""
+    with session_lock(name) as acquired:
+        yield acquired
+        if acquired:
+            _stamp(JOB_STAMP_PREFIX + name)
+
+
+def _stamp(name: str) -> None:
+    from django.utils import timezone
+
+    from kobatela.core.models import SchedulerHeartbeat
+
+    try:
+        SchedulerHeartbeat.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})
+    except DatabaseError:
+        logger.warning("periodic job stamp not written", extra={"job": name})

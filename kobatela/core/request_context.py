@@ -32,3 +32,21 @@ def accept_or_generate(candidate: str | None) -> str:
     if candidate and _VALID_REQUEST_ID.match(candidate):
         return candidate
     return uuid.uuid4().hex
+
+
+# The Celery task being run in this context (logs of a worker carry it beside
+# the request id of the request that queued the task).
+_task: ContextVar[tuple[str, str] | None] = ContextVar("task", default=None)
+
+
+def get_task() -> tuple[str, str] | None:
+    """``(task id, task name)`` while a Celery task runs, else None."""
+    return _task.get()
+
+
+def set_task(value: tuple[str, str] | None):
+    return _task.set(value)
+
+
+def reset_task(token) -> None:
+    _task.reset(token)

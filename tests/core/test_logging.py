@@ -15,7 +15,7 @@ def log_stream():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     config = settings.LOGGING["formatters"]["json"]
-    handler.setFormatter(JsonFormatter(config["fmt"], rename_fields=config["rename_fields"]))
+    handler.setFormatter(JsonFormatter(**{key: value for key, value in config.items() if key != "()"}))
     handler.addFilter(RequestIdFilter())
     handler.addFilter(MaskingFilter())
     logger = logging.getLogger("kobatela.test.logging")

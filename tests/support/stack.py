@@ -139,7 +139,7 @@ class Stack:
             [str(Path(PYTHON).with_name("gunicorn")), "kobatela.wsgi", "--workers", str(self.workers),
              "--worker-class", "sync", "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
              "--timeout", "30"],
-            cwd=ROOT, env=self._process_env(), stdout=subprocess.DEVNULL, stderr=self._log,
+            cwd=ROOT, env=self._process_env(), stdout=self._log, stderr=self._log,  # access log on stdout
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
