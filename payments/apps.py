@@ -11,3 +11,8 @@ class PaymentsConfig(AppConfig):
         from payments.models import Payment
 
         register_resource(Payment, object_type="payment", serializer=PaymentReadSerializer)
+
+        from kobatela.core.clock import register_clock_job
+        from payments.services import payments_sweep
+
+        register_clock_job("payout_sweep", lambda now: payments_sweep(now=now))
