@@ -123,10 +123,26 @@ class EscrowReadSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class DeadlineOutcomeSerializer(serializers.Serializer):
+    applied = serializers.BooleanField(help_text="False when the deadline has not passed or was already handled.")
+    policy = serializers.ChoiceField(choices=["auto_approve", "notify", "refund"])
+    approved = serializers.ListField(child=serializers.IntegerField(), help_text="Milestone idx approved and paid.")
+    notified = serializers.ListField(child=serializers.IntegerField(), help_text="Milestone idx left without proof.")
+    refunded = serializers.DecimalField(max_digits=18, decimal_places=2)
+
+
+class EscrowDeadlineCheckedSerializer(EscrowReadSerializer):
+    deadline_outcome = DeadlineOutcomeSerializer(help_text="What the deadline policy did on this call.")
+
+
 class EscrowEventSerializer(serializers.ModelSerializer):
+    type = serializers.CharField(read_only=True, help_text=(
+        "The same change in the events API's vocabulary (`escrow.funded`, `milestone.paid`…), as `GET /events` "
+        "and webhooks name it; `kind` is the timeline's short name (`funded`)."))
+
     class Meta:
         model = EscrowEvent
-        fields = ["id", "kind", "data", "actor", "created_at"]
+        fields = ["id", "kind", "type", "data", "actor", "created_at"]
         read_only_fields = fields
 
 
@@ -228,21 +244,13 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         escrow = services.escrow_client_reject(actor=self.actor, escrow_id=int(pk), reason=data["reason"])
         return self._respond(escrow)
 
-    @extend_schema(
-        request=None,
-        responses={200: inline_serializer("DeadlineOutcome", {
-            "applied": serializers.BooleanField(), "policy": serializers.CharField(),
-            "approved": serializers.ListField(child=serializers.IntegerField()),
-            "notified": serializers.ListField(child=serializers.IntegerField()),
-            "refunded": serializers.DecimalField(max_digits=18, decimal_places=2),
-            "escrow": EscrowReadSerializer(),
-        })},
-    )
+    @extend_schema(request=None, responses={200: EscrowDeadlineCheckedSerializer})
     @action(detail=True, methods=["post"], url_path="check-deadline")
     def check_deadline(self, request, pk=None):
         outcome = services.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
         escrow = selectors.escrow_list_for(self.actor).get(pk=pk)  # milestones prefetched, after the service committed
-        return Response({**outcome.as_dict(), "escrow": represent(EscrowReadSerializer, escrow)})
+        # EscrowRead like every other lifecycle action, with what the policy did added.
+        return Response({**represent(EscrowReadSerializer, escrow), "deadline_outcome": outcome.as_dict()})
 
     @extend_schema(responses={200: EscrowEventSerializer(many=True)})
     @action(detail=True, methods=["get"])

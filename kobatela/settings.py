@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "kobatela.core.middleware.RequestIdMiddleware",
     "kobatela.core.middleware.BodySizeLimitMiddleware",
+    "kobatela.core.middleware.ApiJsonErrorsMiddleware",  # JSON errors under /api/, DEBUG included
     "kobatela.core.outages.OutageMiddleware",  # a database or Redis outage in a view → 503, not 500
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
