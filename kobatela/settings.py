@@ -254,12 +254,21 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Kobatela API",
-    "DESCRIPTION": "Escrow and conditional payments released against proof. Contract: API.md.",
+    "DESCRIPTION": (
+        "Escrow and conditional payments released against proof.\n\n"
+        "The contract, in the project's words: [`docs/api.md`](docs/api.md) in the repository (conventions, "
+        "errors and every `code`, idempotency, pagination, webhooks, events, limits, sandbox); from zero to a "
+        "released escrow: [`docs/quickstart.md`](docs/quickstart.md). Every operation's summary and description "
+        "below is its section of docs/api.md."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # The operators' plain views (/health/live, /health/ready, /metrics), described beside the API.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "kobatela.accounts.openapi.add_operator_endpoints"],
     "COMPONENT_SPLIT_REQUEST": True,
     # One component name per choice set (otherwise drf-spectacular warns of duplicates).
     "ENUM_NAME_OVERRIDES": {

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -103,6 +102,9 @@ class PspWebhookView(_ProviderWebhookView):
     """The generic PSP (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)."""
 
     provider = InboundEvent.Provider.PSP
+    # What can refuse the delivery (the schema's error codes); what processing
+    # refuses is stored FAILED and answered 200, never an error status.
+    error_sources = (signing.verify, decode.decode_body, psp.psp_envelope)
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
                    parameters=_signature_headers("webhook-id", "webhook-timestamp", "webhook-signature"))
@@ -119,6 +121,7 @@ class StripeWebhookView(_ProviderWebhookView):
     endpoint and would retry a 4xx for days."""
 
     provider = InboundEvent.Provider.STRIPE
+    error_sources = (signing.verify_stripe, decode.decode_body, stripe.stripe_envelope)
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
                    parameters=_signature_headers("Stripe-Signature"))
