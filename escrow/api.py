@@ -16,6 +16,9 @@ from kobatela.core.pagination import CursorPagination
 from kobatela.core.scopes import Scope
 from kobatela.core.serializers import represent
 from kobatela.core.viewsets import ScopedViewSet
+from payments.psp.base import PspPermanentError, PspTransientError
+from payments.psp.sandbox import SandboxProvider
+from payments.psp.stripe_adapter import StripeProvider
 
 COORDINATE = {"max_digits": 9, "decimal_places": 6}
 
@@ -183,6 +186,9 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         "check_deadline": {Scope.SENDER, Scope.ADMIN},
     }
     idempotency_required_actions = frozenset({"deposit"})
+    # Reached through the configured adapter (get_provider()), which no reading of the code can follow.
+    raises = {"funding_session": (PspPermanentError, PspTransientError, SandboxProvider.create_funding_session,
+                                  StripeProvider.create_funding_session)}
     # Calls the PSP between two short transactions: not inside an idempotency unit.
     idempotency_outside_unit_actions = frozenset({"funding_session"})
     serializer_class = EscrowReadSerializer

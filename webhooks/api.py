@@ -30,6 +30,7 @@ import os
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_field,
     extend_schema_view,
@@ -61,6 +62,33 @@ _RECEIPT = inline_serializer(
         "duplicate": serializers.BooleanField(required=False),
     },
 )
+
+
+class PspEventSerializer(serializers.Serializer):
+    """The generic PSP's event body (the event id is the ``webhook-id`` header)."""
+
+    type = serializers.ChoiceField(choices=sorted(schemas.ACTIONS), help_text="The event type.")
+    data = PolymorphicProxySerializer(
+        component_name="PspEventData", resource_type_field_name=None, many=False,
+        serializers=[schemas.FundingSucceededData, schemas.PayoutSettledData, schemas.PayoutData],
+        help_text="`funding.succeeded`: FundingSucceededData; `payout.settled`: PayoutSettledData; "
+                  "the other payout types: PayoutData.")
+
+
+class StripeObjectSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.ChoiceField(choices=sorted({object_type for _, object_type, _ in
+                                                     stripe.STRIPE_EVENTS.values()}))
+    metadata = serializers.DictField(child=serializers.CharField(), required=False,
+                                     help_text="Kobatela's keys: `escrow_id` or `payment_id`.")
+
+
+class StripeEventSerializer(serializers.Serializer):
+    """A Stripe event; the types Kobatela acts on are listed, any other is stored and ignored."""
+
+    id = serializers.CharField(help_text="`evt_…`")
+    type = serializers.CharField(help_text="Acted on: " + ", ".join(f"`{t}`" for t in stripe.STRIPE_EVENTS) + ".")
+    data = inline_serializer("StripeEventData", {"object": StripeObjectSerializer()})
 
 
 def _signature_headers(*names: str) -> list[OpenApiParameter]:
@@ -106,7 +134,7 @@ class PspWebhookView(_ProviderWebhookView):
     # refuses is stored FAILED and answered 200, never an error status.
     error_sources = (signing.verify, decode.decode_body, psp.psp_envelope)
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
+    @extend_schema(request=PspEventSerializer, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
                    parameters=_signature_headers("webhook-id", "webhook-timestamp", "webhook-signature"))
     def post(self, request):
         # The exact bytes signed; request.data is never read.
@@ -123,7 +151,7 @@ class StripeWebhookView(_ProviderWebhookView):
     provider = InboundEvent.Provider.STRIPE
     error_sources = (signing.verify_stripe, decode.decode_body, stripe.stripe_envelope)
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
+    @extend_schema(request=StripeEventSerializer, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
                    parameters=_signature_headers("Stripe-Signature"))
     def post(self, request):
         raw = request.body

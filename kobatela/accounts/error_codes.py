@@ -265,10 +265,18 @@ def codes_of(functions: Iterable, owner: type | None = None) -> Codes:
     return reader.finish()
 
 
-def declared(errors: Iterable[DomainError]) -> Codes:
+def declared(items: Iterable) -> Codes:
+    """What a view declares in ``raises``: DomainError instances or classes, or
+    functions to read (what it calls through an object no reading can follow,
+    e.g. the configured PSP adapter)."""
     codes = Codes()
-    for error in errors:
-        codes.add(error.status, error.code)
+    for item in items:
+        if isinstance(item, DomainError):
+            codes.add(item.status, item.code)
+        elif isinstance(item, type) and issubclass(item, DomainError):
+            codes.add(item.status, item.default_code)
+        elif callable(item):
+            codes.merge(codes_of([item]))
     return codes
 
 

@@ -125,7 +125,8 @@ class AutoSchema(SpectacularAutoSchema):
             return None
         responses = operation.setdefault("responses", {})
         codes = self._error_codes(operation)
-        for status in sorted(self._error_statuses(operation) | codes.statuses()):
+        declared = {int(status) for status in responses if status.isdigit() and int(status) >= 400}
+        for status in sorted(self._error_statuses(operation) | codes.statuses() | declared):
             if not codes.enum.get(status) and not codes.patterns.get(status):
                 codes.add(status, error_codes.fallback_code(status) or "error")
             responses[str(status)] = {
