@@ -148,8 +148,11 @@ class AutoSchema(SpectacularAutoSchema):
         if sources is not None:
             return list(sources)
         name = getattr(self.view, "action", None) or self.method.lower()
-        handler = getattr(view_class, name, None)
-        return [handler] if handler is not None else []
+        # DRF's generic actions (list, create…) call the view's own hooks.
+        hooks = {"create": ["perform_create"], "update": ["perform_update"], "partial_update": ["perform_update"],
+                 "destroy": ["perform_destroy"]}.get(name, [])
+        names = [name, *hooks, "scoped_queryset", "get_object"]
+        return [getattr(view_class, n) for n in names if getattr(view_class, n, None) is not None]
 
     def _error_codes(self, operation: dict) -> error_codes.Codes:
         """The codes this operation can answer, by status: the framework's, and what its handler reaches."""
