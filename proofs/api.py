@@ -15,6 +15,7 @@ from escrow.models import ProofType
 from kobatela.core.parsers import DecimalJSONParser
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
+from payments.models import Payment
 from proofs import selectors, services
 from proofs.models import Proof, ProofStatus, RiskLevel
 
@@ -91,13 +92,22 @@ class ProofReadSerializer(serializers.ModelSerializer):
     invoice = serializers.SerializerMethodField()
     ai = serializers.SerializerMethodField()
     decided_by = serializers.CharField(source="decided_by_label", read_only=True, allow_null=True)
+    payment_id = serializers.SerializerMethodField(
+        help_text="The payout this proof's approval created (its milestone's latest), else null.")
 
     class Meta:
         model = Proof
         fields = ["id", "escrow_id", "milestone_id", "type", "status", "sha256", "size", "content_type", "validation",
                   "exif", "invoice", "backend_checks", "ocr_status", "ai", "decided_by", "decided_at",
-                  "decision_note", "created_at"]
+                  "decision_note", "payment_id", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_payment_id(self, proof: Proof) -> int | None:
+        if proof.status != ProofStatus.APPROVED:
+            return None
+        payouts = Payment.objects.filter(milestone_id=proof.milestone_id).order_by("-pk")
+        return payouts.values_list("pk", flat=True).first()
 
     @extend_schema_field(ProofExifSerializer(allow_null=True))
     def get_exif(self, proof: Proof):
