@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from PIL import Image
@@ -42,3 +42,31 @@ def geotagged_jpeg(lat: Decimal | None, lng: Decimal | None, captured_at: dateti
     buf = io.BytesIO()
     image.save(buf, fmt, exif=exif, quality=85)
     return buf.getvalue()
+
+
+def invoice_pdf(*, amount: Decimal, currency: str, issued: date, number: str | None = None) -> bytes:
+    """A one-page PDF invoice with a text layer (Helvetica), written by hand:
+    header, the five objects, the cross-reference table with exact offsets."""
+    number = number or f"SBX-{os.urandom(3).hex().upper()}"  # a new file (SHA-256) every time
+    lines = ["INVOICE", f"Invoice number: {number}", f"Date: {issued.isoformat()}", "Supplier: Sandbox Supplies",
+             f"Total: {amount} {currency}"]
+    text = "BT /F1 14 Tf 72 720 Td 20 TL " + " ".join(
+        "(" + line.replace("\\\\", "").replace("(", "").replace(")", "") + ") Tj T*" for line in lines) + " ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text.encode("latin-1")),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for index, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (index, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
