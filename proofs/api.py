@@ -181,7 +181,7 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         return response
 
     @extend_schema(request=DecisionSerializer, responses={200: ProofReadSerializer})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=[DecimalJSONParser])  # JSON only (API.md)
     def decision(self, request, pk=None):
         payload = self.validated(DecisionSerializer)
         proof = services.proof_decide(actor=self.actor, proof_id=self.get_object().pk, **payload)

@@ -201,7 +201,12 @@ def _aim_at_seeded(case, seeds: Seeds, turn: int) -> None:
         case.path_parameters["id"] = str(candidates[(turn // 2) % len(candidates)])
 
 
-@pytest.mark.parametrize("keyed", ["admin", "sender"], indirect=True)
+# The scopes whose keys run every operation: one line per scope (a ``<scope>_api``
+# fixture in tests/conftest.py makes the key).
+KEYS = ["admin", "sender"]
+
+
+@pytest.mark.parametrize("keyed", KEYS, indirect=True)
 @schema.parametrize()
 # The seeded objects are shared by the examples of one operation, on purpose.
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
