@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -202,7 +202,28 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         selectors.escrow_prefetch_milestones(escrow)
         return Response(represent(EscrowReadSerializer, escrow), status=code)
 
-    @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer})
+    @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer}, examples=[
+        OpenApiExample("Two milestones: a geofenced photo, then an invoice", request_only=True, value={
+            "provider_id": 42, "amount_total": "1000.00", "currency": "USD", "deadline_at": "2030-01-01T00:00:00Z",
+            "release_conditions": {"contract_ref": "PO-2026-118"},
+            "milestones": [
+                {"label": "Foundations poured", "amount": "600.00", "proof_type": "PHOTO",
+                 "geofence": {"lat": "-4.322447", "lng": "15.307045", "radius_m": "200.00"}},
+                {"label": "Materials invoice", "amount": "400.00", "proof_type": "INVOICE",
+                 "proof_requirements": {"expected_amount": "400.00", "currency": "USD"}}]}),
+        OpenApiExample("Created", response_only=True, status_codes=["201"], value={
+            "id": 981, "client_id": 17, "provider_id": 42, "amount_total": "1000.00", "amount_funded": "0.00",
+            "amount_released": "0.00", "amount_refunded": "0.00", "currency": "USD", "status": "DRAFT",
+            "deadline_at": "2030-01-01T00:00:00Z", "release_conditions": {"contract_ref": "PO-2026-118"},
+            "milestones": [
+                {"id": 3301, "idx": 1, "label": "Foundations poured", "amount": "600.00", "status": "WAITING",
+                 "proof_type": "PHOTO", "proof_requirements": {},
+                 "geofence": {"lat": "-4.322447", "lng": "15.307045", "radius_m": "200.00"}},
+                {"id": 3302, "idx": 2, "label": "Materials invoice", "amount": "400.00", "status": "WAITING",
+                 "proof_type": "INVOICE", "proof_requirements": {"expected_amount": "400.00", "currency": "USD"},
+                 "geofence": None}],
+            "created_at": "2026-12-04T09:00:00Z", "updated_at": "2026-12-04T09:00:00Z"}),
+    ])
     def create(self, request):
         data = self.validated(EscrowCreateSerializer)
         escrow = services.escrow_create(actor=self.actor, **data)
@@ -213,7 +234,8 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         audit.record(self.actor, "escrow.read", escrow, {})
         return Response(represent(EscrowReadSerializer, escrow))
 
-    @extend_schema(request=DepositSerializer, responses={200: EscrowReadSerializer})
+    @extend_schema(request=DepositSerializer, responses={200: EscrowReadSerializer}, examples=[
+        OpenApiExample("Fund the whole escrow", request_only=True, value={"amount": "1000.00"})])
     @action(detail=True, methods=["post"])
     def deposit(self, request, pk=None):
         data = self.validated(DepositSerializer)

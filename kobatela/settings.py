@@ -276,6 +276,7 @@ SPECTACULAR_SETTINGS = {
         "EscrowStatusEnum": "escrow.models.EscrowStatus",
         "PaymentStatusEnum": "payments.models.PaymentStatus",
         "ProofStatusEnum": "proofs.models.ProofStatus",
+        "WebhookReceiptStatusEnum": ["processed", "failed", "ignored"],
     },
     # Swagger UI served from our own static files (no CDN): works offline and under a strict CSP.
     "SWAGGER_UI_DIST": "SIDECAR",

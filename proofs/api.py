@@ -5,7 +5,7 @@ import json
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -180,7 +180,11 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         response["Cache-Control"] = "private, no-store"
         return response
 
-    @extend_schema(request=DecisionSerializer, responses={200: ProofReadSerializer})
+    @extend_schema(request=DecisionSerializer, responses={200: ProofReadSerializer}, examples=[
+        OpenApiExample("Approve an invoice", request_only=True,
+                       value={"decision": "approve", "note": "Matches the order."}),
+        OpenApiExample("Reject a blurry photo", request_only=True,
+                       value={"decision": "reject", "note": "The site is not visible; send another photo."})])
     @action(detail=True, methods=["post"], parser_classes=[DecimalJSONParser])  # JSON only (API.md)
     def decision(self, request, pk=None):
         payload = self.validated(DecisionSerializer)

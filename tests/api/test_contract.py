@@ -114,3 +114,53 @@ def test_the_readme_and_the_schema_link_to_the_contract_in_the_repository(schema
     for page in (settings.BASE_DIR / "docs").glob("*.md"):
         assert "../shared" not in page.read_text(encoding="utf-8"), page
     assert "docs/api.md" in schema["info"]["description"]
+
+
+def _codes(schema, method: str, path: str, status: str) -> set[str]:
+    code = (schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+            ["properties"]["error"]["properties"]["code"])
+    found = set(code.get("enum", ()))
+    for variant in code.get("anyOf", ()):
+        found |= set(variant.get("enum", ()))
+        if "pattern" in variant:
+            found.add(variant["pattern"])
+    return found
+
+
+def test_each_operation_lists_the_codes_its_code_raises(schema):
+    """Read from the code (kobatela/accounts/error_codes.py), not written twice."""
+    assert "provider_not_found" in _codes(schema, "post", "/api/v1/escrows", "404")
+    assert "milestones_total_mismatch" in _codes(schema, "post", "/api/v1/escrows", "400")
+    deposit = _codes(schema, "post", "/api/v1/escrows/{id}/deposit", "409")
+    assert {"deposit_exceeds_remaining", "idempotency_request_in_progress"} <= deposit
+    assert any("escrow_is_" in code for code in deposit)  # the <object>_is_<status> family, as a pattern
+    assert {"outside_geofence", "photo_too_old", "duplicate_proof"} <= (
+        _codes(schema, "post", "/api/v1/proofs", "422") | _codes(schema, "post", "/api/v1/proofs", "409"))
+    assert {"unsupported_file_type", "unsupported_media_type"} <= _codes(schema, "post", "/api/v1/proofs", "415")
+    assert "email_taken" in _codes(schema, "post", "/api/v1/users", "409")
+    assert _codes(schema, "get", "/api/v1/escrows", "429") == {"rate_limited"}
+    # What a provider webhook refuses, not what processing stores as FAILED (answered 200).
+    psp = schema["paths"]["/api/v1/psp/webhook"]["post"]["responses"]
+    assert "409" not in psp and "webhook_signature_invalid" in _codes(schema, "post", "/api/v1/psp/webhook", "401")
+    assert {"psp_refused", "psp_unavailable"} <= (_codes(schema, "post", "/api/v1/escrows/{id}/funding-session", "502")
+                                                  | _codes(schema, "post", "/api/v1/escrows/{id}/funding-session",
+                                                           "503"))
+
+
+def test_money_currency_headers_and_limits_are_typed(schema):
+    escrow = schema["components"]["schemas"]["EscrowRead"]["properties"]
+    assert escrow["amount_total"]["pattern"] == r"^(?:0|[1-9][0-9]{0,15})\.[0-9]{2}$"  # never negative
+    currency = escrow["currency"]
+    currency = schema["components"]["schemas"][currency["$ref"].rsplit("/", 1)[1]] if "$ref" in currency else currency
+    assert currency["enum"] == ["USD", "EUR", "CDF", "XOF", "XAF"]
+    deposit = schema["paths"]["/api/v1/escrows/{id}/deposit"]["post"]
+    key = next(p for p in deposit["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["required"] and key["schema"]["minLength"] == 1 and key["schema"]["maxLength"] == 255
+    assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(deposit["responses"]["200"]["headers"])
+    assert "Retry-After" in deposit["responses"]["429"]["headers"]
+    limit = next(p for p in schema["paths"]["/api/v1/escrows"]["get"]["parameters"] if p["name"] == "limit")
+    assert limit["schema"] == {"type": "integer", "minimum": 1}
+    webhook = schema["paths"]["/api/v1/psp/webhook"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert webhook["$ref"].endswith("PspEventRequest")
+    for path in ("/health/live", "/health/ready", "/metrics", "/health"):
+        assert path in schema["paths"]
