@@ -7,9 +7,9 @@ from functools import cached_property
 from rest_framework import exceptions, viewsets
 from rest_framework.views import APIView
 
+from kobatela.core import throttling
 from kobatela.core.actor import Actor
 from kobatela.core.idempotency import run_idempotent
-from kobatela.core import throttling
 
 # Ids in URLs are bounded so an absurd id is a 404, never a database overflow.
 ID_PATTERN = r"[0-9]{1,18}"
