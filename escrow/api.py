@@ -69,7 +69,8 @@ class EscrowCreateSerializer(serializers.Serializer):
     amount_total = AmountField()
     currency = CurrencyField()
     deadline_at = serializers.DateTimeField()
-    release_conditions = serializers.DictField(required=False)
+    release_conditions = serializers.DictField(required=False, help_text=(
+        "A JSON object of your own, stored and returned as given; Kobatela does not interpret it."))
     milestones = MilestoneInputSerializer(many=True, min_length=1, max_length=50)
 
 
@@ -120,7 +121,9 @@ class EscrowReadSerializer(serializers.Serializer):
     currency = serializers.CharField()
     status = serializers.ChoiceField(choices=EscrowStatus.choices)
     deadline_at = serializers.DateTimeField()
-    release_conditions = serializers.JSONField()
+    release_conditions = serializers.DictField(help_text=(
+        "A JSON object of your own (e.g. a contract reference), stored and returned as given; "
+        "Kobatela does not interpret it. `{}` when none was given."))
     milestones = MilestoneReadSerializer(many=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

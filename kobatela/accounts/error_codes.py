@@ -146,6 +146,16 @@ def _domain_error(cls: type[DomainError], call: ast.Call, codes: Codes, func=Non
           and code_node.id in inspect.signature(func).parameters):
         # A parameter: the values the callers pass (collected over the whole reading).
         pending.append((func, code_node.id, status))
+    elif (isinstance(code_node, ast.Attribute) and isinstance(code_node.value, ast.Name)
+          and code_node.value.id == "self" and func is not None and pending is not None
+          and "." in func.__qualname__):
+        # ``self.code`` in a method: what the class's constructor was given (``TargetError("…", …)``).
+        owner = func.__globals__.get(func.__qualname__.split(".")[0])
+        init = getattr(owner, "__init__", None)
+        if inspect.isfunction(init) and code_node.attr in inspect.signature(init).parameters:
+            pending.append((init, code_node.attr, status))
+        else:
+            codes.add(status, cls.default_code)
     elif (isinstance(code_node, ast.Subscript) and isinstance(code_node.slice, ast.Constant)
           and code_node.slice.value == "code" and func is not None):
         for found in _module_dict_codes(func.__module__):
@@ -204,6 +214,11 @@ class _Reader:
         if func.__closure__:
             scope.update({name: cell.cell_contents for name, cell in
                           zip(func.__code__.co_freevars, func.__closure__, strict=False) if _cell_ok(cell)})
+        for handler in ast.walk(tree):  # ``except TargetError as exc: raise exc.as_validation_error()``
+            if isinstance(handler, ast.ExceptHandler) and handler.name and handler.type is not None:
+                caught = self.resolve(handler.type, scope)
+                if isinstance(caught, type) and _is_project(caught):
+                    scope[handler.name] = caught
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 target = self.resolve(node.func, scope)
@@ -213,6 +228,8 @@ class _Reader:
                 if isinstance(target, type) and issubclass(target, drf_exceptions.APIException):
                     self.codes.add(*_drf_code(target))
                     continue
+                if isinstance(target, type) and _is_project(target) and inspect.isfunction(target.__init__):
+                    self.note_arguments(target.__init__, node, bound=True)
                 self.note_arguments(target, node)
                 self.visit_object(target, depth + 1)
             elif isinstance(node, (ast.Name, ast.Attribute)) and isinstance(getattr(node, "ctx", None), ast.Load):
@@ -221,13 +238,14 @@ class _Reader:
                     self.visit_object(target, depth + 1)
 
 
-    def note_arguments(self, target, call: ast.Call) -> None:
-        """The literal strings a call passes, by the callee's parameter names."""
+    def note_arguments(self, target, call: ast.Call, bound: bool = False) -> None:
+        """The literal strings a call passes, by the callee's parameter names
+        (``bound``: a constructor, whose ``self`` the call does not pass)."""
         target = inspect.unwrap(target) if callable(target) else target
         if not inspect.isfunction(target) or not _is_project(target):
             return
         try:
-            params = list(inspect.signature(target).parameters)
+            params = list(inspect.signature(target).parameters)[1 if bound else 0:]
         except (TypeError, ValueError):
             return
         named = list(zip(params, call.args, strict=False))

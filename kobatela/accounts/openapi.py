@@ -58,6 +58,17 @@ def _error_schema(code_schema: dict) -> dict:
         }}}}
 
 
+_SUCCESS = {"200": "OK", "201": "Created", "202": "Accepted", "204": "No content"}
+
+
+def _success_description(status: str, response: dict) -> str:
+    """``Created: EscrowRead.``: what a success answers, named after its component."""
+    schema = next(iter(response.get("content", {}).values()), {}).get("schema", {})
+    ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
+    what = ref.rsplit("/", 1)[1] if ref else ("a file" if schema.get("format") == "binary" else "")
+    return f"{_SUCCESS.get(status, 'Success')}{': ' + what if what else ''}."
+
+
 def _error_description(status: int, codes) -> str:
     listed = [f"`{c}`" for c in sorted(codes.enum.get(status, ()))]
     listed += [f"`{p.replace('[a-z0-9_]+', '<…>')}`" for p in sorted(codes.patterns.get(status, ()))]
@@ -133,6 +144,9 @@ class AutoSchema(SpectacularAutoSchema):
                 "description": _error_description(status, codes),
                 "content": {"application/json": {"schema": _error_schema(codes.code_schema(status))}},
             }
+        for status, response in responses.items():
+            if status.startswith("2") and not response.get("description"):
+                response["description"] = _success_description(status, response)
         if operation.get("security"):
             for status, response in responses.items():
                 response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
@@ -163,7 +177,7 @@ class AutoSchema(SpectacularAutoSchema):
             codes.merge(shared["keyed"])
         if "requestBody" in operation:
             codes.merge(shared["body"])
-        if self.method == "POST" and operation.get("security"):
+        if self.method == "POST":  # every POST goes through the idempotency unit (its header is accepted)
             codes.merge(shared["post"])
         if any(p["in"] == "query" for p in operation.get("parameters", ())):
             codes.merge(shared["query"])
