@@ -30,7 +30,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+
 from kobatela.core.circuit_breaker import REDIS_FALLBACKS, REDIS_OUTAGES, REDIS_UNAVAILABLE
+
+# Any Redis failure (unreachable, or refusing: OOM, MISCONF, read-only replica)
+# falls back: a rate limit must never turn a request into a 500.
+_REDIS_FAILURES = (*REDIS_UNAVAILABLE, RedisError)
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +144,7 @@ class RateLimiter:
             argv = [value for w in self.windows for value in (w.limit, w.seconds + 1)]
             try:
                 return [int(v) for v in self._script(keys=keys, args=argv)]
-            except REDIS_UNAVAILABLE as exc:
+            except _REDIS_FAILURES as exc:
                 REDIS_OUTAGES.failed(self._server)
                 logger.warning("redis unreachable: rate limits counted in this process",
                                extra={"limiter": self.name, "error": f"{type(exc).__name__}: {exc}"[:200]})
