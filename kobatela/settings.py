@@ -121,7 +121,7 @@ REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.25)
 # that does not answer a retry only doubles the wait.
 REDIS_CLIENT_OPTIONS = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
 REDIS_URL = env.str("REDIS_URL", default="")
-# Per API key (API.md "Limits"), counted in Redis (process memory without it): kobatela/core/throttling.py.
+# Per API key (docs/api.md "Limits"), counted in Redis (process memory without it): kobatela/core/throttling.py.
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATE_LIMIT_BURST_PER_SECOND = env.int("RATE_LIMIT_BURST_PER_SECOND", default=100)
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=6000)

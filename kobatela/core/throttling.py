@@ -1,4 +1,4 @@
-"""The per-API-key rate limit every API view applies (API.md "Limits").
+"""The per-API-key rate limit every API view applies (docs/api.md "Limits").
 
 Settings: ``RATE_LIMIT_ENABLED``, ``RATE_LIMIT_BURST_PER_SECOND`` (100) and
 ``RATE_LIMIT_PER_MINUTE`` (6000), counted in Redis (``REDIS_URL``) by

@@ -44,7 +44,7 @@ class ApiViewMixin:
         return self.validated(serializer_class, data=self.request.query_params.dict())
 
     def check_throttles(self, request):
-        # The per-API-key limit (API.md "Limits"), after authentication; the
+        # The per-API-key limit (docs/api.md "Limits"), after authentication; the
         # decision is kept so that every response, a refusal included, says it.
         request.rate_limit = decision = throttling.api_key_decision(request.auth)
         if decision is not None and not decision.allowed:
