@@ -177,8 +177,12 @@ class AutoSchema(SpectacularAutoSchema):
             codes.merge(shared["keyed"])
         if "requestBody" in operation:
             codes.merge(shared["body"])
-        if self.method == "POST":  # every POST goes through the idempotency unit (its header is accepted)
-            codes.merge(shared["post"])
+        if self.method == "POST":
+            # Every POST goes through the idempotency unit and checks its header (400);
+            # only an API key's requests are stored and replayed (409, 422).
+            post = shared["post"]
+            codes.merge(post if operation.get("security") else
+                        error_codes.Codes(enum={400: post.enum.get(400, set())}, patterns={400: set()}))
         if any(p["in"] == "query" for p in operation.get("parameters", ())):
             codes.merge(shared["query"])
         if "{" in self.path:
