@@ -99,8 +99,12 @@ class MilestoneReadSerializer(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=18, decimal_places=2)
     status = serializers.ChoiceField(choices=Milestone.Status.choices)
     proof_type = serializers.ChoiceField(choices=ProofType.choices)
-    proof_requirements = serializers.JSONField()
+    proof_requirements = serializers.SerializerMethodField()
     geofence = serializers.SerializerMethodField()
+
+    @extend_schema_field(ProofRequirementsSerializer)
+    def get_proof_requirements(self, milestone: Milestone) -> dict:
+        return milestone.proof_requirements  # as stored: decimals and dates as strings
 
     @extend_schema_field(GeofenceSerializer(allow_null=True))
     def get_geofence(self, milestone: Milestone):
@@ -142,6 +146,7 @@ class EscrowDeadlineCheckedSerializer(EscrowReadSerializer):
 
 
 class EscrowEventSerializer(serializers.ModelSerializer):
+    data = serializers.DictField(read_only=True, help_text="What the step recorded (amounts, idx, notes…).")
     type = serializers.CharField(read_only=True, help_text=(
         "The same change in the events API's vocabulary (`escrow.funded`, `milestone.paid`…), as `GET /events` "
         "and webhooks name it; `kind` is the timeline's short name (`funded`)."))

@@ -83,6 +83,22 @@ class ProofAiSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
 
 
+_FINDING = {"type": "object", "additionalProperties": True,
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True, "properties": {
+    "errors": {"type": "array", "items": _FINDING}, "warnings": {"type": "array", "items": _FINDING}}})
+class ValidationReportField(serializers.JSONField):
+    """``{errors: [{code, message, …}], warnings: [...]}``: what the checks found."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True,
+                      "description": "The document checks' results, by check name."})
+class BackendChecksField(serializers.JSONField):
+    pass
+
+
 class ProofReadSerializer(serializers.ModelSerializer):
     """ProofRead (API.md). Never the raw OCR text, a full IBAN or the AI prompt."""
 
@@ -92,6 +108,8 @@ class ProofReadSerializer(serializers.ModelSerializer):
     invoice = serializers.SerializerMethodField()
     ai = serializers.SerializerMethodField()
     decided_by = serializers.CharField(source="decided_by_label", read_only=True, allow_null=True)
+    validation = ValidationReportField(read_only=True)
+    backend_checks = BackendChecksField(read_only=True)
     payment_id = serializers.SerializerMethodField(
         help_text="The payout this proof's approval created (its milestone's latest), else null.")
 

@@ -23,7 +23,7 @@ from kobatela.core.idempotency import MAX_KEY_LENGTH as IDEMPOTENCY_KEY_MAX_LENG
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable snake_case code, e.g. `validation_error`.")
     message = serializers.CharField()
-    details = serializers.JSONField(allow_null=True, help_text="Per-field messages for validation errors.")
+    details = serializers.DictField(allow_null=True, help_text="Per-field messages for validation errors.")
     request_id = serializers.CharField(help_text="Same value as the X-Request-ID response header.")
 
 
