@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -16,6 +16,9 @@ from kobatela.core.pagination import CursorPagination
 from kobatela.core.scopes import Scope
 from kobatela.core.serializers import represent
 from kobatela.core.viewsets import ScopedViewSet
+from payments.psp.base import PspPermanentError, PspTransientError
+from payments.psp.sandbox import SandboxProvider
+from payments.psp.stripe_adapter import StripeProvider
 
 COORDINATE = {"max_digits": 9, "decimal_places": 6}
 
@@ -66,7 +69,8 @@ class EscrowCreateSerializer(serializers.Serializer):
     amount_total = AmountField()
     currency = CurrencyField()
     deadline_at = serializers.DateTimeField()
-    release_conditions = serializers.DictField(required=False)
+    release_conditions = serializers.DictField(required=False, help_text=(
+        "A JSON object of your own, stored and returned as given; Kobatela does not interpret it."))
     milestones = MilestoneInputSerializer(many=True, min_length=1, max_length=50)
 
 
@@ -95,8 +99,12 @@ class MilestoneReadSerializer(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=18, decimal_places=2)
     status = serializers.ChoiceField(choices=Milestone.Status.choices)
     proof_type = serializers.ChoiceField(choices=ProofType.choices)
-    proof_requirements = serializers.JSONField()
+    proof_requirements = serializers.SerializerMethodField()
     geofence = serializers.SerializerMethodField()
+
+    @extend_schema_field(ProofRequirementsSerializer)
+    def get_proof_requirements(self, milestone: Milestone) -> dict:
+        return milestone.proof_requirements  # as stored: decimals and dates as strings
 
     @extend_schema_field(GeofenceSerializer(allow_null=True))
     def get_geofence(self, milestone: Milestone):
@@ -117,16 +125,35 @@ class EscrowReadSerializer(serializers.Serializer):
     currency = serializers.CharField()
     status = serializers.ChoiceField(choices=EscrowStatus.choices)
     deadline_at = serializers.DateTimeField()
-    release_conditions = serializers.JSONField()
+    release_conditions = serializers.DictField(help_text=(
+        "A JSON object of your own (e.g. a contract reference), stored and returned as given; "
+        "Kobatela does not interpret it. `{}` when none was given."))
     milestones = MilestoneReadSerializer(many=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
 
+class DeadlineOutcomeSerializer(serializers.Serializer):
+    applied = serializers.BooleanField(help_text="False when the deadline has not passed or was already handled.")
+    policy = serializers.ChoiceField(choices=["auto_approve", "notify", "refund"])
+    approved = serializers.ListField(child=serializers.IntegerField(), help_text="Milestone idx approved and paid.")
+    notified = serializers.ListField(child=serializers.IntegerField(), help_text="Milestone idx left without proof.")
+    refunded = serializers.DecimalField(max_digits=18, decimal_places=2)
+
+
+class EscrowDeadlineCheckedSerializer(EscrowReadSerializer):
+    deadline_outcome = DeadlineOutcomeSerializer(help_text="What the deadline policy did on this call.")
+
+
 class EscrowEventSerializer(serializers.ModelSerializer):
+    data = serializers.DictField(read_only=True, help_text="What the step recorded (amounts, idx, notes…).")
+    type = serializers.CharField(read_only=True, help_text=(
+        "The same change in the events API's vocabulary (`escrow.funded`, `milestone.paid`…), as `GET /events` "
+        "and webhooks name it; `kind` is the timeline's short name (`funded`)."))
+
     class Meta:
         model = EscrowEvent
-        fields = ["id", "kind", "data", "actor", "created_at"]
+        fields = ["id", "kind", "type", "data", "actor", "created_at"]
         read_only_fields = fields
 
 
@@ -167,6 +194,9 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         "check_deadline": {Scope.SENDER, Scope.ADMIN},
     }
     idempotency_required_actions = frozenset({"deposit"})
+    # Reached through the configured adapter (get_provider()), which no reading of the code can follow.
+    raises = {"funding_session": (PspPermanentError, PspTransientError, SandboxProvider.create_funding_session,
+                                  StripeProvider.create_funding_session)}
     # Calls the PSP between two short transactions: not inside an idempotency unit.
     idempotency_outside_unit_actions = frozenset({"funding_session"})
     serializer_class = EscrowReadSerializer
@@ -180,7 +210,28 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         selectors.escrow_prefetch_milestones(escrow)
         return Response(represent(EscrowReadSerializer, escrow), status=code)
 
-    @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer})
+    @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer}, examples=[
+        OpenApiExample("Two milestones: a geofenced photo, then an invoice", request_only=True, value={
+            "provider_id": 42, "amount_total": "1000.00", "currency": "USD", "deadline_at": "2030-01-01T00:00:00Z",
+            "release_conditions": {"contract_ref": "PO-2026-118"},
+            "milestones": [
+                {"label": "Foundations poured", "amount": "600.00", "proof_type": "PHOTO",
+                 "geofence": {"lat": "-4.322447", "lng": "15.307045", "radius_m": "200.00"}},
+                {"label": "Materials invoice", "amount": "400.00", "proof_type": "INVOICE",
+                 "proof_requirements": {"expected_amount": "400.00", "currency": "USD"}}]}),
+        OpenApiExample("Created", response_only=True, status_codes=["201"], value={
+            "id": 981, "client_id": 17, "provider_id": 42, "amount_total": "1000.00", "amount_funded": "0.00",
+            "amount_released": "0.00", "amount_refunded": "0.00", "currency": "USD", "status": "DRAFT",
+            "deadline_at": "2030-01-01T00:00:00Z", "release_conditions": {"contract_ref": "PO-2026-118"},
+            "milestones": [
+                {"id": 3301, "idx": 1, "label": "Foundations poured", "amount": "600.00", "status": "WAITING",
+                 "proof_type": "PHOTO", "proof_requirements": {},
+                 "geofence": {"lat": "-4.322447", "lng": "15.307045", "radius_m": "200.00"}},
+                {"id": 3302, "idx": 2, "label": "Materials invoice", "amount": "400.00", "status": "WAITING",
+                 "proof_type": "INVOICE", "proof_requirements": {"expected_amount": "400.00", "currency": "USD"},
+                 "geofence": None}],
+            "created_at": "2026-12-04T09:00:00Z", "updated_at": "2026-12-04T09:00:00Z"}),
+    ])
     def create(self, request):
         data = self.validated(EscrowCreateSerializer)
         escrow = services.escrow_create(actor=self.actor, **data)
@@ -191,7 +242,8 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         audit.record(self.actor, "escrow.read", escrow, {})
         return Response(represent(EscrowReadSerializer, escrow))
 
-    @extend_schema(request=DepositSerializer, responses={200: EscrowReadSerializer})
+    @extend_schema(request=DepositSerializer, responses={200: EscrowReadSerializer}, examples=[
+        OpenApiExample("Fund the whole escrow", request_only=True, value={"amount": "1000.00"})])
     @action(detail=True, methods=["post"])
     def deposit(self, request, pk=None):
         data = self.validated(DepositSerializer)
@@ -228,21 +280,13 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         escrow = services.escrow_client_reject(actor=self.actor, escrow_id=int(pk), reason=data["reason"])
         return self._respond(escrow)
 
-    @extend_schema(
-        request=None,
-        responses={200: inline_serializer("DeadlineOutcome", {
-            "applied": serializers.BooleanField(), "policy": serializers.CharField(),
-            "approved": serializers.ListField(child=serializers.IntegerField()),
-            "notified": serializers.ListField(child=serializers.IntegerField()),
-            "refunded": serializers.DecimalField(max_digits=18, decimal_places=2),
-            "escrow": EscrowReadSerializer(),
-        })},
-    )
+    @extend_schema(request=None, responses={200: EscrowDeadlineCheckedSerializer})
     @action(detail=True, methods=["post"], url_path="check-deadline")
     def check_deadline(self, request, pk=None):
         outcome = services.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
         escrow = selectors.escrow_list_for(self.actor).get(pk=pk)  # milestones prefetched, after the service committed
-        return Response({**outcome.as_dict(), "escrow": represent(EscrowReadSerializer, escrow)})
+        # EscrowRead like every other lifecycle action, with what the policy did added.
+        return Response({**represent(EscrowReadSerializer, escrow), "deadline_outcome": outcome.as_dict()})
 
     @extend_schema(responses={200: EscrowEventSerializer(many=True)})
     @action(detail=True, methods=["get"])

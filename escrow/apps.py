@@ -15,3 +15,8 @@ class EscrowConfig(AppConfig):
         register_resource(EscrowAgreement, object_type="escrow", serializer=EscrowReadSerializer)
         register_check(reconcile.escrow_disagreements)
         register_check(reconcile.status_disagreements)
+
+        from escrow.services import escrows_apply_deadlines
+        from kobatela.core.clock import register_clock_job
+
+        register_clock_job("escrow_deadlines", lambda now: escrows_apply_deadlines(now=now))

@@ -159,6 +159,30 @@ class EscrowDeposit(models.Model):
         return f"Deposit #{self.pk} {self.amount} to escrow #{self.escrow_id}"
 
 
+# The timeline's ``kind`` in the vocabulary of the events API (``/events``,
+# webhooks: kobatela.events.catalogue): a kind with an integrator event has that
+# event's type; the others (steps that emit no event of their own) are named in
+# the same dotted form. ``kind`` stays as it was (API.md fixes it).
+TIMELINE_EVENT_TYPES: dict[str, str] = {
+    "created": "escrow.created",
+    "funded": "escrow.funded",
+    "releasable": "escrow.releasable",
+    "released": "escrow.released",
+    "refunded": "escrow.refunded",
+    "cancelled": "escrow.cancelled",
+    "milestone_approved": "milestone.approved",
+    "milestone_rejected": "milestone.rejected",
+    "milestone_paid": "milestone.paid",
+    "payout_refunded": "payment.refunded",
+    "deposit": "escrow.deposit_received",
+    "funding_session_created": "escrow.funding_session_created",
+    "delivered": "escrow.delivered",
+    "client_approved": "escrow.client_approved",
+    "client_rejected": "escrow.client_rejected",
+    "deadline_passed": "escrow.deadline_passed",
+}
+
+
 class EscrowEvent(models.Model):
     """The escrow's timeline, as its owner sees it (``GET /escrows/{id}/events``)."""
 
@@ -174,3 +198,8 @@ class EscrowEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on escrow #{self.escrow_id}"
+
+    @property
+    def type(self) -> str:
+        """``kind`` in the events API's vocabulary (``TIMELINE_EVENT_TYPES``; ``escrow.<kind>`` for a new kind)."""
+        return TIMELINE_EVENT_TYPES.get(self.kind, f"escrow.{self.kind}")

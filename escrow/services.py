@@ -20,6 +20,7 @@ from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Mileston
 from escrow.selectors import escrow_lock, escrow_milestones_lock, escrow_prefetch_milestones, milestone_lock
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
+from kobatela.core import clock
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, NotFound, ValidationFailed
 from kobatela.core.money import ZERO
@@ -67,7 +68,7 @@ def escrow_create(
     milestones: list[dict[str, Any]],
     release_conditions: dict | None = None,
 ) -> EscrowAgreement:
-    if deadline_at <= timezone.now():
+    if deadline_at <= clock.now():
         raise ValidationFailed(details={"deadline_at": ["Must be in the future."]})
     provider = User.objects.filter(pk=provider_id, is_active=True).first()
     if provider is None:
@@ -421,7 +422,7 @@ def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime |
     calls report ``applied: false``.
     """
     policy = settings.ESCROW_DEADLINE_POLICY
-    now = now or timezone.now()
+    now = now or clock.now()
     scoped_actor = actor if isinstance(actor, Actor) else None
     with service_transaction():
         escrow = escrow_lock(escrow_id, scoped_actor)
@@ -456,7 +457,7 @@ def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime |
 
 def escrows_apply_deadlines(*, now: datetime | None = None, limit: int = 500) -> int:
     """The beat job's body: every funded escrow past its deadline, once."""
-    now = now or timezone.now()
+    now = now or clock.now()
     due = (EscrowAgreement.objects
            .filter(deadline_at__lte=now, deadline_handled_at__isnull=True,
                    status__in=[EscrowStatus.FUNDED, EscrowStatus.RELEASABLE])

@@ -13,6 +13,7 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -27,11 +28,15 @@ from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ApiView
 
 
+# The operators' plain views use no session or cookie: exempt from CSRF, so that
+# any method but GET is a 405 (not a CSRF 403 for methods Django deems unsafe).
+@csrf_exempt
 @require_GET
 def live(request):
     return JsonResponse({"status": "ok"})
 
 
+@csrf_exempt
 @require_GET
 def ready(request):
     checks = health.run_checks()
@@ -70,6 +75,8 @@ def _loopback(request) -> bool:
         return False
 
 
+@csrf_exempt
+@require_GET
 def metrics(request) -> HttpResponse:
     """Prometheus text: the counters of every gunicorn worker (multiprocess mode)
     and the domain gauges (kobatela.core.metrics). With METRICS_TOKEN set, a

@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "kobatela.core.middleware.RequestIdMiddleware",
     "kobatela.core.middleware.BodySizeLimitMiddleware",
+    "kobatela.core.middleware.ApiJsonErrorsMiddleware",  # JSON errors under /api/, DEBUG included
     "kobatela.core.outages.OutageMiddleware",  # a database or Redis outage in a view → 503, not 500
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -120,6 +121,10 @@ REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=0.25)
 # that does not answer a retry only doubles the wait.
 REDIS_CLIENT_OPTIONS = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
 REDIS_URL = env.str("REDIS_URL", default="")
+# Per API key (docs/api.md "Limits"), counted in Redis (process memory without it): kobatela/core/throttling.py.
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+RATE_LIMIT_BURST_PER_SECOND = env.int("RATE_LIMIT_BURST_PER_SECOND", default=100)
+RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=6000)
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                           "OPTIONS": dict(REDIS_CLIENT_OPTIONS)}}
@@ -252,12 +257,21 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Kobatela API",
-    "DESCRIPTION": "Escrow and conditional payments released against proof. Contract: API.md.",
+    "DESCRIPTION": (
+        "Escrow and conditional payments released against proof.\n\n"
+        "The contract, in the project's words: [`docs/api.md`](docs/api.md) in the repository (conventions, "
+        "errors and every `code`, idempotency, pagination, webhooks, events, limits, sandbox); from zero to a "
+        "released escrow: [`docs/quickstart.md`](docs/quickstart.md). Every operation's summary and description "
+        "below is its section of docs/api.md."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # The operators' plain views (/health/live, /health/ready, /metrics), described beside the API.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "kobatela.accounts.openapi.add_operator_endpoints"],
     "COMPONENT_SPLIT_REQUEST": True,
     # One component name per choice set (otherwise drf-spectacular warns of duplicates).
     "ENUM_NAME_OVERRIDES": {
@@ -265,6 +279,7 @@ SPECTACULAR_SETTINGS = {
         "EscrowStatusEnum": "escrow.models.EscrowStatus",
         "PaymentStatusEnum": "payments.models.PaymentStatus",
         "ProofStatusEnum": "proofs.models.ProofStatus",
+        "WebhookReceiptStatusEnum": ["processed", "failed", "ignored"],
     },
     # Swagger UI served from our own static files (no CDN): works offline and under a strict CSP.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -6,11 +6,14 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
+        from kobatela.core.clock import register_clock_job
         from kobatela.core.metrics import register_collector
         from kobatela.events.registry import register_resource
         from payments.api import PaymentReadSerializer
         from payments.metrics import payout_gauges
         from payments.models import Payment
+        from payments.services import payments_sweep
 
         register_resource(Payment, object_type="payment", serializer=PaymentReadSerializer)
         register_collector("payouts", payout_gauges)
+        register_clock_job("payout_sweep", lambda now: payments_sweep(now=now))

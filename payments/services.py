@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from kobatela.audit import services as audit
+from kobatela.core import clock
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, Unprocessable
 from kobatela.core.queue import enqueue_on_commit
@@ -232,7 +233,7 @@ def payment_refund(*, actor: Actor | str, payment_id: int, amount: Decimal | Non
 
 def payments_due_for_retry(*, now=None, pending_grace_seconds: int = 120) -> list[int]:
     """PENDING payouts whose message may be lost, and ERROR ones whose backoff has passed."""
-    now = now or timezone.now()
+    now = now or clock.now()
     due = Payment.objects.filter(
         Q(status=PaymentStatus.PENDING, created_at__lte=now - timedelta(seconds=pending_grace_seconds))
         | Q(status=PaymentStatus.ERROR, gave_up_at__isnull=True, next_attempt_at__lte=now)

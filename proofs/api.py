@@ -5,7 +5,7 @@ import json
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -15,6 +15,7 @@ from escrow.models import ProofType
 from kobatela.core.parsers import DecimalJSONParser
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
+from payments.models import Payment
 from proofs import selectors, services
 from proofs.models import Proof, ProofStatus, RiskLevel
 
@@ -87,6 +88,22 @@ class ProofAiSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
 
 
+_FINDING = {"type": "object", "additionalProperties": True,
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True, "properties": {
+    "errors": {"type": "array", "items": _FINDING}, "warnings": {"type": "array", "items": _FINDING}}})
+class ValidationReportField(serializers.JSONField):
+    """``{errors: [{code, message, …}], warnings: [...]}``: what the checks found."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True,
+                      "description": "The document checks' results, by check name."})
+class BackendChecksField(serializers.JSONField):
+    pass
+
+
 class ProofReadSerializer(serializers.ModelSerializer):
     """ProofRead (API.md). Never the raw OCR text, a full IBAN or the AI prompt."""
 
@@ -96,13 +113,24 @@ class ProofReadSerializer(serializers.ModelSerializer):
     invoice = serializers.SerializerMethodField()
     ai = serializers.SerializerMethodField()
     decided_by = serializers.CharField(source="decided_by_label", read_only=True, allow_null=True)
+    validation = ValidationReportField(read_only=True)
+    backend_checks = BackendChecksField(read_only=True)
+    payment_id = serializers.SerializerMethodField(
+        help_text="The payout this proof's approval created (its milestone's latest), else null.")
 
     class Meta:
         model = Proof
         fields = ["id", "escrow_id", "milestone_id", "type", "status", "sha256", "size", "content_type", "validation",
                   "exif", "invoice", "backend_checks", "ocr_status", "ai", "decided_by", "decided_at",
-                  "decision_note", "created_at"]
+                  "decision_note", "payment_id", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_payment_id(self, proof: Proof) -> int | None:
+        if proof.status != ProofStatus.APPROVED:
+            return None
+        payouts = Payment.objects.filter(milestone_id=proof.milestone_id).order_by("-pk")
+        return payouts.values_list("pk", flat=True).first()
 
     @extend_schema_field(ProofExifSerializer(allow_null=True))
     def get_exif(self, proof: Proof):
@@ -176,8 +204,12 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         response["Cache-Control"] = "private, no-store"
         return response
 
-    @extend_schema(request=DecisionSerializer, responses={200: ProofReadSerializer})
-    @action(detail=True, methods=["post"])
+    @extend_schema(request=DecisionSerializer, responses={200: ProofReadSerializer}, examples=[
+        OpenApiExample("Approve an invoice", request_only=True,
+                       value={"decision": "approve", "note": "Matches the order."}),
+        OpenApiExample("Reject a blurry photo", request_only=True,
+                       value={"decision": "reject", "note": "The site is not visible; send another photo."})])
+    @action(detail=True, methods=["post"], parser_classes=[DecimalJSONParser])  # JSON only (API.md)
     def decision(self, request, pk=None):
         payload = self.validated(DecisionSerializer)
         proof = services.proof_decide(actor=self.actor, proof_id=self.get_object().pk, **payload)

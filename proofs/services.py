@@ -72,6 +72,11 @@ class _Inspected:
     exif: Any | None
 
 
+
+def _article(word: str) -> str:
+    """The article before a proof type: an INVOICE, a PHOTO, a PDF (said "pee"), a CONTRACT."""
+    return "an" if word[:1] in "AEIOU" else "a"
+
 def _current_milestone(milestones):
     """The lowest milestone not yet approved: the only one that accepts proofs."""
     for milestone in sorted(milestones, key=lambda m: m.idx):
@@ -89,7 +94,8 @@ def _check_escrow_and_milestone(escrow, milestones, milestone_idx: int, proof_ty
         raise Conflict("milestone_not_current", "Only the lowest milestone not yet approved accepts proofs.",
                        details={"current_milestone_idx": current.idx if current else None})
     if current.proof_type != proof_type:
-        raise Conflict("proof_type_mismatch", f"Milestone {current.idx} expects a {current.proof_type} proof.",
+        expected = f"{_article(current.proof_type)} {current.proof_type}"
+        raise Conflict("proof_type_mismatch", f"Milestone {current.idx} expects {expected} proof.",
                        details={"expected": current.proof_type})
     return current
 

@@ -42,6 +42,7 @@ DEPS=(
   "test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf|fonts-dejavu-core"
   "have_venv_support|python3-venv"
   "test -x /usr/bin/chromium|chromium"
+  "have curl && have jq|curl jq"   # docs/quickstart.md's commands, run as written by tests/api/test_quickstart.py
 )
 
 # Prints the packages of every need whose check fails.

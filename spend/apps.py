@@ -14,3 +14,9 @@ class SpendConfig(AppConfig):
 
         register_resource(UsageMandate, object_type="mandate", serializer=MandateReadSerializer)
         register_check(reconcile.mandate_disagreements)
+
+        from kobatela.core.clock import register_clock_job
+        from spend.services import mandates_expire_due
+
+        register_clock_job("mandate_expiry",
+                           lambda now: mandates_expire_due(actor="system:test_clock", now=now))

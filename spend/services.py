@@ -22,6 +22,7 @@ from escrow.models import EscrowAgreement, EscrowStatus
 from escrow.selectors import escrow_lock
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
+from kobatela.core import clock
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kobatela.core.money import ZERO
@@ -122,7 +123,7 @@ def mandate_create(
     database's partial unique index (409 ``mandate_already_active``). An
     ACTIVE one already past its expiry does not block: it is expired here first.
     """
-    now = timezone.now()
+    now = clock.now()
     starts_at = starts_at or now
     if expires_at <= now:
         raise ValidationFailed(details={"expires_at": ["Must be in the future."]})
@@ -184,7 +185,7 @@ def mandate_expire(*, actor: Actor | str, mandate_id: int, now: datetime | None 
     """
     with service_transaction():
         mandate = _lock_mandate(mandate_id, actor)
-        now = now or timezone.now()
+        now = now or clock.now()
         if mandate.status != MandateStatus.ACTIVE or mandate.expires_at > now:
             return False
         _end(actor=actor, mandate=mandate, to=MandateStatus.EXPIRED, now=now)
@@ -198,7 +199,7 @@ def mandates_expire_due(*, actor: Actor | str, now: datetime | None = None, limi
     ``POST /mandates/cleanup``. Each mandate in its own short transaction, so
     purchases wait for one row at a time; returns how many this call expired.
     """
-    due = UsageMandate.objects.filter(status=MandateStatus.ACTIVE, expires_at__lte=now or timezone.now())
+    due = UsageMandate.objects.filter(status=MandateStatus.ACTIVE, expires_at__lte=now or clock.now())
     scoped = _scoped(actor)
     if scoped is not None:
         due = due.filter(sender_id=scoped.user_id)
@@ -257,7 +258,7 @@ def purchase_create(
         if currency != mandate.currency:
             raise ValidationFailed("currency_mismatch", f"This mandate is in {mandate.currency}.",
                                    details={"currency": [f"Must be {mandate.currency}."]})
-        now = timezone.now()  # read under the lock: the instant this purchase is checked and dated
+        now = clock.now()  # read under the lock: the instant this purchase is checked and dated
         if mandate.status != MandateStatus.ACTIVE:
             raise Conflict(f"mandate_is_{mandate.status.lower()}", f"The mandate is {mandate.status}.",
                            details={"status": mandate.status})

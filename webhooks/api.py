@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import os
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_field,
     extend_schema_view,
@@ -62,6 +62,33 @@ _RECEIPT = inline_serializer(
         "duplicate": serializers.BooleanField(required=False),
     },
 )
+
+
+class PspEventSerializer(serializers.Serializer):
+    """The generic PSP's event body (the event id is the ``webhook-id`` header)."""
+
+    type = serializers.ChoiceField(choices=sorted(schemas.ACTIONS), help_text="The event type.")
+    data = PolymorphicProxySerializer(
+        component_name="PspEventData", resource_type_field_name=None, many=False,
+        serializers=[schemas.FundingSucceededData, schemas.PayoutSettledData, schemas.PayoutData],
+        help_text="`funding.succeeded`: FundingSucceededData; `payout.settled`: PayoutSettledData; "
+                  "the other payout types: PayoutData.")
+
+
+class StripeObjectSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.ChoiceField(choices=sorted({object_type for _, object_type, _ in
+                                                     stripe.STRIPE_EVENTS.values()}))
+    metadata = serializers.DictField(child=serializers.CharField(), required=False,
+                                     help_text="Kobatela's keys: `escrow_id` or `payment_id`.")
+
+
+class StripeEventSerializer(serializers.Serializer):
+    """A Stripe event; the types Kobatela acts on are listed, any other is stored and ignored."""
+
+    id = serializers.CharField(help_text="`evt_…`")
+    type = serializers.CharField(help_text="Acted on: " + ", ".join(f"`{t}`" for t in stripe.STRIPE_EVENTS) + ".")
+    data = inline_serializer("StripeEventData", {"object": StripeObjectSerializer()})
 
 
 def _signature_headers(*names: str) -> list[OpenApiParameter]:
@@ -103,19 +130,15 @@ class PspWebhookView(_ProviderWebhookView):
     """The generic PSP (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)."""
 
     provider = InboundEvent.Provider.PSP
+    # What can refuse the delivery (the schema's error codes); what processing
+    # refuses is stored FAILED and answered 200, never an error status.
+    error_sources = (signing.verify, decode.decode_body, psp.psp_envelope)
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
+    @extend_schema(request=PspEventSerializer, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
                    parameters=_signature_headers("webhook-id", "webhook-timestamp", "webhook-signature"))
     def post(self, request):
-        raw = request.body  # the exact bytes signed; request.data is never read
-        msg_id = signing.verify(
-            headers=request.headers,
-            body=raw,
-            # Read on every request: a secret is rotated by changing the environment, without a restart.
-            secrets=[os.environ.get("PSP_WEBHOOK_SECRET"), os.environ.get("PSP_WEBHOOK_SECRET_NEXT")],
-            tolerance_seconds=settings.PSP_WEBHOOK_TOLERANCE_SECONDS,
-        )
-        return self.respond(psp.psp_envelope(event_id=msg_id, body=decode.decode_body(raw)))
+        # The exact bytes signed; request.data is never read.
+        return Response(process.psp_webhook_receive(headers=request.headers, raw=request.body).response_body())
 
 
 class StripeWebhookView(_ProviderWebhookView):
@@ -126,8 +149,9 @@ class StripeWebhookView(_ProviderWebhookView):
     endpoint and would retry a 4xx for days."""
 
     provider = InboundEvent.Provider.STRIPE
+    error_sources = (signing.verify_stripe, decode.decode_body, stripe.stripe_envelope)
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
+    @extend_schema(request=StripeEventSerializer, responses={200: _RECEIPT, **_PROVIDER_ERRORS}, auth=[],
                    parameters=_signature_headers("Stripe-Signature"))
     def post(self, request):
         raw = request.body

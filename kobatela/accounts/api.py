@@ -34,6 +34,7 @@ class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedView
 
 class ApiKeyReadSerializer(serializers.ModelSerializer):
     user_id = serializers.IntegerField(read_only=True)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), read_only=True)
 
     class Meta:
         model = ApiKey

@@ -4,8 +4,6 @@ and the error answers every operation can give."""
 
 from __future__ import annotations
 
-from functools import cache
-
 from django.conf import settings
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
@@ -13,10 +11,11 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 
+from kobatela.accounts import error_codes
+from kobatela.accounts.contract import contract_entry
 from kobatela.accounts.permissions import required_scopes_for
-from kobatela.core.errors import DomainError
 from kobatela.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from kobatela.core.idempotency import MAX_KEY_LENGTH as IDEMPOTENCY_KEY_MAX_LENGTH
 
@@ -24,7 +23,7 @@ from kobatela.core.idempotency import MAX_KEY_LENGTH as IDEMPOTENCY_KEY_MAX_LENG
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable snake_case code, e.g. `validation_error`.")
     message = serializers.CharField()
-    details = serializers.JSONField(allow_null=True, help_text="Per-field messages for validation errors.")
+    details = serializers.DictField(allow_null=True, help_text="Per-field messages for validation errors.")
     request_id = serializers.CharField(help_text="Same value as the X-Request-ID response header.")
 
 
@@ -32,42 +31,48 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
-def _subclasses(root: type) -> list[type]:
-    """``root`` and every class below it, parents first, in a stable order."""
-    found, pending = [], [root]
-    while pending:
-        error = pending.pop(0)
-        found.append(error)
-        pending.extend(sorted(error.__subclasses__(), key=lambda sub: (sub.__module__, sub.__qualname__)))
-    return found
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed in the binding window."},
+    "RateLimit-Remaining": {"schema": {"type": "integer", "minimum": 0},
+                            "description": "Requests left in that window."},
+    "RateLimit-Reset": {"schema": {"type": "integer", "minimum": 1},
+                        "description": "Seconds until that window resets."},
+}
+_STATUS_MEANING = {400: "Invalid input", 401: "No valid API key (or signature)", 403: "The key lacks the scope",
+                   404: "Not found (or another tenant's)", 406: "Not acceptable", 409: "Conflicts with the state",
+                   413: "Body too large", 415: "Unsupported media type", 422: "Refused by a rule",
+                   429: "Over the rate limit", 502: "The payment provider refused",
+                   503: "Briefly unavailable; retry"}
 
 
-@cache
-def error_descriptions() -> dict[int, str]:
-    """Each status's description, from the errors the one exception handler
-    renders: what kobatela.core.errors says by default (else the first app
-    error, else DRF's own exception), and the default codes of every class,
-    the apps' subclasses included (all imported once the URLs are, before any
-    schema is generated: computed once, for every operation)."""
-    messages: dict[int, list[str]] = {}
-    codes: dict[int, list[str]] = {}
+def _error_schema(code_schema: dict) -> dict:
+    """The contract's error shape with this operation's codes for one status."""
+    return {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message", "details", "request_id"],
+        "properties": {
+            "code": code_schema,
+            "message": {"type": "string"},
+            "details": {"type": "object", "nullable": True, "additionalProperties": True,
+                        "description": "Per-field messages for validation errors; context for others."},
+            "request_id": {"type": "string", "description": "Same value as the X-Request-ID response header."},
+        }}}}
 
-    def add(bucket: dict[int, list[str]], status: int, value: str) -> None:
-        if value not in bucket.setdefault(status, []):
-            bucket[status].append(value)
 
-    for error in _subclasses(DomainError):
-        add(codes, error.status, error.default_code)
-        if error.__module__ == DomainError.__module__ or error.status not in messages:
-            add(messages, error.status, error.default_message)
-    for error in _subclasses(exceptions.APIException)[1:]:
-        if issubclass(error, exceptions.ValidationError):
-            continue  # rendered as ``validation_error``, a DomainError code too
-        add(codes, error.status_code, error.default_code)
-        if error.status_code not in messages:
-            add(messages, error.status_code, str(error.default_detail))
-    return {status: " ".join([*messages.get(status, ()), "Codes:", ", ".join(f"`{c}`" for c in codes[status]), "…"])
-            for status in codes}
+_SUCCESS = {"200": "OK", "201": "Created", "202": "Accepted", "204": "No content"}
+
+
+def _success_description(status: str, response: dict) -> str:
+    """``Created: EscrowRead.``: what a success answers, named after its component."""
+    schema = next(iter(response.get("content", {}).values()), {}).get("schema", {})
+    ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
+    what = ref.rsplit("/", 1)[1] if ref else ("a file" if schema.get("format") == "binary" else "")
+    return f"{_SUCCESS.get(status, 'Success')}{': ' + what if what else ''}."
+
+
+def _error_description(status: int, codes) -> str:
+    listed = [f"`{c}`" for c in sorted(codes.enum.get(status, ()))]
+    listed += [f"`{p.replace('[a-z0-9_]+', '<…>')}`" for p in sorted(codes.patterns.get(status, ()))]
+    return f"{_STATUS_MEANING.get(status, 'Error')}. Codes: {', '.join(listed)}."
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -99,8 +104,14 @@ class AutoSchema(SpectacularAutoSchema):
             )
         return params
 
+    def get_summary(self):
+        entry = contract_entry(self.method, self.path)
+        return (entry.summary if entry else None) or super().get_summary()
+
     def get_description(self):
-        description = super().get_description() or ""
+        """The operation's section of docs/api.md (the contract in the repository), then its scopes."""
+        entry = contract_entry(self.method, self.path)
+        description = entry.description if entry and entry.description else (super().get_description() or "")
         scopes = sorted(required_scopes_for(self.view))
         if scopes:
             description += f"\n\nScopes: {', '.join(f'`{s}`' for s in scopes)}."
@@ -108,6 +119,8 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "response" and schema:
+            schema = _money_or_currency(field, schema)
         # drf-spectacular leaves out the length limits of a nested ``many=True``
         # serializer (``milestones``), which the API enforces.
         if isinstance(field, serializers.ListSerializer) and schema and schema.get("type") == "array":
@@ -122,26 +135,75 @@ class AutoSchema(SpectacularAutoSchema):
         if operation is None:
             return None
         responses = operation.setdefault("responses", {})
-        descriptions = error_descriptions()
-        for status in sorted(self._error_statuses(operation)):
-            if str(status) not in responses:
-                responses[str(status)] = self._get_response_for_code(ErrorSerializer, str(status), direction="response")
+        codes = self._error_codes(operation)
+        declared = {int(status) for status in responses if status.isdigit() and int(status) >= 400}
+        for status in sorted(self._error_statuses(operation) | codes.statuses() | declared):
+            if not codes.enum.get(status) and not codes.patterns.get(status):
+                codes.add(status, error_codes.fallback_code(status) or "error")
+            responses[str(status)] = {
+                "description": _error_description(status, codes),
+                "content": {"application/json": {"schema": _error_schema(codes.code_schema(status))}},
+            }
         for status, response in responses.items():
-            # Also the error answers a view declares itself (``{502: ErrorSerializer}``).
-            if not response.get("description") and status.isdigit() and int(status) in descriptions:
-                response["description"] = descriptions[int(status)]
+            if status.startswith("2") and not response.get("description"):
+                response["description"] = _success_description(status, response)
+        if operation.get("security"):
+            for status, response in responses.items():
+                response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
+                if status == "429":
+                    response["headers"]["Retry-After"] = {"schema": {"type": "integer", "minimum": 1},
+                                                          "description": "Seconds to wait before retrying."}
         return operation
+
+    def _handlers(self) -> list:
+        """The functions that answer this operation: the action, or the method handler."""
+        view_class = type(self.view)
+        sources = getattr(view_class, "error_sources", None)
+        if sources is not None:
+            return list(sources)
+        name = getattr(self.view, "action", None) or self.method.lower()
+        # DRF's generic actions (list, create…) call the view's own hooks.
+        hooks = {"create": ["perform_create"], "update": ["perform_update"], "partial_update": ["perform_update"],
+                 "destroy": ["perform_destroy"]}.get(name, [])
+        names = [name, *hooks, "scoped_queryset", "get_object"]
+        return [getattr(view_class, n) for n in names if getattr(view_class, n, None) is not None]
+
+    def _error_codes(self, operation: dict) -> error_codes.Codes:
+        """The codes this operation can answer, by status: the framework's, and what its handler reaches."""
+        shared = error_codes.framework_codes()
+        codes = error_codes.Codes()
+        codes.merge(shared["always"])
+        if operation.get("security"):
+            codes.merge(shared["keyed"])
+        if "requestBody" in operation:
+            codes.merge(shared["body"])
+        if self.method == "POST":
+            # Every POST goes through the idempotency unit and checks its header (400);
+            # only an API key's requests are stored and replayed (409, 422).
+            post = shared["post"]
+            codes.merge(post if operation.get("security") else
+                        error_codes.Codes(enum={400: post.enum.get(400, set())}, patterns={400: set()}))
+        if any(p["in"] == "query" for p in operation.get("parameters", ())):
+            codes.merge(shared["query"])
+        if "{" in self.path:
+            codes.add(404, "not_found")
+        codes.merge(error_codes.codes_of(self._handlers(), owner=type(self.view)))
+        declared = getattr(self.view, "raises", ())
+        if isinstance(declared, dict):
+            declared = declared.get(getattr(self.view, "action", None), ())
+        codes.merge(error_codes.declared(declared))
+        return codes
 
     def _error_statuses(self, operation: dict) -> set[int]:
         """The error statuses this operation can answer, from what the
-        framework does for every view (a view documents its own others)."""
+        framework does for every view (the handler's own are found by reading it)."""
         in_query = any(p["in"] == "query" for p in operation.get("parameters", ()))
         has_body = "requestBody" in operation
         # An Accept header that rules out JSON (DRF's content negotiation); the
         # database or cache briefly unreachable (kobatela.core.outages).
         statuses = {406, 503}
         if operation.get("security"):
-            statuses |= {401, 403}  # no valid key; a key without the scope
+            statuses |= {401, 403, 429}  # no valid key; a key without the scope; over the rate limit
         if has_body or in_query or self.method == "POST":
             statuses.add(400)  # invalid field or parameter, malformed JSON, a bad Idempotency-Key
         if has_body:
@@ -164,6 +226,20 @@ class AutoSchema(SpectacularAutoSchema):
             serializer = serializer()
         fields = getattr(serializer, "fields", {})
         return any(name.endswith(("_id", "_ids")) for name in fields)
+
+
+MONEY_OUT_PATTERN = r"^(?:0|[1-9][0-9]{0,15})\.[0-9]{2}$"
+
+
+def _money_or_currency(field, schema: dict) -> dict:
+    """Amounts leave as non-negative strings with two decimals (``DecimalField(18, 2)``
+    is money everywhere in this API); ``currency`` is one of the configured ones."""
+    if (isinstance(field, serializers.DecimalField) and field.decimal_places == 2 and field.max_digits == 18
+            and schema.get("type") == "string"):
+        return {**schema, "format": "decimal", "pattern": MONEY_OUT_PATTERN, "example": "1250.00"}
+    if field.field_name == "currency" and isinstance(field, serializers.CharField) and schema.get("type") == "string":
+        return {**schema, "enum": list(settings.ALLOWED_CURRENCIES)}
+    return schema
 
 
 class AmountFieldExtension(OpenApiSerializerFieldExtension):
@@ -207,3 +283,45 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer kbt_…"},
             {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         ]
+
+
+def _error_response(status: int, codes: list[str], meaning: str) -> dict:
+    return {"description": f"{meaning}. Codes: {', '.join(f'`{c}`' for c in codes)}.",
+            "content": {"application/json": {"schema": _error_schema({"type": "string", "enum": codes})}}}
+
+
+_CHECK = {"type": "string", "description": "`ok`, or what failed (never a secret or a version)."}
+_READY = {"type": "object", "required": ["status", "checks"], "properties": {
+    "status": {"type": "string", "enum": ["ok", "fail"]},
+    "checks": {"type": "object", "additionalProperties": _CHECK,
+               "properties": {name: _CHECK for name in ("database", "migrations", "cache", "broker", "storage")}}}}
+
+
+def add_operator_endpoints(result, generator, request, public):
+    """drf-spectacular post-processing hook: the operators' plain Django views
+    (``/health/live``, ``/health/ready``, ``/metrics``) described beside the
+    API, each from its section of docs/api.md, and the contract named."""
+    def operation(method: str, path: str, operation_id: str, responses: dict, **extra) -> dict:
+        entry = contract_entry(method, path)
+        return {"operationId": operation_id, "summary": entry.summary if entry else operation_id,
+                "description": entry.description if entry else "", "tags": ["health"], "security": [{}],
+                "responses": responses, **extra}
+
+    not_allowed = _error_response(405, ["method_not_allowed"], "Only GET")
+    paths = result.setdefault("paths", {})
+    paths["/health/live"] = {"get": operation("GET", "/health/live", "health_live", {
+        "200": {"description": "The process serves.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}}}}},
+        "405": not_allowed})}
+    paths["/health/ready"] = {"get": operation("GET", "/health/ready", "health_ready", {
+        "200": {"description": "Ready: every check is `ok`.", "content": {"application/json": {"schema": _READY}}},
+        "503": {"description": "Not ready: at least one check failed.",
+                "content": {"application/json": {"schema": _READY}}},
+        "405": not_allowed})}
+    paths["/metrics"] = {"get": operation("GET", "/metrics", "metrics", {
+        "200": {"description": "Prometheus text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "403": _error_response(403, ["metrics_forbidden"], "Not a loopback client, or not the METRICS_TOKEN"),
+    }, parameters=[{"name": "Authorization", "in": "header", "required": False, "schema": {"type": "string"},
+                    "description": "`Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set."}])}
+    return result

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
+from kobatela.core.errors import Forbidden
+
 
 def required_scopes_for(view) -> frozenset[str]:
     declared = getattr(view, "required_scopes", None)
@@ -25,4 +27,12 @@ class HasScope(BasePermission):
         if request.auth is None:
             return False  # DRF turns this into 401 for an anonymous request
         required = required_scopes_for(view)
-        return bool(required) and bool(request.auth.effective_scopes & required)
+        if required and request.auth.effective_scopes & required:
+            return True
+        # The 403 names what was needed, so the integrator knows which key to use.
+        needed = sorted(required)
+        raise Forbidden(
+            "permission_denied",
+            f"This API key lacks the scope this endpoint needs: {' or '.join(needed) or 'none is granted'}.",
+            details={"required_scopes": needed},
+        )

@@ -7,6 +7,8 @@ from kobatela.core.viewsets import ScopedViewSet
 
 
 class AlertSerializer(serializers.ModelSerializer):
+    data = serializers.DictField(read_only=True, help_text="What the alert is about (ids, amounts…).")
+
     class Meta:
         model = Alert
         fields = ["id", "type", "severity", "status", "message", "data", "created_at", "acknowledged_at", "resolved_at"]

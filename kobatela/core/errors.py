@@ -99,3 +99,11 @@ class ServiceUnavailable(DomainError):
     status = 503
     default_code = "service_unavailable"
     default_message = "The service is not available."
+
+
+class RateLimited(DomainError):
+    """Over a rate limit (429); the response carries ``Retry-After`` and the ``RateLimit-*`` headers."""
+
+    status = 429
+    default_code = "rate_limited"
+    default_message = "Too many requests for this API key; retry after the number of seconds in Retry-After."

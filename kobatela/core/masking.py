@@ -146,9 +146,10 @@ _PHONE_INTL_RE = re.compile(
 )
 _PHONE_LOCAL_RE = re.compile(
     # Trunk-prefixed national numbers: 0 + at least 7 more digits, single separators.
-    r"(?<![\w#/.,+\-])0\d(?:[ .\-]?\d){6,13}(?![\w]|[.,/\-]\d)"
+    # Not after ":" either: the seconds and fraction of a time ("18:31:02.481947") are no phone.
+    r"(?<![\w#/.,+\-:])0\d(?:[ .\-]?\d){6,13}(?![\w]|[.,/\-:+]\d)"
 )
-_PHONE_NANP_RE = re.compile(r"(?<![\w#/.,+\-])(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w]|[.,/\-]\d)")
+_PHONE_NANP_RE = re.compile(r"(?<![\w#/.,+\-:])(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w]|[.,/\-]\d)")
 _DATE_RE = re.compile(r"^(?:\d{1,2}[.\-/ ]\d{1,2}[.\-/ ]\d{2,4}|\d{4}[.\-/ ]\d{1,2}[.\-/ ]\d{1,2})$")
 
 

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
+from django.http import JsonResponse
 
 from kobatela.core.errors import PayloadTooLarge
 from kobatela.core.request_context import accept_or_generate, reset_request_id, set_request_id
-from kobatela.core.responses import error_response
+from kobatela.core.responses import error_body, error_response
+
+logger = logging.getLogger("django.request")
 
 
 class RequestIdMiddleware:
@@ -55,3 +60,42 @@ class BodySizeLimitMiddleware:
                 PayloadTooLarge(details={"max_bytes": limit, "content_length": length})
             )
         return self.get_response(request)
+
+
+class ApiJsonErrorsMiddleware:
+    """Under ``/api/``, every error is JSON in the contract's shape, in every mode.
+
+    With ``DEBUG`` on, Django answers an unknown path or an uncaught exception
+    with its HTML debug pages, bypassing ``handler404``/``handler500``; an API
+    client must get the error shape there too (``make run`` runs with DEBUG).
+    Any non-JSON error response under ``/api/`` is replaced by the handler's
+    answer for its status; an exception no one handled is logged as Django
+    logs it and answered by ``handler500`` (a database outage: 503)."""
+
+    prefix = "/api/"
+    _codes = {400: "bad_request", 403: "permission_denied", 404: "not_found", 405: "method_not_allowed"}
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (request.path.startswith(self.prefix) and response.status_code >= 400
+                and "json" not in response.get("Content-Type", "")):
+            code = self._codes.get(response.status_code, "internal_error" if response.status_code >= 500 else "error")
+            message = "No such resource." if response.status_code == 404 else "The request failed."
+            replaced = JsonResponse(error_body(code, message), status=response.status_code)
+            for header in ("Allow", "Retry-After"):
+                if header in response:
+                    replaced[header] = response[header]
+            return replaced
+        return response
+
+    def process_exception(self, request, exception):
+        if not request.path.startswith(self.prefix) or not settings.DEBUG:
+            return None  # without DEBUG, handler500 answers in the error shape already
+        from kobatela.core.views import server_error
+
+        logger.error("Internal Server Error: %s", request.path,
+                     exc_info=(type(exception), exception, exception.__traceback__))
+        return server_error(request)  # called inside Django's except block, as handler500 is

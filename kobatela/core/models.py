@@ -38,3 +38,15 @@ class SchedulerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at.isoformat()}"
+
+
+class ClockOffset(models.Model):
+    """The sandbox test clock's offset from real time (``kobatela.core.clock``): one row, sandbox only."""
+
+    SINGLETON = 1
+
+    seconds = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"test clock +{self.seconds}s"

@@ -7,6 +7,7 @@ from functools import cached_property
 from rest_framework import exceptions, viewsets
 from rest_framework.views import APIView
 
+from kobatela.core import throttling
 from kobatela.core.actor import Actor
 from kobatela.core.idempotency import run_idempotent
 
@@ -41,6 +42,21 @@ class ApiViewMixin:
         reads a QueryDict as an HTML form, where ``?status=`` means "not
         given" and an invalid filter would be silently dropped."""
         return self.validated(serializer_class, data=self.request.query_params.dict())
+
+    def check_throttles(self, request):
+        # The per-API-key limit (docs/api.md "Limits"), after authentication; the
+        # decision is kept so that every response, a refusal included, says it.
+        request.rate_limit = decision = throttling.api_key_decision(request.auth)
+        if decision is not None and not decision.allowed:
+            raise throttling.refusal(decision)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        decision = getattr(request, "rate_limit", None)
+        if decision is not None:
+            for name, value in decision.headers().items():
+                response[name] = value
+        return response
 
     def initial(self, request, *args, **kwargs):
         # An undeclared method is 405 before authentication and scopes: there is

@@ -174,6 +174,11 @@ def keyed(request, monkeypatch):
             raise socket.gaierror(f"no DNS in tests: {host}") from None
 
     monkeypatch.setattr(targets, "resolve", resolve_without_dns)
+    # Limits high enough for generated cases (a key makes hundreds of requests a
+    # second here); the RateLimit-* headers are still on every response, and checked.
+    settings_fixture = request.getfixturevalue("settings")
+    settings_fixture.RATE_LIMIT_BURST_PER_SECOND = 100_000
+    settings_fixture.RATE_LIMIT_PER_MINUTE = 1_000_000
     # Configured, as in production: without them the provider webhooks answer 503 to everything.
     monkeypatch.setenv("PSP_WEBHOOK_SECRET", "whsec_" + "c2NoZW1hdGhlc2lzLXRlc3Qtc2VjcmV0")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_schemathesis_test")
@@ -201,7 +206,12 @@ def _aim_at_seeded(case, seeds: Seeds, turn: int) -> None:
         case.path_parameters["id"] = str(candidates[(turn // 2) % len(candidates)])
 
 
-@pytest.mark.parametrize("keyed", ["admin", "sender"], indirect=True)
+# The scopes whose keys run every operation: one line per scope (a ``<scope>_api``
+# fixture in tests/conftest.py makes the key).
+KEYS = ["admin", "sender"]
+
+
+@pytest.mark.parametrize("keyed", KEYS, indirect=True)
 @schema.parametrize()
 # The seeded objects are shared by the examples of one operation, on purpose.
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -193,3 +193,9 @@ def test_mask_data_scalars():
     assert mask_data(Decimal("1.5")) == Decimal("1.5")
     assert mask_data(None) is None
     assert mask_data([1, "x"]) == [1, "x"]
+
+
+@pytest.mark.parametrize("stamp", ["2026-12-04 18:31:02.481947+00:00", "2026-12-04T18:31:02.012345Z",
+                                   "18:31:47.000000", "at 09:01:02.081234 UTC"])
+def test_timestamps_are_left_alone(stamp):
+    assert mask_text(stamp) == stamp

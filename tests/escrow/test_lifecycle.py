@@ -2,8 +2,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
 import time_machine
+from django.db import transaction
 from django.utils import timezone
 
 from escrow import services
@@ -152,14 +152,16 @@ def test_deadline_auto_approves_waiting_proofs_and_notifies_the_rest(sender_api,
     escrow = fund(make_escrow(client=sender_api.user, amounts=("70.00", "30.00"), deadline_in=timedelta(days=1)))
     _put_in_review(escrow, idx=1)
     early = post(sender_api, escrow, "check-deadline")
-    assert early.status_code == 200 and early.json()["applied"] is False
+    assert early.status_code == 200 and early.json()["deadline_outcome"]["applied"] is False
+    assert early.json()["id"] == escrow.pk and "milestones" in early.json()  # EscrowRead, like every action
     with time_machine.travel(timezone.now() + timedelta(days=2)), django_capture_on_commit_callbacks(execute=True):
         late = post(sender_api, escrow, "check-deadline").json()
         again = post(sender_api, escrow, "check-deadline").json()
-    assert late["applied"] is True and late["policy"] == "auto_approve"
-    assert late["approved"] == [1] and late["notified"] == [2]
-    assert [m["status"] for m in late["escrow"]["milestones"]] == ["APPROVED", "WAITING"]
-    assert again["applied"] is False
+    outcome = late["deadline_outcome"]
+    assert outcome["applied"] is True and outcome["policy"] == "auto_approve"
+    assert outcome["approved"] == [1] and outcome["notified"] == [2]
+    assert [m["status"] for m in late["milestones"]] == ["APPROVED", "WAITING"]
+    assert again["deadline_outcome"]["applied"] is False
     assert Payment.objects.get(milestone__escrow=escrow).status == PaymentStatus.SENT
     assert Alert.objects.filter(type="escrow_deadline_missed", data__escrow_id=escrow.pk).count() == 1
     assert reconcile() == []

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -21,8 +23,9 @@ from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
 from kobatela.core.errors import BadRequest, DomainError, NotFound, Unprocessable, ValidationFailed
 from payments import services as payment_services
-from webhooks.inbound.decode import storable_headers
-from webhooks.inbound.psp import parse_psp_event
+from webhooks import signing
+from webhooks.inbound.decode import decode_body, storable_headers
+from webhooks.inbound.psp import parse_psp_event, psp_envelope
 from webhooks.inbound.schemas import Envelope, Ignored, ParsedEvent
 from webhooks.inbound.stripe import parse_stripe_event
 from webhooks.models import InboundEvent
@@ -277,6 +280,21 @@ def inbound_event_receive(*, envelope: Envelope, headers: Mapping[str, str]) -> 
         receipt = Receipt(event=inbound_event_process(inbound_event_id=event.pk), duplicate=False)
     WEBHOOKS.labels(envelope.provider, receipt.outcome).inc()
     return receipt
+
+
+def psp_webhook_receive(*, headers: Mapping[str, str], raw: bytes) -> Receipt:
+    """The generic PSP's inbound path, from the signed bytes: verify, store, process.
+
+    ``POST /psp/webhook`` and the sandbox PSP's own deliveries (``webhooks.sandbox``)
+    both go through here. Secrets are read on every request: a secret is rotated
+    by changing the environment, without a restart."""
+    msg_id = signing.verify(
+        headers=headers,
+        body=raw,
+        secrets=[os.environ.get("PSP_WEBHOOK_SECRET"), os.environ.get("PSP_WEBHOOK_SECRET_NEXT")],
+        tolerance_seconds=settings.PSP_WEBHOOK_TOLERANCE_SECONDS,
+    )
+    return inbound_event_receive(envelope=psp_envelope(event_id=msg_id, body=decode_body(raw)), headers=headers)
 
 
 def inbound_event_reprocess(inbound_event_id: int, *, actor: Actor | str | None = None) -> InboundEvent:

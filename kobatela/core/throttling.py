@@ -1,0 +1,42 @@
+"""The per-API-key rate limit every API view applies (docs/api.md "Limits").
+
+Settings: ``RATE_LIMIT_ENABLED``, ``RATE_LIMIT_BURST_PER_SECOND`` (100) and
+``RATE_LIMIT_PER_MINUTE`` (6000), counted in Redis (``REDIS_URL``) by
+:mod:`kobatela.core.ratelimit`, in process memory without it. The key is the
+API key's public prefix (unique, never the secret). Requests without an API key
+(provider webhooks, health) are not limited here.
+"""
+
+from __future__ import annotations
+
+import redis
+from django.conf import settings
+
+from kobatela.core.errors import RateLimited
+from kobatela.core.ratelimit import Decision, RateLimiter, Window
+
+_limiters: dict[tuple, RateLimiter] = {}
+
+
+def api_key_limiter() -> RateLimiter:
+    """The limiter for the current settings (rebuilt when they change, e.g. in tests)."""
+    config = (settings.REDIS_URL, settings.RATE_LIMIT_BURST_PER_SECOND, settings.RATE_LIMIT_PER_MINUTE)
+    limiter = _limiters.get(config)
+    if limiter is None:
+        client = redis.Redis.from_url(settings.REDIS_URL, **settings.REDIS_CLIENT_OPTIONS) if settings.REDIS_URL else None
+        limiter = _limiters[config] = RateLimiter(
+            "apikey", [Window(settings.RATE_LIMIT_BURST_PER_SECOND, 1), Window(settings.RATE_LIMIT_PER_MINUTE, 60)],
+            redis=client, server=f"ratelimit:{settings.REDIS_URL}")
+    return limiter
+
+
+def api_key_decision(api_key) -> Decision | None:
+    """Count one request of ``api_key`` (any object with a ``prefix``); ``None`` when not limited."""
+    prefix = getattr(api_key, "prefix", None)
+    if not settings.RATE_LIMIT_ENABLED or not prefix:
+        return None
+    return api_key_limiter().hit(f"apikey:{prefix}")
+
+
+def refusal(decision: Decision) -> RateLimited:
+    return RateLimited(details={"retry_after": decision.retry_after, "limit": decision.limit})
