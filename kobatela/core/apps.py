@@ -7,4 +7,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from kobatela.core import checks  # noqa: F401  (registers the system checks)
+        from kobatela.core.roles import grant_application_role
+
+        post_migrate.connect(grant_application_role, sender=self, dispatch_uid="kobatela.core.roles.grants")
