@@ -333,3 +333,56 @@ def test_the_seal_migration_goes_back_and_forth_with_rows():
     call_command("migrate", "audit", verbosity=0)
     assert audit.audit_seal().sealed == len(rows)
     assert audit.audit_chain_verify(external=False).ok
+
+
+# -- the S3 sink (django-storages against moto), with Object Lock ------------------------------
+
+@pytest.fixture
+def s3_checkpoints(settings):
+    import subprocess
+    import sys
+
+    import boto3
+
+    from tests.support.ports import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket="audit-checkpoints", ObjectLockEnabledForBucket=True)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    settings.AUDIT_CHECKPOINT_OBJECT_LOCK_DAYS = 30
+    settings.STORAGES = {**settings.STORAGES, "audit_checkpoints": {
+        "BACKEND": "kobatela.audit.checkpoints.CheckpointS3Storage",
+        "OPTIONS": {"bucket_name": "audit-checkpoints", "endpoint_url": endpoint, "access_key": "testing",
+                    "secret_key": "testing", "region_name": "us-east-1", "default_acl": None,
+                    "file_overwrite": False}}}
+    try:
+        yield client
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_checkpoints_go_to_s3_under_object_lock(s3_checkpoints):
+    rows = _history(2, 1)
+    cp = AuditCheckpoint.objects.order_by("-id").first()
+    head = s3_checkpoints.head_object(Bucket="audit-checkpoints", Key=cp.external_name)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    with pytest.raises(Exception, match="AccessDenied|locked|WORM|retention"):
+        versions = s3_checkpoints.list_object_versions(Bucket="audit-checkpoints", Prefix=cp.external_name)
+        s3_checkpoints.delete_object(Bucket="audit-checkpoints", Key=cp.external_name,
+                                     VersionId=versions["Versions"][0]["VersionId"])
+    assert checkpoints.latest_external_name() == cp.external_name
+    report = audit.audit_chain_verify()
+    assert report.ok and report.checkpoints_checked == 2 and report.latest_checkpoint.last_seq == rows[-1].pk
