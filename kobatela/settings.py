@@ -95,7 +95,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections with a health check: measured as the best p99 for
     # sync gunicorn workers; CONN_MAX_AGE=0 without a pool cost over half the throughput.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # DATABASE_CONN_HEALTH_CHECKS=false drops the per-request "SELECT 1" (bench/README.md: its
+    # measured share); a connection PostgreSQL closed then fails one request with a 503.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
     # A database that does not answer is a 503 within seconds, never a hung worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=3))

@@ -9,10 +9,9 @@ from django.test import TransactionTestCase
 from rest_framework.test import APIClient
 
 from kobatela.accounts.models import ApiKey, User
-from kobatela.core import roles
 from kobatela.accounts.services import api_key_create
+from kobatela.core import roles
 from tests.factories import UserFactory
-
 
 APPEND_ONLY_TRUNCATE_TRIGGERS = ("audit.AuditLog:auditlog_no_truncate", "audit.AuditSeal:auditseal_no_truncate",
                                   "audit.AuditCheckpoint:auditcheckpoint_no_truncate")
