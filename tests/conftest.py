@@ -72,10 +72,11 @@ def _allow_test_database_flush():
 def _empty_audit_checkpoint_sink():
     """Each test starts with an empty external sink of audit checkpoints: those of a
     test whose rows were rolled back would not match the next test's chain."""
-    yield
     from django.conf import settings
 
-    shutil.rmtree(settings.AUDIT_CHECKPOINT_DIR, ignore_errors=True)
+    directory = settings.AUDIT_CHECKPOINT_DIR  # read now: a test may swap the settings object
+    yield
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

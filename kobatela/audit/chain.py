@@ -303,10 +303,10 @@ def _sequence_value() -> int | None:
         return cursor.fetchone()[0]
 
 
-def _external_checkpoints(report: ChainReport) -> list[checkpoints.SignedCheckpoint]:
+def _external_checkpoints(report: ChainReport, since_day: str | None) -> list[checkpoints.SignedCheckpoint]:
     keys = checkpoints.verification_keys()
     found = []
-    for name in checkpoints.external_names():
+    for name in checkpoints.external_names(since_day):
         try:
             found.append(checkpoints.parse_document(checkpoints.read_external(name), keys, name=name))
         except checkpoints.CheckpointInvalid as exc:
@@ -318,11 +318,12 @@ def _external_checkpoints(report: ChainReport) -> list[checkpoints.SignedCheckpo
     return found
 
 
-def audit_chain_verify(*, external: bool = True) -> ChainReport:
+def audit_chain_verify(*, external: bool = True, since_day: str | None = None) -> ChainReport:
     """Check the sealed chain row by row and against every signed checkpoint in the
-    external sink; each problem names the exact range of sequence numbers."""
+    external sink (or those written since ``since_day``, YYYY-MM-DD); each problem
+    names the exact range of sequence numbers."""
     report = ChainReport()
-    signed = _external_checkpoints(report) if external else []
+    signed = _external_checkpoints(report, since_day) if external else []
     at = _walk(report, {cp.last_seq for cp in signed})
     head = report.head_seq
 

@@ -196,15 +196,15 @@ def write_external(checkpoint: SignedCheckpoint, at: datetime) -> str:
     return saved
 
 
-def external_names() -> list[str]:
-    """Every checkpoint document in the sink, oldest first."""
+def external_names(since_day: str | None = None) -> list[str]:
+    """The checkpoint documents in the sink (those of days >= ``since_day``, YYYY-MM-DD), oldest first."""
     store = storage()
     try:
         days, _ = store.listdir(PREFIX)
     except FileNotFoundError:
         return []
     names = []
-    for day in sorted(days):
+    for day in sorted(d for d in days if since_day is None or d >= since_day):
         _, files = store.listdir(f"{PREFIX}/{day}")
         names.extend(f"{PREFIX}/{day}/{name}" for name in sorted(files) if name.endswith(".json"))
     return names

@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from kobatela.audit.chain import audit_chain_verify
 
@@ -10,9 +13,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--no-external", action="store_true",
                             help="Skip the external checkpoints (the chain's own consistency only).")
+        parser.add_argument("--days", type=int, default=None,
+                            help="Only the external checkpoints of the last N days (default: all of them).")
 
     def handle(self, *args, **options):
-        report = audit_chain_verify(external=not options["no_external"])
+        since = None
+        if options["days"] is not None:
+            since = f"{timezone.now() - timedelta(days=options['days']):%Y-%m-%d}"
+        report = audit_chain_verify(external=not options["no_external"], since_day=since)
         latest = report.latest_checkpoint
         summary = (f"{report.checked} sealed rows (up to seq {report.head_seq}), {report.unsealed} not sealed yet, "
                    f"{report.checkpoints_checked} signed checkpoints"
