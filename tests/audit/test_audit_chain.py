@@ -22,7 +22,7 @@ from kobatela.audit import services as audit
 from kobatela.audit.models import AuditCheckpoint, AuditLog, AuditSeal
 from kobatela.core import roles
 from payments.models import LedgerEntry
-from tests.support.pg_roles import connect_as, superuser
+from tests.support.pg_roles import connect_as, superuser, superuser_name
 
 pytestmark = pytest.mark.django_db
 
@@ -386,3 +386,16 @@ def test_checkpoints_go_to_s3_under_object_lock(s3_checkpoints):
     assert checkpoints.latest_external_name() == cp.external_name
     report = audit.audit_chain_verify()
     assert report.ok and report.checkpoints_checked == 2 and report.latest_checkpoint.last_seq == rows[-1].pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_production_start_warns_when_connected_as_owner_or_superuser(settings):
+    from kobatela.core.checks import database_role_check
+
+    settings.IS_PRODUCTION = True
+    assert database_role_check(None) == []  # the application role
+    with roles.as_owner():
+        [warning] = database_role_check(None)
+    assert warning.id == "kobatela.W010" and "owns" in warning.msg
+    with roles.connected_as({"USER": superuser_name()}):
+        assert any("superuser" in w.msg for w in database_role_check(None))

@@ -4,7 +4,7 @@ tamper as an insider with full rights would), or the application role."""
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
 from urllib.parse import urlparse
 
@@ -27,5 +27,5 @@ def connect_as(user: str) -> Iterator[psycopg.Connection]:
         yield raw
 
 
-def superuser() -> "contextmanager[psycopg.Connection]":
+def superuser() -> AbstractContextManager[psycopg.Connection]:
     return connect_as(superuser_name())
