@@ -29,12 +29,13 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-# The code belongs to root and is read-only for the app user; only media is writable.
+# The code belongs to root and is read-only for the app user; only media and the
+# audit checkpoints' directory (AUDIT_CHECKPOINT_DIR) are writable.
 COPY . .
 RUN DJANGO_ENV=development DJANGO_SECRET_KEY=build-only-collectstatic-key-not-used-at-runtime \
     python manage.py collectstatic --noinput -v 0 \
- && mkdir -p /app/media \
- && chown kobatela:kobatela /app/media
+ && mkdir -p /app/media /app/audit-checkpoints \
+ && chown kobatela:kobatela /app/media /app/audit-checkpoints
 
 USER kobatela
 

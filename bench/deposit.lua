@@ -1,4 +1,5 @@
--- wrk script: POST {"amount":"1.00"} to /api/v1/escrows/<id>/deposit.
+-- wrk script: POST {"amount":"1.00"} to /api/v1/escrows/<id>/deposit, or, with
+-- BENCH_MODE=get, GET /api/v1/escrows/<id> (an audited read: one audit insert).
 -- Environment (set by bench/run.sh):
 --   BENCH_API_KEY     the sender's API key (Bearer)
 --   BENCH_ESCROW_IDS  the escrow ids, separated by spaces
@@ -31,8 +32,9 @@ function init(args)
   ok = 0
   bad = 0
   statuses = {}
-  wrk.method = "POST"
-  wrk.body = '{"amount":"1.00"}'
+  get_mode = os.getenv("BENCH_MODE") == "get"
+  wrk.method = get_mode and "GET" or "POST"
+  wrk.body = (not get_mode) and '{"amount":"1.00"}' or nil
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_API_KEY") or "")
 end
@@ -40,6 +42,9 @@ end
 function request()
   counter = counter + 1
   local id = ids[(offset + counter - 1) % #ids + 1]
+  if get_mode then
+    return wrk.format(nil, "/api/v1/escrows/" .. id)
+  end
   wrk.headers["Idempotency-Key"] = nonce .. "-" .. tid .. "-" .. counter
   return wrk.format(nil, "/api/v1/escrows/" .. id .. "/deposit")
 end

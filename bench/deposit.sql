@@ -7,10 +7,9 @@
 -- Differences, all in the app's favour or neutral:
 --   * values Python computes are computed here in SQL: timestamps are now(),
 --     amount_funded is the locked row's value + 1.00 (read with \gset);
---   * the audit row's row_hash is sha256(prev hash, deposit id, key) in SQL, a
---     64-char hex string like the app's; it cannot be a constant because
---     audit_auditlog.row_hash is UNIQUE. Its JSON data and request_id are fixed
---     strings of the app's shape.
+--   * the audit row is one INSERT (no lock, no read of the chain: the sealing
+--     job chains rows later, off the request path). Its JSON data and
+--     request_id are fixed strings of the app's shape.
 --   * -M prepared: statements are parsed/planned once per connection; Django
 --     (psycopg 3, client-side binding) sends every statement as fresh SQL text.
 -- Idempotency keys are unique: client id + a 62-bit random number. As in the
@@ -29,9 +28,7 @@ INSERT INTO payments_ledgerentry (movement, kind, account, amount, currency, cre
 INSERT INTO escrow_escrowevent (escrow_id, kind, data, actor, created_at) VALUES (:eid, 'deposit', '{"amount": "1.00", "source": "api"}'::jsonb, 'apikey:' || '1', now()) RETURNING id;
 UPDATE escrow_escrowagreement SET amount_funded = :e_amount_funded::numeric + 1.00, updated_at = now() WHERE id = :eid;
 SELECT id, escrow_id, idx, label, amount, status, proof_type, proof_requirements, geofence_lat, geofence_lng, geofence_radius_m, approved_at, paid_at FROM escrow_milestone WHERE escrow_id IN (:eid) ORDER BY idx ASC;
-SELECT pg_advisory_xact_lock(118126136066049);
-SELECT row_hash AS head FROM audit_auditlog ORDER BY id DESC LIMIT 1 \gset
-INSERT INTO audit_auditlog (created_at, actor, action, entity_type, entity_id, data, request_id, prev_hash, row_hash) VALUES (now(), 'apikey:' || '1', 'escrow.deposit', 'escrow.escrowagreement', :eid, ('{"amount": "1.00", "deposit_id": ' || :dep_id::text || ', "source": "api", "status": "DRAFT"}')::jsonb, 'fc4c65e6ac784660ad108b65e29a290d', :head, encode(sha256(convert_to(:head::text || :dep_id::text || :r::text, 'UTF8')), 'hex')) RETURNING id;
+INSERT INTO audit_auditlog (created_at, actor, action, entity_type, entity_id, data, request_id) VALUES (now(), 'apikey:' || '1', 'escrow.deposit', 'escrow.escrowagreement', :eid, ('{"amount": "1.00", "deposit_id": ' || :dep_id::text || ', "source": "api", "status": "DRAFT"}')::jsonb, 'fc4c65e6ac784660ad108b65e29a290d') RETURNING id;
 RELEASE SAVEPOINT s1;
 UPDATE core_idempotencykey SET status = 'COMPLETED', response_status = 200, response_body = '{"id": 1, "client_id": 1, "provider_id": 2, "amount_total": "1000000000.00", "amount_funded": "3.00", "amount_released": "0.00", "amount_refunded": "0.00", "currency": "USD", "status": "DRAFT", "deadline_at": "2027-12-04T22:16:05.123456Z", "release_conditions": {}, "milestones": [{"id": 1, "idx": 1, "label": "Delivery", "amount": "1000000000.00", "status": "WAITING", "proof_type": "PHOTO", "proof_requirements": {}, "geofence": null}], "created_at": "2026-12-04T22:16:05.123456Z", "updated_at": "2026-12-04T22:16:09.908987Z"}'::jsonb, completed_at = now() WHERE id = :idem_id;
 COMMIT;

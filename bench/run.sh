@@ -166,9 +166,27 @@ check_wrk() {  # <output>: every response 2xx, no socket error
 log "warm-up: ${WARMUP}s"
 run_wrk "$WARMUP" "warm-$STAMP" "$RES/wrk-warmup.txt"
 check_wrk "$RES/wrk-warmup.txt"
-log "wrk: ${DURATION}s, $THREADS threads, $CONNECTIONS connections"
+# pg_locks sampled while the deposits run: any advisory lock a web worker waits
+# for (there should be none: the audit append takes no lock) is counted.
+sample_locks() {
+  while :; do
+    "$PG_BIN/psql" -At "$DATABASE_SUPERUSER_URL" -c "SELECT count(*) FILTER (WHERE NOT l.granted),
+        count(*) FILTER (WHERE NOT l.granted AND l.locktype = 'advisory'), count(*)
+      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE a.usename = 'kobatela_app' AND a.backend_type = 'client backend'" 2>/dev/null || true
+    sleep 0.2
+  done >"$RES/pg_locks.txt"
+}
+log "wrk: ${DURATION}s, $THREADS threads, $CONNECTIONS connections (pg_locks sampled every 0.2 s)"
+sample_locks &
+SAMPLER_PID=$!
 run_wrk "$DURATION" "run-$STAMP" "$RES/wrk.txt"
+kill "$SAMPLER_PID" 2>/dev/null || true
+wait "$SAMPLER_PID" 2>/dev/null || true
 check_wrk "$RES/wrk.txt"
+log "wrk GET /escrows/{id} (audited read): ${DURATION}s, $THREADS threads, $CONNECTIONS connections"
+BENCH_MODE=get run_wrk "$DURATION" "get-$STAMP" "$RES/wrk-get.txt"
+check_wrk "$RES/wrk-get.txt"
 stop_gunicorn  # pgbench gets the whole machine, as the app did
 
 # --- 2. The same SQL transaction, bare, with pgbench -------------------------------

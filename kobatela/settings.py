@@ -96,7 +96,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections with a health check: measured as the best p99 for
     # sync gunicorn workers; CONN_MAX_AGE=0 without a pool cost over half the throughput.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # DATABASE_CONN_HEALTH_CHECKS=false drops the per-request "SELECT 1" (bench/README.md: its
+    # measured share); a connection PostgreSQL closed then fails one request with a 503.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
     # A database that does not answer is a 503 within seconds, never a hung worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=3))
@@ -104,6 +106,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Take SQLite's write lock at BEGIN so row locks and the audit chain stay
     # serialized in the embedded default (SQLite has no SELECT … FOR UPDATE).
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+# Least-privilege roles (kobatela.core.roles, README "Operations"): DATABASE_URL
+# is the application's role; DATABASE_OWNER_URL (same database, the tables'
+# owner) is used by `manage.py migrate` only, which then grants the application
+# role what it may do. Give DATABASE_OWNER_URL to the migrate job alone.
+_owner_url = env.str("DATABASE_OWNER_URL", default="")
+DATABASE_OWNER = ({k: v for k, v in env.db_url_config(_owner_url).items() if k in ("USER", "PASSWORD")}
+                  if _owner_url else {})
+DATABASE_APP_ROLE = env.str("DATABASE_APP_ROLE", default="") or DATABASES["default"].get("USER", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery -----------------------------------------------------
@@ -172,6 +182,8 @@ CELERY_BEAT_SCHEDULE = {
     "ocr-sweep": {"task": "proofs.tasks.sweep_ocr", "schedule": 300.0},
     "webhook-deliveries-sweep": {"task": "webhooks.tasks.sweep_deliveries", "schedule": 30.0},
     "expire-mandates": {"task": "spend.tasks.expire_mandates", "schedule": 300.0},
+    "seal-audit-log": {"task": "kobatela.audit.tasks.seal_audit_log",
+                       "schedule": env.float("AUDIT_SEAL_INTERVAL_SECONDS", default=5.0)},
 }
 
 # --- Internationalization -------------------------------------------------
@@ -202,9 +214,42 @@ if MEDIA_STORAGE == "s3":
     }
 else:
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+# --- Audit chain checkpoints (kobatela.audit.checkpoints) ---------------------
+# Ed25519 private key that signs the checkpoints: base64 of the 32-byte seed or
+# PEM, in the variable or in a file (`manage.py audit_keygen` makes one). Never
+# stored in the database. AUDIT_PUBLIC_KEYS: more public keys that verify
+# (retired keys after a rotation), base64 or PEM, comma-separated.
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
+AUDIT_SIGNING_KEY_FILE = env.str("AUDIT_SIGNING_KEY_FILE", default="")
+AUDIT_PUBLIC_KEYS = env.list("AUDIT_PUBLIC_KEYS", default=[])
+# Where the signed checkpoints go, outside the database: "local" (a directory,
+# AUDIT_CHECKPOINT_DIR) or "s3" (AUDIT_CHECKPOINT_BUCKET, with the AWS_* settings
+# of the media storage; Object Lock for AUDIT_CHECKPOINT_OBJECT_LOCK_DAYS days
+# when above 0 — the bucket must have Object Lock enabled).
+AUDIT_CHECKPOINT_STORAGE = env.str("AUDIT_CHECKPOINT_STORAGE", default="local")
+AUDIT_CHECKPOINT_DIR = Path(env.str("AUDIT_CHECKPOINT_DIR", default="") or BASE_DIR / "audit-checkpoints")
+AUDIT_CHECKPOINT_OBJECT_LOCK_DAYS = env.int("AUDIT_CHECKPOINT_OBJECT_LOCK_DAYS", default=0)
+if AUDIT_CHECKPOINT_STORAGE == "s3":
+    _audit_checkpoint_storage = {
+        "BACKEND": "kobatela.audit.checkpoints.CheckpointS3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AUDIT_CHECKPOINT_BUCKET", default=""),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _audit_checkpoint_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                 "OPTIONS": {"location": str(AUDIT_CHECKPOINT_DIR)}}
+
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "audit_checkpoints": _audit_checkpoint_storage,
 }
 
 # --- Request limits --------------------------------------------------------

@@ -1,4 +1,5 @@
 import os
+import sys
 
 from django.core.wsgi import get_wsgi_application
 
@@ -10,6 +11,9 @@ application = get_wsgi_application()
 # gunicorn does not run system checks by itself.
 from django.core import checks  # noqa: E402
 
-_errors = [e for e in checks.run_checks(include_deployment_checks=False) if e.is_serious()]
+_found = checks.run_checks(include_deployment_checks=False)
+for _warning in (e for e in _found if not e.is_serious()):
+    print(f"warning: {_warning.id}: {_warning.msg}", file=sys.stderr)
+_errors = [e for e in _found if e.is_serious()]
 if _errors:
     raise SystemExit("Refusing to start:\n" + "\n".join(f"  {e.id}: {e.msg}" for e in _errors))

@@ -8,12 +8,14 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         from kobatela.core.clock import register_clock_job
         from kobatela.core.metrics import register_collector
+        from kobatela.core.roles import register_append_only
         from kobatela.events.registry import register_resource
         from payments.api import PaymentReadSerializer
         from payments.metrics import payout_gauges
         from payments.models import Payment
         from payments.services import payments_sweep
 
+        register_append_only("payments.LedgerEntry")  # the application role may only read and insert lines
         register_resource(Payment, object_type="payment", serializer=PaymentReadSerializer)
         register_collector("payouts", payout_gauges)
         register_clock_job("payout_sweep", lambda now: payments_sweep(now=now))

@@ -69,6 +69,16 @@ if [ ! -s .run/secret_key ]; then
   (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(50))' >.run/secret_key)
 fi
 
+# The audit checkpoints' Ed25519 signing key, made once per checkout (like the
+# demo credentials); the signed checkpoints go to .run/audit-checkpoints.
+if [ ! -s .run/audit_signing_key ]; then
+  (umask 077; .venv/bin/python -c 'import base64
+from cryptography.hazmat.primitives import serialization as s
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+raw = Ed25519PrivateKey.generate().private_bytes(s.Encoding.Raw, s.PrivateFormat.Raw, s.NoEncryption())
+print(base64.b64encode(raw).decode())' >.run/audit_signing_key)
+fi
+
 DEV_WEBHOOK_SECRET="whsec_a29iYXRlbGEtZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtZG8tbm90LXVzZQ=="  # "kobatela-dev-only-webhook-secret-do-not-use"
 
 : "${DJANGO_ENV:=development}"
@@ -80,10 +90,13 @@ DEV_WEBHOOK_SECRET="whsec_a29iYXRlbGEtZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtZG8tbm90LX
 : "${PSP_PROVIDER:=sandbox}"
 : "${PSP_WEBHOOK_SECRET:=$DEV_WEBHOOK_SECRET}"
 : "${PORT:=8000}"
+[ -n "${AUDIT_SIGNING_KEY:-}" ] || : "${AUDIT_SIGNING_KEY_FILE:=$PWD/.run/audit_signing_key}"
+: "${AUDIT_CHECKPOINT_DIR:=$PWD/.run/audit-checkpoints}"
 # REDIS_URL and DATABASE_URL stay unset unless you set them: local-memory
 # cache and the SQLite file db.sqlite3.
 export DJANGO_ENV DJANGO_DEBUG DJANGO_SECURE_SSL_REDIRECT DJANGO_SECRET_KEY \
-  CELERY_TASK_ALWAYS_EAGER MEDIA_STORAGE PSP_PROVIDER PSP_WEBHOOK_SECRET PORT
+  CELERY_TASK_ALWAYS_EAGER MEDIA_STORAGE PSP_PROVIDER PSP_WEBHOOK_SECRET PORT AUDIT_CHECKPOINT_DIR
+[ -z "${AUDIT_SIGNING_KEY_FILE:-}" ] || export AUDIT_SIGNING_KEY_FILE
 export PYTHONUNBUFFERED=1
 
 if [ "$DJANGO_ENV" != "development" ]; then
@@ -178,6 +191,9 @@ esac
   mv .run/credentials.tmp .run/credentials
 )
 
+# Seal what the steps above audited (and write the first signed checkpoint).
+manage seal_audit_log >/dev/null || echo "run: warning: manage.py seal_audit_log failed" >&2
+
 # --- Banner -------------------------------------------------------------------
 # (URLs with passwords are never printed: only where things live.)
 db_desc="SQLite file db.sqlite3"; [ -z "${DATABASE_URL:-}" ] || db_desc="DATABASE_URL"
@@ -209,6 +225,8 @@ cat <<EOF
  PSP webhook secret (dev only): $PSP_WEBHOOK_SECRET
  Database: $db_desc   Cache: $cache_desc   Celery tasks: $celery_desc
  Credentials are kept in .run/credentials and reused on the next run.
+ Audit log: no beat here; seal it and write a signed checkpoint (.run/audit-checkpoints)
+   with .venv/bin/python manage.py seal_audit_log, then verify_audit_chain.
 
  Try:
    curl -s -H "Authorization: Bearer $ADMIN_KEY" $base/health

@@ -1,6 +1,8 @@
 # Throwaway PostgreSQL + Redis for tests and benchmarks. Source it, then:
-#   services_start   # starts both on free loopback ports, exports DATABASE_URL,
-#                    # REDIS_URL, CELERY_BROKER_URL, KOBATELA_SERVICES_DIR
+#   services_start   # starts both on free loopback ports, exports DATABASE_URL
+#                    # (application role), DATABASE_OWNER_URL (migrations),
+#                    # DATABASE_SUPERUSER_URL, REDIS_URL, CELERY_BROKER_URL,
+#                    # KOBATELA_SERVICES_DIR
 #   services_stop    # stops both, deletes everything; safe to call twice
 # Works with or without `set -euo pipefail` in the caller: errors are handled
 # explicitly and reported through the return code.
@@ -108,10 +110,19 @@ EOF
     _kob_fail "PostgreSQL or Redis did not answer within ${timeout}s"; return 1
   fi
 
-  "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres kobatela \
-    || { _kob_fail "createdb kobatela failed"; return 1; }
+  # Least-privilege roles, as in production (README "Operations"): the owner
+  # migrates (and, here, may create the test databases); the application runs
+  # as kobatela_app, which may not change audit or ledger rows.
+  "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+      -v owner=kobatela_owner -v app=kobatela_app -v owner_password= -v app_password= -v db=kobatela \
+      -f "$(dirname "${BASH_SOURCE[0]}")/db-roles.sql" >"$dir/roles.log" 2>&1 \
+    || { cat "$dir/roles.log" >&2; _kob_fail "creating the database roles failed"; return 1; }
 
-  export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/kobatela"
+  # The application's role; the owner's for `manage.py migrate`; the superuser
+  # for what only tests and drills do (tampering, ALTER SYSTEM).
+  export DATABASE_URL="postgres://kobatela_app@127.0.0.1:$pg_port/kobatela"
+  export DATABASE_OWNER_URL="postgres://kobatela_owner@127.0.0.1:$pg_port/kobatela"
+  export DATABASE_SUPERUSER_URL="postgres://postgres@127.0.0.1:$pg_port/kobatela"
   export REDIS_URL="redis://127.0.0.1:$redis_port/0"
   export CELERY_BROKER_URL="redis://127.0.0.1:$redis_port/1"
   echo "services: PostgreSQL on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port ($dir)"
@@ -133,6 +144,6 @@ services_stop() {
     redis-cli -h 127.0.0.1 -p "$_KOB_REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   fi
   rm -rf -- "$dir" || true
-  unset KOBATELA_SERVICES_DIR DATABASE_URL REDIS_URL CELERY_BROKER_URL _KOB_PG_BIN _KOB_REDIS_PORT
+  unset KOBATELA_SERVICES_DIR DATABASE_URL DATABASE_OWNER_URL DATABASE_SUPERUSER_URL REDIS_URL CELERY_BROKER_URL _KOB_PG_BIN _KOB_REDIS_PORT
   return 0
 }

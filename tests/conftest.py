@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 import pgtrigger
@@ -9,24 +10,73 @@ from rest_framework.test import APIClient
 
 from kobatela.accounts.models import ApiKey, User
 from kobatela.accounts.services import api_key_create
+from kobatela.core import roles
 from tests.factories import UserFactory
+
+APPEND_ONLY_TRUNCATE_TRIGGERS = ("audit.AuditLog:auditlog_no_truncate", "audit.AuditSeal:auditseal_no_truncate",
+                                  "audit.AuditCheckpoint:auditcheckpoint_no_truncate")
+
+
+@pytest.fixture(scope="session")
+def _database_owner_for_setup():
+    """The test database is created and migrated by the owner role (as `manage.py
+    migrate` is in production), which also grants the application role its
+    privileges (kobatela.core.roles)."""
+    from django.db import connection
+
+    owner = roles.owner_credentials()
+    saved = {key: connection.settings_dict.get(key) for key in (owner or {})}
+    if owner:
+        connection.close()
+        connection.settings_dict.update(owner)
+    yield owner, saved
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(_database_owner_for_setup, django_db_setup, django_db_blocker):
+    """Then the tests run as the application role (DATABASE_URL), as the app does in
+    production; the owner again for dropping the database at the end."""
+    from django.db import connection
+
+    owner, app = _database_owner_for_setup
+    if owner:
+        with django_db_blocker.unblock():
+            connection.close()
+        connection.settings_dict.update(app)
+    yield
+    if owner:
+        with django_db_blocker.unblock():
+            connection.close()
+        connection.settings_dict.update(owner)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _allow_test_database_flush():
     """Transactional tests end with Django flushing the test database, which
-    TRUNCATEs every table, and the audit log's trigger refuses TRUNCATE. Only
-    that flush runs under pgtrigger's ignore for this one trigger; the refusal
-    itself is tested on a raw connection (tests/audit)."""
+    TRUNCATEs every table: the application role may not, and the append-only
+    tables' triggers refuse it. Only that flush runs as the owner, under
+    pgtrigger's ignore for those triggers; the refusals themselves are tested
+    on raw connections (tests/audit)."""
     original = TransactionTestCase._fixture_teardown
 
     def teardown_with_flush_allowed(self):
-        with pgtrigger.ignore("audit.AuditLog:auditlog_no_truncate"):
+        with roles.as_owner(), pgtrigger.ignore(*APPEND_ONLY_TRUNCATE_TRIGGERS):
             return original(self)
 
     TransactionTestCase._fixture_teardown = teardown_with_flush_allowed
     yield
     TransactionTestCase._fixture_teardown = original
+
+
+@pytest.fixture(autouse=True)
+def _empty_audit_checkpoint_sink():
+    """Each test starts with an empty external sink of audit checkpoints: those of a
+    test whose rows were rolled back would not match the next test's chain."""
+    from django.conf import settings
+
+    directory = settings.AUDIT_CHECKPOINT_DIR  # read now: a test may swap the settings object
+    yield
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

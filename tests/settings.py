@@ -10,6 +10,18 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40)
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")  # the test client speaks plain HTTP
 
+# The audit checkpoints: signed with a key made for this run, kept in a directory of its own.
+if not os.environ.get("AUDIT_SIGNING_KEY"):
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    os.environ["AUDIT_SIGNING_KEY"] = base64.b64encode(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())).decode()
+os.environ["AUDIT_CHECKPOINT_STORAGE"] = "local"
+os.environ["AUDIT_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="kobatela-test-checkpoints-")
+
 from kobatela.settings import *  # noqa: E402,F403
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="kobatela-test-media-")

@@ -21,6 +21,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseBadRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, path, reverse
@@ -28,12 +30,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from kobatela.audit import services as audit
-from kobatela.audit.models import Alert, AuditLog
+from kobatela.audit.models import Alert, AuditLog, AuditSeal
 from kobatela.core.actor import Actor
 from kobatela.core.admin_site import ReadOnlyAdminMixin, run_for_each_selected
 
-CSV_COLUMNS = ["id", "created_at", "actor", "action", "entity_type", "entity_id", "request_id", "data", "prev_hash",
-               "row_hash"]
+# row_hash: the row's hash in the sealed chain (empty until the sealing job has chained it).
+CSV_COLUMNS = ["id", "created_at", "actor", "action", "entity_type", "entity_id", "request_id", "data", "row_hash"]
 EXPORT_CHUNK_ROWS = 2000
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -98,8 +100,12 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
     fields = ["id", "created_at", "actor", "action", "entity_type", "entity_id", "entity", "request_id", "data_pretty",
-              "prev_hash", "row_hash"]
+              "row_hash"]
     readonly_fields = fields
+
+    @admin.display(description="Hash in the sealed chain")
+    def row_hash(self, obj: AuditLog) -> str:
+        return AuditSeal.objects.filter(seq=obj.pk).values_list("row_hash", flat=True).first() or "(not sealed yet)"
 
     @admin.display(description="Entity")
     def entity(self, obj: AuditLog) -> str:
@@ -163,7 +169,9 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         def lines():
             yield writer.writerow(CSV_COLUMNS)
             batch: list[str] = []
-            for row in queryset.values_list(*CSV_COLUMNS).iterator(chunk_size=EXPORT_CHUNK_ROWS):
+            sealed = queryset.annotate(row_hash=Coalesce(
+                Subquery(AuditSeal.objects.filter(seq=OuterRef("pk")).values("row_hash")[:1]), Value("")))
+            for row in sealed.values_list(*CSV_COLUMNS).iterator(chunk_size=EXPORT_CHUNK_ROWS):
                 batch.append(writer.writerow([row[0], row[1].isoformat(), *(_csv_cell(value) for value in row[2:])]))
                 if len(batch) >= 500:
                     yield "".join(batch)

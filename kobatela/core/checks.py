@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
 
 MIN_SECRET_KEY_LENGTH = 50
 
@@ -56,3 +57,23 @@ def production_settings_check(app_configs, **kwargs) -> list[Error]:
             )
         )
     return errors
+
+
+@register(Tags.security, deploy=False)
+def database_role_check(app_configs, **kwargs) -> list[Warning]:
+    """In production the application must not connect as a superuser or as the tables' owner:
+    either could switch the audit log's protection off (README "Operations")."""
+    if not settings.IS_PRODUCTION:
+        return []
+    from kobatela.core.roles import privilege_problems
+
+    try:
+        problems = privilege_problems()
+    except DatabaseError:
+        return []  # no database yet: readiness reports it
+    return [Warning(
+        f"The application's database role {problem}: it could rewrite or remove audit and ledger rows.",
+        hint="Connect as the application role (DATABASE_URL) and migrate as the owner (DATABASE_OWNER_URL); "
+             "see README, Operations.",
+        id="kobatela.W010",
+    ) for problem in problems]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import tracemalloc
-import uuid
 
 import pytest
 from django.http import StreamingHttpResponse
@@ -14,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from kobatela.audit import services as audit
-from kobatela.audit.models import Alert, AuditLog
+from kobatela.audit.models import Alert, AuditLog, AuditSeal
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:audit_auditlog_changelist")
@@ -23,14 +22,13 @@ VERIFY = reverse("admin:audit_auditlog_verify_chain")
 
 
 def bulk_audit_rows(count: int, *, action="bulk.row", actor="system:seed") -> None:
-    """Rows inserted directly (INSERT is what the triggers allow); a valid
-    chain is not needed here: the export does not verify it."""
+    """Rows inserted directly (INSERT is what the triggers allow), not sealed:
+    the export does not verify the chain."""
     now = timezone.now()
-    tag = uuid.uuid4().hex
     batch = []
     for i in range(count):
         batch.append(AuditLog(created_at=now, actor=actor, action=action, entity_type="thing", entity_id=str(i),
-                              data={"n": i, "note": "x" * 40}, prev_hash="0" * 64, row_hash=f"{tag}{i:032d}"))
+                              data={"n": i, "note": "x" * 40}))
         if len(batch) == 5000:
             AuditLog.objects.bulk_create(batch)
             batch.clear()
@@ -81,6 +79,7 @@ def test_filters_search_and_date_hierarchy(reviewer, reviewer_client):
 def test_chain_is_verified_on_demand_and_the_result_shown(reviewer, reviewer_client):
     for i in range(3):
         audit.record("system:test", "thing.done", ("thing", i), {})
+    audit.audit_seal()
     assert "not verified from the admin yet" in reviewer_client.get(CHANGELIST).content.decode()
     assert reviewer_client.get(VERIFY).status_code == 405
     response = reviewer_client.post(VERIFY, follow=True)
@@ -89,11 +88,13 @@ def test_chain_is_verified_on_demand_and_the_result_shown(reviewer, reviewer_cli
     row = AuditLog.objects.get(action="audit.chain_verified")
     assert row.actor == f"staff:{reviewer.pk}" and row.data == {"ok": True, "checked": 3, "first_broken_id": None,
                                                                  "reason": None}
-    assert audit.audit_chain_verify().ok  # the verification's own row is chained too
+    audit.audit_seal()
+    assert audit.audit_chain_verify().checked == 4  # the verification's own row is sealed too
 
 
 def test_a_broken_chain_shows_on_the_changelist(reviewer_client):
-    bulk_audit_rows(2)  # not chained
+    row = audit.record("system:test", "thing.done", ("thing", 1), {})
+    AuditSeal.objects.create(seq=row.pk, row_hash="f" * 64, sealed_at=timezone.now())  # a seal that does not match
     html = reviewer_client.post(VERIFY, follow=True).content.decode()
     assert "Hash chain BROKEN at row id=" in html
 

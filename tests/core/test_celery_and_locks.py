@@ -41,6 +41,7 @@ def test_beat_schedule_is_in_one_place():
         "ocr-sweep": {"task": "proofs.tasks.sweep_ocr", "schedule": 300.0},
         "webhook-deliveries-sweep": {"task": "webhooks.tasks.sweep_deliveries", "schedule": 30.0},
         "expire-mandates": {"task": "spend.tasks.expire_mandates", "schedule": 300.0},
+        "seal-audit-log": {"task": "kobatela.audit.tasks.seal_audit_log", "schedule": 5.0},
     }
     assert app.conf.task_acks_late is True
 

@@ -10,6 +10,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from escrow.models import EscrowAgreement, EscrowDeposit
+from kobatela.core import roles
 from kobatela.core.locks import lock_id
 from kobatela.core.models import IdempotencyKey
 from tests.conftest import _keyed_client, assert_error
@@ -45,13 +46,13 @@ def test_when_the_answer_cannot_be_stored_the_effect_does_not_commit_either():
     key is free for the retry, which deposits once."""
     sender = _keyed_client(["sender"])
     escrow = make_escrow(client=sender.user, amounts=("50.00",))
-    with connection.cursor() as cursor:
+    with roles.as_owner(), connection.cursor() as cursor:  # DDL: the tables' owner, not the app's role
         cursor.execute(FAIL_ONCE_TRIGGER)
     try:
         with pytest.raises(DatabaseError, match="disk full"):
             _deposit(sender, escrow, "atomic-1")
     finally:
-        with connection.cursor() as cursor:
+        with roles.as_owner(), connection.cursor() as cursor:
             cursor.execute(DROP_TRIGGER)
 
     assert not EscrowDeposit.objects.filter(escrow=escrow).exists()

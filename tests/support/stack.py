@@ -110,7 +110,8 @@ class Stack:
 
     def _start_services(self) -> None:
         out = self._bash("services_start >&2 && env | grep -E "
-                         "'^(DATABASE_URL|REDIS_URL|CELERY_BROKER_URL|KOBATELA_SERVICES_DIR|_KOB_PG_BIN)='")
+                         "'^(DATABASE_URL|DATABASE_OWNER_URL|DATABASE_SUPERUSER_URL|REDIS_URL|CELERY_BROKER_URL|"
+                         "KOBATELA_SERVICES_DIR|_KOB_PG_BIN)='")
         self.env.update(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def _configure(self) -> None:
@@ -195,5 +196,7 @@ class Stack:
         return self._request("POST", path, body, key)
 
     def sql(self, query: str) -> str:
-        """One value from the stack's database, through psql."""
-        return self._bash(f"\"$(_kob_pg_bin)/psql\" -At {shlex.quote(self.env['DATABASE_URL'])} -c {shlex.quote(query)}").strip()
+        """One value from the stack's database, through psql, as the superuser (the
+        app itself runs as the least-privileged role of DATABASE_URL)."""
+        url = self.env["DATABASE_SUPERUSER_URL"]
+        return self._bash(f"\"$(_kob_pg_bin)/psql\" -At {shlex.quote(url)} -c {shlex.quote(query)}").strip()

@@ -1,16 +1,32 @@
-from django.core.management.base import BaseCommand, CommandError
+from datetime import timedelta
 
-from kobatela.audit.services import audit_chain_verify
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from kobatela.audit.chain import audit_chain_verify
 
 
 class Command(BaseCommand):
-    help = "Verify the audit log's hash chain; exit non-zero naming the first broken row."
+    help = ("Verify the sealed audit chain row by row and against every signed checkpoint kept outside the "
+            "database; exit non-zero listing each problem with its range of sequence numbers.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-external", action="store_true",
+                            help="Skip the external checkpoints (the chain's own consistency only).")
+        parser.add_argument("--days", type=int, default=None,
+                            help="Only the external checkpoints of the last N days (default: all of them).")
 
     def handle(self, *args, **options):
-        report = audit_chain_verify()
+        since = None
+        if options["days"] is not None:
+            since = f"{timezone.now() - timedelta(days=options['days']):%Y-%m-%d}"
+        report = audit_chain_verify(external=not options["no_external"], since_day=since)
+        latest = report.latest_checkpoint
+        summary = (f"{report.checked} sealed rows (up to seq {report.head_seq}), {report.unsealed} not sealed yet, "
+                   f"{report.checkpoints_checked} signed checkpoints"
+                   + (f", latest up to seq {latest.last_seq} at {latest.created_at}" if latest else ""))
         if not report.ok:
-            raise CommandError(
-                f"Audit chain BROKEN at row id={report.first_broken_id}: {report.reason} "
-                f"({report.checked} rows checked)."
-            )
-        self.stdout.write(self.style.SUCCESS(f"Audit chain OK: {report.checked} rows verified."))
+            for problem in report.problems:
+                self.stderr.write(str(problem))
+            raise CommandError(f"Audit chain BROKEN: {len(report.problems)} problem(s); {summary}.")
+        self.stdout.write(self.style.SUCCESS(f"Audit chain OK: {summary}."))
