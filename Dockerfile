@@ -5,8 +5,10 @@
 FROM python:3.11-slim-bookworm
 
 # OMP_THREAD_LIMIT=1: one tesseract thread per process (web and worker
-# processes already run in parallel). PROMETHEUS_MULTIPROC_DIR: the processes
-# of one container add up their metrics there (kobatela/core/metrics.py).
+# processes already run in parallel). PROMETHEUS_MULTIPROC_DIR: every process
+# writes its metrics there; compose mounts one volume there for web, worker and
+# beat, so the web's /metrics adds them all up (kobatela/core/metrics.py). Created
+# here, owned by the app user, so that a new named volume inherits that owner.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -29,13 +31,13 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-# The code belongs to root and is read-only for the app user; only media and the
-# audit checkpoints' directory (AUDIT_CHECKPOINT_DIR) are writable.
+# The code belongs to root and is read-only for the app user; only media, the
+# audit checkpoints' directory (AUDIT_CHECKPOINT_DIR) and metrics are writable.
 COPY . .
 RUN DJANGO_ENV=development DJANGO_SECRET_KEY=build-only-collectstatic-key-not-used-at-runtime \
     python manage.py collectstatic --noinput -v 0 \
- && mkdir -p /app/media /app/audit-checkpoints \
- && chown kobatela:kobatela /app/media /app/audit-checkpoints
+ && mkdir -p /app/media /app/audit-checkpoints /tmp/prometheus \
+ && chown kobatela:kobatela /app/media /app/audit-checkpoints /tmp/prometheus
 
 USER kobatela
 

@@ -3,10 +3,13 @@ finds this file by itself; the command line still wins).
 
 * JSON logs: gunicorn's own lines and the access log go through the
   application's JSON formatter and masking (``kobatela.core.gunicorn_logging``).
-* Prometheus multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set: the
-  master empties that directory before it forks any worker, and forgets a
-  dead worker's live gauges (``child_exit``); every worker's counters are
-  added up at each scrape of ``/metrics`` (``kobatela.core.metrics``).
+* Prometheus multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set (a
+  directory the Celery worker and beat of this host share): the master names
+  its family ``web``, removes the web family's files (and the one-off
+  commands') of a previous run before it forks any worker — never a worker's —,
+  and forgets a dead worker's live gauges under the same name (``child_exit``);
+  every process's counters are added up at each scrape of ``/metrics``
+  (``kobatela.core.metrics``).
 """
 
 import os
@@ -19,7 +22,8 @@ errorlog = "-"
 def on_starting(server):
     from kobatela.core import metrics
 
-    metrics.prepare_multiprocess_dir()
+    metrics.set_process_family("web")
+    metrics.prepare_multiprocess_dir(metrics.ONE_OFF)
 
 
 def child_exit(server, worker):

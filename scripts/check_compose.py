@@ -13,7 +13,10 @@
    (only a one-shot, `restart: "no"`, may disable it); `depends_on` names
    existing services with a known condition, and `service_healthy` only on a
    service that has a healthcheck; named volumes are declared; every
-   `${VAR}` without a default is listed in `.env.example`.
+   `${VAR}` without a default is listed in `.env.example`; web, worker and
+   beat mount ONE named volume at their PROMETHEUS_MULTIPROC_DIR (their
+   `environment:` or the Dockerfile's ENV), so one scrape of the web's
+   /metrics adds up every process's counters.
 Exit 0 when valid; 1 with one line per problem otherwise.
 """
 
@@ -33,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOP_LEVEL = {"version", "name", "services", "volumes", "networks", "configs", "secrets"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 DURATION = re.compile(r"^(\d+(\.\d+)?(us|ms|s|m|h))+$")
+METRICS_SERVICES = ("web", "worker", "beat")
 REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?\?[^}]*)?\}")
 
 
@@ -62,6 +66,44 @@ def env_example_names() -> set[str]:
         if match:
             names.add(match.group(1))
     return names
+
+
+def _image_metrics_dir() -> str | None:
+    dockerfile = ROOT / "Dockerfile"
+    match = re.search(r"PROMETHEUS_MULTIPROC_DIR=(\S+)", dockerfile.read_text()) if dockerfile.exists() else None
+    return match.group(1) if match else None
+
+
+def metrics_volume_problems(services: dict) -> list[str]:
+    """web, worker and beat share one named volume at PROMETHEUS_MULTIPROC_DIR."""
+    present = [name for name in METRICS_SERVICES if isinstance(services.get(name), dict)]
+    if len(present) < 2:
+        return []
+    problems, sources = [], {}
+    for name in present:
+        service = services[name]
+        env = service.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env if "=" in item)
+        target = env.get("PROMETHEUS_MULTIPROC_DIR") or _image_metrics_dir()
+        mounts = {}
+        for volume in service.get("volumes") or []:
+            if isinstance(volume, str) and ":" in volume:
+                source, mounted_at = volume.split(":")[:2]
+            elif isinstance(volume, dict):
+                source, mounted_at = volume.get("source", ""), volume.get("target", "")
+            else:
+                continue
+            mounts[mounted_at] = source
+        source = mounts.get(target or "")
+        if not source or source.startswith((".", "/", "~", "$")):
+            problems.append(f"service {name}: no named volume at PROMETHEUS_MULTIPROC_DIR ({target}); web, worker "
+                            "and beat share one so that one scrape of the web's /metrics adds them all up")
+        else:
+            sources[name] = source
+    if len(set(sources.values())) > 1:
+        problems.append(f"web, worker and beat mount different volumes at PROMETHEUS_MULTIPROC_DIR: {sources}")
+    return problems
 
 
 def structural_problems(path: Path) -> list[str]:
@@ -112,6 +154,7 @@ def structural_problems(path: Path) -> list[str]:
             source = volume.split(":", 1)[0] if isinstance(volume, str) else (volume or {}).get("source", "")
             if source and not source.startswith((".", "/", "~", "$")) and source not in declared_volumes:
                 problems.append(f"{where}: volume {source!r} is not declared under volumes:")
+    problems += metrics_volume_problems(services)
     known = env_example_names()
     for var in sorted(set(REQUIRED_VAR.findall(text))):
         if var not in known:

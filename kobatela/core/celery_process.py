@@ -11,9 +11,12 @@ Connected once, from ``kobatela.celery``:
   back in the context with the task's id and name for the task's duration,
   so every log line of the task names both.
 * **Metrics.** ``kobatela_celery_tasks_total{task,outcome}`` and
-  ``kobatela_celery_task_seconds{task}``. The worker's process group has its
-  own multiprocess directory, emptied at start; with ``WORKER_METRICS_PORT``
-  set its main process serves it over HTTP (``kobatela.core.metrics``).
+  ``kobatela_celery_task_seconds{task}``. A worker's processes are the family
+  ``worker-<node name>`` in the multiprocess directory it shares with the web
+  (whose ``/metrics`` adds them up), and it removes only that family's files
+  at start; beat is the family ``beat``. With ``WORKER_METRICS_PORT`` set
+  (a worker on a host with no web) the worker's main process also serves its
+  family's counters over HTTP (``kobatela.core.metrics``).
 """
 
 from __future__ import annotations
@@ -51,10 +54,17 @@ def _worker_starts(sender=None, instance=None, conf=None, **kwargs) -> None:
     if instance is not None:
         instance.quiet = True  # no ASCII-art banner on stdout: one JSON line instead
     logging.getLogger("celery.worker").info("worker starting", extra={"node": sender})
+    metrics.set_process_family("worker-" + str(sender or "celery").split("@")[0])
     metrics.prepare_multiprocess_dir()
     port = int(os.environ.get("WORKER_METRICS_PORT") or 0)
     if port:
         metrics.serve_worker_metrics(port, os.environ.get("WORKER_METRICS_ADDRESS", "0.0.0.0"))
+
+
+@signals.beat_init.connect
+def _beat_starts(**kwargs) -> None:
+    metrics.set_process_family("beat")
+    metrics.prepare_multiprocess_dir()
 
 
 @signals.worker_process_shutdown.connect

@@ -1,7 +1,7 @@
 """docker-compose.yml is checked on every `make test` (issue #18) by
 scripts/check_compose.py: `docker compose config` where the plugin exists,
 and the structural checks always (every service has a healthcheck, beat's
-being the heartbeat age)."""
+being the heartbeat age; web, worker and beat share the metrics volume)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,13 @@ services:
     for expected in ("service web: no healthcheck", "unknown service 'cache'", "interval 'soon' is not a duration",
                      "volume 'media' is not declared", "${NOT_IN_ENV_EXAMPLE} is used but not listed"):
         assert expected in done.stdout, (expected, done.stdout)
+
+
+def test_the_checker_wants_web_worker_and_beat_to_share_the_metrics_volume(tmp_path):
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose["services"]["worker"]["volumes"] = ["media:/app/media"]  # the worker's files would be its own
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(yaml.safe_dump(compose))
+    done = _check(broken)
+    assert done.returncode == 1
+    assert "service worker: no named volume at PROMETHEUS_MULTIPROC_DIR (/tmp/prometheus)" in done.stdout, done.stdout

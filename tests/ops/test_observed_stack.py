@@ -1,10 +1,11 @@
 """Metrics and logs of every process, on a production-like stack: gunicorn
 with 4 sync workers, two Celery workers (one prefork pool of 2, one solo) and
-a beat, each in its own process group (issue #18).
+a beat, sharing one metrics directory (issue #18).
 
-* Counters add up across processes: one scrape of the web after N requests
-  spread over the gunicorn workers says N; one scrape of each worker's
-  endpoint after M tasks says M between them.
+* Counters add up across processes and families: web, workers and beat share
+  one multiprocess directory, so ONE scrape of the web after N requests spread
+  over the gunicorn workers and M tasks spread over the Celery workers' processes
+  says N and M; each family's start removes only its own files of a previous run.
 * Every log line of web (gunicorn's own and access lines included), workers
   and beat is JSON, and none holds a full IBAN, an email or a secret.
 """
@@ -14,11 +15,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.support.observed_stack import ObservedStack, total
+from kobatela.core.metrics import HOST
+from tests.support.observed_stack import STALE_TASK, ObservedStack, file_totals, total
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -51,30 +52,56 @@ def _worker_total(stack, name: str, **labels: str) -> float:
     return sum(total(stack.scrape(stack.worker_metrics_url(w)), name, **labels) for w in ("w1", "w2"))
 
 
-def test_counters_of_4_gunicorn_workers_and_2_celery_workers_equal_the_work_done(stack):
-    requests, tasks = 60, 12
+def test_each_family_removes_only_its_own_files_of_a_previous_run_when_it_starts(stack):
+    names = {family: path.name for family, path in stack.stale.items()}
+    # The web's start removed the web's (and the one-off commands') files, not the workers'.
+    assert names["web"] not in stack.files_after_web_start and names["cmd"] not in stack.files_after_web_start
+    assert names["worker-w1"] in stack.files_after_web_start and names["worker-w9"] in stack.files_after_web_start
+    # w1's start removed its own; nobody removed those of w9, which did not start again.
+    now = {p.name for p in stack.metrics_dir.glob("*.db")}
+    assert names["worker-w1"] not in now and names["worker-w9"] in now
+    # Every file is named by family, host and pid: pids repeating across containers never collide.
+    assert all(re.fullmatch(rf"[a-z]+(_[a-z]+)?_[A-Za-z0-9-]+\.{re.escape(HOST)}\.\d+\.db", n) for n in now), now
+
+
+def test_one_scrape_of_the_web_shows_the_counters_of_4_gunicorn_workers_and_2_celery_workers(stack):
+    requests, tasks, task = 60, 12, STALE_TASK  # a task beat does not run within the hour
+    requests_total = "django_http_requests_total_by_view_transport_method_total"
+    before = stack.scrape(stack.web_metrics_url)
+    assert total(before, requests_total, view="health-ready") == 0  # the previous run's 1000 are gone
+    assert total(before, "kobatela_celery_tasks_total", task=task) == 0
     for _ in range(requests):
         assert stack.get("/health/ready").status == 200
-    web_dir = Path(stack.env["PROMETHEUS_MULTIPROC_DIR"])
-    assert not (web_dir / "counter_999999.db").exists()  # emptied at start
-    writers = {p.name for p in web_dir.glob("counter_*.db")}
-    page = stack.scrape(stack.web_metrics_url)
-    served = total(page, "django_http_requests_total_by_view_transport_method_total", view="health-ready")
-    print(f"\nweb: {requests} requests over {len(writers)} gunicorn processes, one scrape says {served:.0f}")
-    assert len(writers) >= 2, writers  # the requests really were spread over several processes
-    assert served == requests
-
     for _ in range(tasks):
-        stack.send_task("kobatela.core.tasks.heartbeat")
-    done = _wait(lambda: _worker_total(stack, "kobatela_celery_tasks_total", task="kobatela.core.tasks.heartbeat",
-                                       outcome="success") >= tasks, 60)
-    per_worker = {w: total(stack.scrape(stack.worker_metrics_url(w)), "kobatela_celery_tasks_total",
-                           task="kobatela.core.tasks.heartbeat") for w in ("w1", "w2")}
-    print(f"workers: {tasks} tasks, scrapes say {per_worker}")
-    assert done and sum(per_worker.values()) == tasks
+        stack.send_task(task)
+
+    def tasks_counted():
+        page = stack.scrape(stack.web_metrics_url)
+        return page if total(page, "kobatela_celery_tasks_total", task=task) >= tasks else None
+
+    assert _wait(tasks_counted, 60)
     time.sleep(1)  # nothing is counted twice afterwards
-    assert _worker_total(stack, "kobatela_celery_tasks_total", task="kobatela.core.tasks.heartbeat") == tasks
-    assert _worker_total(stack, "kobatela_celery_task_seconds_count", task="kobatela.core.tasks.heartbeat") == tasks
+    page = stack.scrape(stack.web_metrics_url)  # THE one scrape
+    served = total(page, requests_total, view="health-ready")
+    done = total(page, "kobatela_celery_tasks_total", task=task, outcome="success")
+    web_files = file_totals(stack.metrics_dir, "counter_web.*.db", "django_http_requests_total_by_view_transport_method",
+                            view="health-ready")
+    worker_files = file_totals(stack.metrics_dir, "counter_worker-*.db", "kobatela_celery_tasks", task=task)
+    print(f"\none scrape of the web: {served:.0f} requests (sent {requests}) from {web_files}; "
+          f"{done:.0f} tasks (sent {tasks}) from {worker_files}")
+    assert served == requests and done == tasks
+    assert total(page, "kobatela_celery_task_seconds_count", task=task) == tasks
+    assert total(page, "kobatela_ops_left_by_w9_total") == 1000  # another family's files are added, not removed
+    # The work really was spread: requests over several gunicorn processes, tasks over several
+    # processes of two Celery workers, each writing its own file.
+    assert len(web_files) >= 2, web_files
+    assert len(worker_files) >= 2, worker_files
+    assert sum(web_files.values()) == requests and sum(worker_files.values()) == tasks
+    assert {name.split("_")[1].split(".")[0] for name in worker_files} == {"worker-w1", "worker-w2"}, worker_files
+
+    # A worker's own endpoint (for a worker on another host) shows its family only: no double count.
+    assert _worker_total(stack, "kobatela_celery_tasks_total", task=task) == tasks
+    assert total(stack.scrape(stack.worker_metrics_url("w1")), requests_total) == 0
 
 
 def test_the_web_exports_the_domain_gauges_from_shared_state(stack):

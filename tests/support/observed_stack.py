@@ -1,5 +1,6 @@
 """The drill stack (:mod:`tests.support.stack`) as operators run it: real Celery
-(not eager), Prometheus multiprocess mode, INFO logs, and Celery workers and a
+(not eager), Prometheus multiprocess mode with ONE directory shared by web,
+workers and beat (as compose's volume), INFO logs, and Celery workers and a
 beat of its own, each logging to a file the test can scan.
 
     with ObservedStack(workers=4) as stack:
@@ -10,12 +11,14 @@ beat of its own, each logging to a file the test can scan.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
+from kobatela.core.metrics import HOST
 from tests.support.ports import free_port
 from tests.support.stack import PYTHON, ROOT, Stack, production_environment
 
@@ -33,9 +36,40 @@ def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
     return out
 
 
+def write_counter(directory: Path, identifier: str, name: str, value: float, **labels: str) -> Path:
+    """A counter file as a process ``identifier`` (``<family>.<host>.<pid>``) leaves it
+    (prometheus_client's own format), e.g. a run before a crash."""
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    path = directory / f"counter_{identifier}.db"
+    values = MmapedDict(str(path))
+    values.write_value(mmap_key(name, name + "_total", list(labels), list(labels.values()), name), value, 0.0)
+    values.close()
+    return path
+
+
+def file_totals(directory: Path, pattern: str, name: str, **labels: str) -> dict[str, float]:
+    """Per file of ``pattern``: the sum of the counter ``name`` (``…_total``) with ``labels``, where not 0."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    out = {}
+    for path in sorted(directory.glob(pattern)):
+        value = 0.0
+        for key, v, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+            _, sample, ls, _ = json.loads(key)
+            if sample == name + "_total" and all(ls.get(k) == w for k, w in labels.items()):
+                value += v
+        if value:
+            out[path.name] = value
+    return out
+
+
 def total(text: str, name: str, **labels: str) -> float:
     """Sum of the samples named ``name`` whose labels include ``labels``."""
     return sum(v for n, ls, v in samples(text) if n == name and all(ls.get(k) == w for k, w in labels.items()))
+
+
+STALE_TASK = "kobatela.core.tasks.purge_idempotency_keys"
 
 
 class ObservedStack(Stack):
@@ -49,16 +83,26 @@ class ObservedStack(Stack):
         return Path(self.env["KOBATELA_SERVICES_DIR"])
 
     def _configure(self) -> None:
-        metrics = self.dir / "metrics-web"
         self.env.update(production_environment(
-            CELERY_TASK_ALWAYS_EAGER="false", LOG_LEVEL="INFO", PROMETHEUS_MULTIPROC_DIR=str(metrics)))
+            CELERY_TASK_ALWAYS_EAGER="false", LOG_LEVEL="INFO", PROMETHEUS_MULTIPROC_DIR=str(self.dir / "metrics")))
+
+    @property
+    def metrics_dir(self) -> Path:
+        return Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
 
     def _start_gunicorn(self) -> None:
-        # Files left over from a previous start, as after a crash: the start must empty the directory.
-        metrics = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
-        metrics.mkdir(parents=True, exist_ok=True)
-        (metrics / "counter_999999.db").write_bytes(b"stale")
+        # Files of a previous run, as after a crash (pid 999999 is nobody): each family's start
+        # must remove its own — and only its own. w9 is a worker that is not started again.
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        self.stale = {family: write_counter(self.metrics_dir, f"{family}.{HOST}.999999", name, 1000, **labels)
+                      for family, name, labels in (
+                          ("web", "django_http_requests_total_by_view_transport_method",
+                           {"view": "health-ready", "transport": "http", "method": "GET"}),
+                          ("cmd", "kobatela_celery_tasks", {"task": STALE_TASK, "outcome": "success"}),
+                          ("worker-w1", "kobatela_celery_tasks", {"task": STALE_TASK, "outcome": "success"}),
+                          ("worker-w9", "kobatela_ops_left_by_w9", {}))}
         super()._start_gunicorn()
+        self.files_after_web_start = {p.name for p in self.metrics_dir.glob("*.db")}
 
     def __exit__(self, *exc) -> None:
         for name in list(self.processes):
@@ -78,8 +122,7 @@ class ObservedStack(Stack):
         port = self.worker_ports[name] = free_port()
         self._celery(name, ["worker", "--pool", pool, "--concurrency", str(concurrency), "-n", f"{name}@%h",
                             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                     {"PROMETHEUS_MULTIPROC_DIR": str(self.dir / f"metrics-{name}"),
-                      "WORKER_METRICS_PORT": str(port), "WORKER_METRICS_ADDRESS": "127.0.0.1"})
+                     {"WORKER_METRICS_PORT": str(port), "WORKER_METRICS_ADDRESS": "127.0.0.1"})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -93,7 +136,7 @@ class ObservedStack(Stack):
 
     def start_beat(self) -> None:
         self._celery("beat", ["--quiet", "beat", "--loglevel", "INFO", "--schedule", str(self.dir / "celerybeat-schedule")],
-                     {"PROMETHEUS_MULTIPROC_DIR": str(self.dir / "metrics-beat")})
+                     {})
 
     def stop(self, name: str) -> None:
         process, _, log = self.processes.pop(name)
@@ -130,6 +173,7 @@ class ObservedStack(Stack):
         return f"http://127.0.0.1:{self.port}/metrics"
 
     def worker_metrics_url(self, name: str) -> str:
+        """A worker's own endpoint (its family's files only), as for a worker on another host."""
         return f"http://127.0.0.1:{self.worker_ports[name]}/metrics"
 
     @staticmethod
