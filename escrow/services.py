@@ -232,7 +232,8 @@ def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone:
     milestone.save(update_fields=["status", "approved_at"])
     payment = payment_services.payment_create_payout(
         actor=actor, escrow=escrow, amount=milestone.amount, destination=escrow.provider.payout_destination,
-        reason="milestone_approved", milestone=milestone, data={"milestone_idx": milestone.idx})
+        reason="milestone_approved", milestone=milestone, data={"milestone_idx": milestone.idx},
+        payee=escrow.provider)
     _event(escrow, "milestone_approved", actor, {"idx": milestone.idx, "reason": reason, "payment_id": payment.pk})
     events.emit(account_id=escrow.client_id, type="milestone.approved", resource=escrow,
                 context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})

@@ -11,3 +11,10 @@ class PaymentsConfig(AppConfig):
         from payments.models import Payment
 
         register_resource(Payment, object_type="payment", serializer=PaymentReadSerializer)
+
+        from kobatela.accounts.models import User
+        from kobatela.accounts.services import add_payout_status_listener
+        from payments.payees import PayeeSerializer, payee_on_status_changed
+
+        register_resource(User, object_type="payee", serializer=PayeeSerializer)
+        add_payout_status_listener(payee_on_status_changed)

@@ -80,10 +80,12 @@ DEV_WEBHOOK_SECRET="whsec_a29iYXRlbGEtZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtZG8tbm90LX
 : "${PSP_PROVIDER:=sandbox}"
 : "${PSP_WEBHOOK_SECRET:=$DEV_WEBHOOK_SECRET}"
 : "${PORT:=8000}"
+# The demo pays the providers it creates at once; production keeps new payees unverified.
+: "${PAYOUT_STATUS_DEFAULT:=verified}"
 # REDIS_URL and DATABASE_URL stay unset unless you set them: local-memory
 # cache and the SQLite file db.sqlite3.
 export DJANGO_ENV DJANGO_DEBUG DJANGO_SECURE_SSL_REDIRECT DJANGO_SECRET_KEY \
-  CELERY_TASK_ALWAYS_EAGER MEDIA_STORAGE PSP_PROVIDER PSP_WEBHOOK_SECRET PORT
+  CELERY_TASK_ALWAYS_EAGER MEDIA_STORAGE PSP_PROVIDER PSP_WEBHOOK_SECRET PORT PAYOUT_STATUS_DEFAULT
 export PYTHONUNBUFFERED=1
 
 if [ "$DJANGO_ENV" != "development" ]; then

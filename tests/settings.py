@@ -8,7 +8,10 @@ import tempfile
 os.environ.setdefault("DJANGO_ENV", "test")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40)
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
-os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")  # the test client speaks plain HTTP
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+# Accounts made by tests are payable, as every account was before payee verification
+# existed; the payee-verification tests make unverified payees explicitly.
+os.environ.setdefault("PAYOUT_STATUS_DEFAULT", "verified")  # the test client speaks plain HTTP
 
 from kobatela.settings import *  # noqa: E402,F403
 

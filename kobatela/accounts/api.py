@@ -6,7 +6,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from kobatela.accounts import selectors, services
-from kobatela.accounts.models import ApiKey, User
+from kobatela.accounts.models import ApiKey, PayoutStatus, User
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ScopedViewSet
 
@@ -14,11 +14,16 @@ from kobatela.core.viewsets import ScopedViewSet
 class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = ["id", "email", "full_name", "kind", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", "email", "full_name", "kind", "payout_status", "created_at"]
+        read_only_fields = ["id", "payout_status", "created_at"]
         # Uniqueness is decided by the database (409 email_taken), not by a racy pre-check.
         # ``kind`` is part of the contract's body (API.md): required, not the model's default.
         extra_kwargs = {"email": {"validators": []}, "full_name": {"allow_blank": False}, "kind": {"required": True}}
+
+
+class PayoutStatusUpdateSerializer(serializers.Serializer):
+    payout_status = serializers.ChoiceField(choices=PayoutStatus.choices)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
@@ -30,6 +35,13 @@ class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedView
 
     def perform_create(self, serializer):
         serializer.instance = services.user_create(actor=self.actor, **serializer.validated_data)
+
+    @extend_schema(request=PayoutStatusUpdateSerializer, responses={200: UserSerializer})
+    def partial_update(self, request, pk=None):
+        """Set the account's payout_status (payee verification): verifying releases its waiting payouts."""
+        data = self.validated(PayoutStatusUpdateSerializer)
+        user = services.user_set_payout_status(actor=self.actor, user_id=self.get_object().pk, **data)
+        return Response(UserSerializer(user).data)
 
 
 class ApiKeyReadSerializer(serializers.ModelSerializer):
@@ -52,7 +64,7 @@ class ApiKeyCreatedSerializer(ApiKeyReadSerializer):
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     user_id = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), source="user")
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=5)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=len(Scope.choices))
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
     def validate_expires_at(self, value):
