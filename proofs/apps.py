@@ -8,9 +8,10 @@ class ProofsConfig(AppConfig):
     def ready(self) -> None:
         from kobatela.core.health import register_detail_section
         from kobatela.events.registry import register_resource
-        from proofs.api import ProofReadSerializer
+        from proofs.api import ProofReadSerializer, UploadLinkReadSerializer
         from proofs.health import proofs_health
-        from proofs.models import Proof
+        from proofs.models import Proof, UploadLink
 
         register_detail_section("proofs", proofs_health)
         register_resource(Proof, object_type="proof", serializer=ProofReadSerializer)
+        register_resource(UploadLink, object_type="upload_link", serializer=UploadLinkReadSerializer)
