@@ -74,6 +74,12 @@ class UploadPageView(APIView):
     parser_classes = [MultiPartParser]
     http_method_names = ["get", "post", "head"]
 
+    def perform_content_negotiation(self, request, force=False):
+        # The page is HTML whatever the browser asks; the JSON answers use the API's renderer
+        # (a no-JavaScript form post says Accept: text/html and must not get 406).
+        renderer = self.renderer_classes[0]()
+        return renderer, renderer.media_type
+
     def _throttle(self, request, token: str) -> None:
         upload_link_throttle(link_key=token_hash(token)[:32], client_ip=request.META.get("REMOTE_ADDR", ""))
 

@@ -21,3 +21,7 @@ STATIC_ROOT = tempfile.mkdtemp(prefix="kobatela-test-static-")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Each xdist worker gets its own cache namespace on the shared Redis.
 CACHES["default"]["KEY_PREFIX"] = "test-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405
+# Every test request comes from 127.0.0.1: the per-address limit of upload links would
+# couple unrelated tests; tests/proofs/test_upload_links.py sets it where it tests it.
+UPLOAD_LINK_RATE_PER_IP = 100_000
+UPLOAD_LINK_RATE_PER_LINK = 1_000
