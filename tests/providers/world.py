@@ -21,10 +21,14 @@ SITE = (Decimal("-4.325000"), Decimal("15.322200"))
 GEOFENCE = {"lat": SITE[0], "lng": SITE[1], "radius_m": Decimal("100")}
 
 
+def clean_photo_bytes() -> bytes:
+    """A photo inside the geofence, its EXIF time (whole seconds) after any escrow made before
+    this call (+2 s, well within the 5 min allowed for clock skew): auto-approves."""
+    return geotagged_jpeg(*SITE, timezone.now() + timedelta(seconds=2))
+
+
 def clean_photo(name: str = "site.jpg") -> SimpleUploadedFile:
-    """A photo inside the geofence, taken after the escrow was created: auto-approves."""
-    return SimpleUploadedFile(name, geotagged_jpeg(*SITE, timezone.now() - timedelta(seconds=5)),
-                              content_type="image/jpeg")
+    return SimpleUploadedFile(name, clean_photo_bytes(), content_type="image/jpeg")
 
 
 def doubtful_photo(name: str = "no-gps.jpg") -> SimpleUploadedFile:
