@@ -160,3 +160,18 @@ def test_only_support_and_admin_set_payout_status(sender_api, keyed_client, admi
     assert_error(admin_api.patch("/api/v1/users/999999999", {"payout_status": "verified"}, format="json"), 404)
     assert admin_api.patch(f"/api/v1/users/{user.pk}", {"payout_status": "paused", "reason": "fraud check"},
                            format="json").json()["payout_status"] == "paused"
+
+
+def test_review_queue_and_payment_admin_show_blocked_payouts_and_why(django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    provider = UserFactory(payout_status=PayoutStatus.UNVERIFIED)
+    payment = approved_payout(provider, django_capture_on_commit_callbacks)
+    staff = User.objects.create_superuser("ops@kobatela.test", "Pass-word-123-xyz", full_name="Ops")
+    browser = Client()
+    browser.force_login(staff)
+    queue = browser.get("/admin/proofs/proof/").content.decode()
+    assert "Approved payouts waiting for their payee" in queue and "1 payee not verified" in queue
+    listing = browser.get("/admin/payments/payment/?blocked=yes").content.decode()
+    assert f"user #{provider.pk}: unverified" in listing and "payee not verified" in listing
+    assert browser.get(f"/admin/payments/payment/{payment.pk}/change/").status_code == 200
