@@ -263,6 +263,8 @@ SPECTACULAR_SETTINGS = {
         "EscrowStatusEnum": "escrow.models.EscrowStatus",
         "PaymentStatusEnum": "payments.models.PaymentStatus",
         "ProofStatusEnum": "proofs.models.ProofStatus",
+        "UploadLinkStatusEnum": "proofs.models.UploadLinkStatus",
+        "PayoutStatusEnum": "kobatela.accounts.models.PayoutStatus",
     },
     # Swagger UI served from our own static files (no CDN): works offline and under a strict CSP.
     "SWAGGER_UI_DIST": "SIDECAR",
