@@ -130,22 +130,10 @@ class EscrowReadForCallerSerializer(EscrowReadSerializer):
     allowed_actions = serializers.ListField(child=serializers.ChoiceField(choices=sorted(ACTIONS)), read_only=True)
 
 
-class ProviderEscrowReadSerializer(serializers.Serializer):
+class ProviderEscrowReadSerializer(EscrowReadForCallerSerializer):
     """EscrowRead for its provider: without the client's personal data (no client id)."""
 
-    id = serializers.IntegerField()
-    provider_id = serializers.IntegerField()
-    amount_total = serializers.DecimalField(max_digits=18, decimal_places=2)
-    amount_funded = serializers.DecimalField(max_digits=18, decimal_places=2)
-    amount_released = serializers.DecimalField(max_digits=18, decimal_places=2)
-    currency = serializers.CharField()
-    status = serializers.ChoiceField(choices=EscrowStatus.choices)
-    deadline_at = serializers.DateTimeField()
-    release_conditions = serializers.JSONField()
-    milestones = MilestoneReadSerializer(many=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    allowed_actions = serializers.ListField(child=serializers.ChoiceField(choices=sorted(ACTIONS)), read_only=True)
+    client_id = None  # a declared field removed: the client stays unknown to the provider
 
 
 def escrow_body(escrow: EscrowAgreement, actor, serializer=EscrowReadSerializer) -> dict:

@@ -11,8 +11,7 @@ from django.urls import URLResolver, get_resolver
 from escrow.models import EscrowAgreement, EscrowStatus
 from kobatela.accounts.models import ApiKey, User
 from kobatela.events.models import Event
-from payments.models import Payment
-from payments.models import Transaction
+from payments.models import Payment, Transaction
 from proofs.models import Proof, UploadLink
 from spend.models import Purchase, UsageMandate
 from tests.conftest import assert_error

@@ -14,8 +14,8 @@ from kobatela.events.models import Event
 from proofs.models import Proof, UploadLink
 from tests.conftest import assert_error
 from tests.factories import UserFactory
-from tests.providers.world import SITE, clean_photo, doubtful_photo, photo_escrow
 from tests.proofs.photo_samples import geotagged_jpeg
+from tests.providers.world import SITE, clean_photo, doubtful_photo, photo_escrow
 from tests.support.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db

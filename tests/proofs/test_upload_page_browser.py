@@ -13,8 +13,8 @@ from django.utils import timezone
 from proofs.models import Proof, UploadLink
 from proofs.upload_links import upload_link_create
 from tests.factories import actor_for
-from tests.providers.world import clean_photo_bytes, photo_escrow
 from tests.proofs.photo_samples import geotagged_jpeg
+from tests.providers.world import clean_photo_bytes, photo_escrow
 from tests.support.browser import ARTIFACTS, chromium_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
