@@ -31,6 +31,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kobatela.accounts.openapi import ErrorSerializer
 from kobatela.core.errors import DomainError
 from proofs.api import JsonObjectTextField
 from proofs.file_urls import proof_for_signed
@@ -58,6 +59,8 @@ LinkUploadResult = inline_serializer("LinkUploadResult", {
 
 
 def _private(response, nonce: str | None = None):
+    if response.status_code == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="kobatela-upload-link"'  # the token in the path is the credential
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
     response["X-Robots-Tag"] = "noindex, nofollow"
@@ -107,7 +110,8 @@ class UploadPageView(APIView):
             "expires_at": link.expires_at,
         }, 200)
 
-    @extend_schema(request={"multipart/form-data": LinkUploadSerializer}, responses={201: LinkUploadResult})
+    @extend_schema(request={"multipart/form-data": LinkUploadSerializer},
+                   responses={201: LinkUploadResult, 410: ErrorSerializer, 429: ErrorSerializer})
     def post(self, request, token: str):
         wants_page = "text/html" in request.headers.get("Accept", "") and "X-Requested-With" not in request.headers
         try:
