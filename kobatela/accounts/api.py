@@ -21,9 +21,20 @@ class UserSerializer(serializers.ModelSerializer):
         extra_kwargs = {"email": {"validators": []}, "full_name": {"allow_blank": False}, "kind": {"required": True}}
 
 
+class TextField(serializers.CharField):
+    """A JSON string only: DRF's CharField would also take 0 or true as "0" or "True"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PayoutStatusUpdateSerializer(serializers.Serializer):
-    payout_status = serializers.ChoiceField(choices=PayoutStatus.choices)
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    # A PATCH: what is absent is left as it is ({} changes nothing).
+    payout_status = serializers.ChoiceField(choices=PayoutStatus.choices, required=False)
+    reason = TextField(max_length=500, required=False, allow_blank=True, default="",
+                       help_text="Why (kept in the audit log).")
 
 
 class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
@@ -40,7 +51,9 @@ class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedView
     def partial_update(self, request, pk=None):
         """Set the account's payout_status (payee verification): verifying releases its waiting payouts."""
         data = self.validated(PayoutStatusUpdateSerializer)
-        user = services.user_set_payout_status(actor=self.actor, user_id=self.get_object().pk, **data)
+        user = self.get_object()
+        if "payout_status" in data:
+            user = services.user_set_payout_status(actor=self.actor, user_id=user.pk, **data)
         return Response(UserSerializer(user).data)
 
 

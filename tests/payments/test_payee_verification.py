@@ -146,10 +146,14 @@ def test_three_failed_or_returned_payouts_in_a_row_pause_the_provider(django_cap
     assert approved_payout(provider, django_capture_on_commit_callbacks).blocked_reason == "payee_paused"
 
 
-@pytest.mark.parametrize("body", [{"payout_status": "nope"}, {}, {"payout_status": None}])
+@pytest.mark.parametrize("body", [{"payout_status": "nope"}, {"payout_status": None},
+                                  {"payout_status": "verified", "reason": 0}])
 def test_bad_payout_status_is_400(support_api, body):
-    user = UserFactory()
+    user = UserFactory(payout_status=PayoutStatus.UNVERIFIED)
     assert_error(support_api.patch(f"/api/v1/users/{user.pk}", body, format="json"), 400)
+    user.refresh_from_db()
+    assert user.payout_status == PayoutStatus.UNVERIFIED
+    assert support_api.patch(f"/api/v1/users/{user.pk}", {}, format="json").json()["payout_status"] == "unverified"
 
 
 def test_only_support_and_admin_set_payout_status(sender_api, keyed_client, admin_api):
