@@ -83,7 +83,8 @@ def _call(api, method: str, path: str):
 
 def _answer(response) -> tuple[int, str | None]:
     code = None
-    if response.get("Content-Type", "").startswith("application/json") and response.status_code >= 400:
+    if (response.get("Content-Type", "").startswith("application/json") and response.status_code >= 400
+            and response.content):
         code = response.json()["error"]["code"]
     return response.status_code, code
 
