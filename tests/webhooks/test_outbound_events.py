@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,8 @@ from django.db import transaction
 
 from escrow import services as escrow_services
 from escrow.selectors import escrow_lock
+from kobatela.events import services as events
+from kobatela.events.models import Event
 from payments import services as payment_services
 from payments.models import Payment
 from payments.psp import sandbox
@@ -22,8 +25,6 @@ from tests.conftest import assert_error
 from tests.factories import actor_for, fund, make_escrow
 from tests.proofs.invoice_samples import SAMPLES, render_pdf
 from tests.proofs.photo_samples import geotagged_jpeg
-from kobatela.events import services as events
-from kobatela.events.models import Event
 from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
