@@ -3,11 +3,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
-from rest_framework import mixins, serializers, status
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from escrow import selectors, services
+from escrow.actions import ACTIONS, allowed_actions
 from escrow.models import EscrowAgreement, EscrowEvent, EscrowStatus, Milestone, ProofType
 from kobatela.accounts.openapi import ErrorSerializer
 from kobatela.audit import services as audit
@@ -133,6 +134,23 @@ class EscrowReadSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class EscrowReadForCallerSerializer(EscrowReadSerializer):
+    """EscrowRead as an API answer: with the actions the caller may take now (``escrow.actions``)."""
+
+    allowed_actions = serializers.ListField(child=serializers.ChoiceField(choices=sorted(ACTIONS)), read_only=True)
+
+
+class ProviderEscrowReadSerializer(EscrowReadForCallerSerializer):
+    """EscrowRead for its provider: without the client's personal data (no client id)."""
+
+    client_id = None  # a declared field removed: the client stays unknown to the provider
+
+
+def escrow_body(escrow: EscrowAgreement, actor, serializer=EscrowReadSerializer) -> dict:
+    """An escrow as its caller reads it: the Read serializer's fields and ``allowed_actions``."""
+    return {**represent(serializer, escrow), "allowed_actions": allowed_actions(escrow, actor)}
+
+
 class DeadlineOutcomeSerializer(serializers.Serializer):
     applied = serializers.BooleanField(help_text="False when the deadline has not passed or was already handled.")
     policy = serializers.ChoiceField(choices=["auto_approve", "notify", "refund"])
@@ -141,7 +159,7 @@ class DeadlineOutcomeSerializer(serializers.Serializer):
     refunded = serializers.DecimalField(max_digits=18, decimal_places=2)
 
 
-class EscrowDeadlineCheckedSerializer(EscrowReadSerializer):
+class EscrowDeadlineCheckedSerializer(EscrowReadForCallerSerializer):
     deadline_outcome = DeadlineOutcomeSerializer(help_text="What the deadline policy did on this call.")
 
 
@@ -180,17 +198,18 @@ class EscrowFilterSerializer(serializers.Serializer):
 READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
 
 
-class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
+class EscrowViewSet(ScopedViewSet):
     required_scopes = {
         "list": READERS,
         "retrieve": READERS,
         "events": READERS,
         "create": {Scope.SENDER},
-        "deposit": {Scope.SENDER},
+        # The scopes of the actions listed in allowed_actions come from their one table.
+        "deposit": ACTIONS["deposit"].scopes,
         "funding_session": {Scope.SENDER, Scope.ADMIN},
-        "mark_delivered": {Scope.SENDER},
-        "client_approve": {Scope.SENDER},
-        "client_reject": {Scope.SENDER},
+        "mark_delivered": ACTIONS["mark_delivered"].scopes,
+        "client_approve": ACTIONS["approve"].scopes,
+        "client_reject": ACTIONS["reject"].scopes,
         "check_deadline": {Scope.SENDER, Scope.ADMIN},
     }
     idempotency_required_actions = frozenset({"deposit"})
@@ -199,7 +218,7 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
                                   StripeProvider.create_funding_session)}
     # Calls the PSP between two short transactions: not inside an idempotency unit.
     idempotency_outside_unit_actions = frozenset({"funding_session"})
-    serializer_class = EscrowReadSerializer
+    serializer_class = EscrowReadForCallerSerializer
     list_filter_serializer = EscrowFilterSerializer
 
     def scoped_queryset(self, actor):
@@ -208,9 +227,13 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     def _respond(self, escrow: EscrowAgreement, code: int = status.HTTP_200_OK) -> Response:
         """The escrow a service returned, with its milestones as they are after commit (one query)."""
         selectors.escrow_prefetch_milestones(escrow)
-        return Response(represent(EscrowReadSerializer, escrow), status=code)
+        return Response(escrow_body(escrow, self.actor), status=code)
 
-    @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadSerializer}, examples=[
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response([escrow_body(escrow, self.actor) for escrow in page])
+
+    @extend_schema(request=EscrowCreateSerializer, responses={201: EscrowReadForCallerSerializer}, examples=[
         OpenApiExample("Two milestones: a geofenced photo, then an invoice", request_only=True, value={
             "provider_id": 42, "amount_total": "1000.00", "currency": "USD", "deadline_at": "2030-01-01T00:00:00Z",
             "release_conditions": {"contract_ref": "PO-2026-118"},
@@ -240,9 +263,9 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
     def retrieve(self, request, pk=None):
         escrow = self.get_object()
         audit.record(self.actor, "escrow.read", escrow, {})
-        return Response(represent(EscrowReadSerializer, escrow))
+        return Response(escrow_body(escrow, self.actor))
 
-    @extend_schema(request=DepositSerializer, responses={200: EscrowReadSerializer}, examples=[
+    @extend_schema(request=DepositSerializer, responses={200: EscrowReadForCallerSerializer}, examples=[
         OpenApiExample("Fund the whole escrow", request_only=True, value={"amount": "1000.00"})])
     @action(detail=True, methods=["post"])
     def deposit(self, request, pk=None):
@@ -259,21 +282,21 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         session = services.escrow_funding_session(actor=self.actor, escrow_id=int(pk))
         return Response(FundingSessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=NoteSerializer, responses={200: EscrowReadSerializer})
+    @extend_schema(request=NoteSerializer, responses={200: EscrowReadForCallerSerializer})
     @action(detail=True, methods=["post"], url_path="mark-delivered")
     def mark_delivered(self, request, pk=None):
         data = self.validated(NoteSerializer)
         escrow = services.escrow_mark_delivered(actor=self.actor, escrow_id=int(pk), note=data["note"])
         return self._respond(escrow)
 
-    @extend_schema(request=NoteSerializer, responses={200: EscrowReadSerializer})
+    @extend_schema(request=NoteSerializer, responses={200: EscrowReadForCallerSerializer})
     @action(detail=True, methods=["post"], url_path="client-approve")
     def client_approve(self, request, pk=None):
         data = self.validated(NoteSerializer)
         escrow = services.escrow_client_approve(actor=self.actor, escrow_id=int(pk), note=data["note"])
         return self._respond(escrow)
 
-    @extend_schema(request=ReasonSerializer, responses={200: EscrowReadSerializer})
+    @extend_schema(request=ReasonSerializer, responses={200: EscrowReadForCallerSerializer})
     @action(detail=True, methods=["post"], url_path="client-reject")
     def client_reject(self, request, pk=None):
         data = self.validated(ReasonSerializer)
@@ -286,7 +309,7 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         outcome = services.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
         escrow = selectors.escrow_list_for(self.actor).get(pk=pk)  # milestones prefetched, after the service committed
         # EscrowRead like every other lifecycle action, with what the policy did added.
-        return Response({**represent(EscrowReadSerializer, escrow), "deadline_outcome": outcome.as_dict()})
+        return Response({**escrow_body(escrow, self.actor), "deadline_outcome": outcome.as_dict()})
 
     @extend_schema(responses={200: EscrowEventSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -295,3 +318,24 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         paginator = TimelinePagination()
         page = paginator.paginate_queryset(selectors.escrow_events_for(escrow), request, view=self)
         return paginator.get_paginated_response(EscrowEventSerializer(page, many=True).data)
+
+
+class ProviderEscrowViewSet(ScopedViewSet):
+    """``/provider/escrows``: a provider's inbox — the escrows its account is paid from."""
+
+    required_scopes = {"list": {Scope.PROVIDER}, "retrieve": {Scope.PROVIDER}}
+    serializer_class = ProviderEscrowReadSerializer
+    list_filter_serializer = EscrowFilterSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.escrow_list_for_provider(actor)
+
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(
+            [escrow_body(escrow, self.actor, ProviderEscrowReadSerializer) for escrow in page])
+
+    def retrieve(self, request, pk=None):
+        escrow = self.get_object()
+        audit.record(self.actor, "escrow.read", escrow, {"as": "provider"})
+        return Response(escrow_body(escrow, self.actor, ProviderEscrowReadSerializer))

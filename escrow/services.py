@@ -16,6 +16,13 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from escrow import repository
+from escrow.actions import (
+    APPROVE_FROM,
+    DEPOSIT_FROM,
+    MARK_DELIVERED_FROM,
+    OPEN_MILESTONE_STATUSES,
+    REJECT_FROM,
+)
 from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus
 from escrow.selectors import escrow_lock, escrow_milestones_lock, escrow_prefetch_milestones, milestone_lock
 from kobatela.accounts.models import User
@@ -164,7 +171,7 @@ def _key_reused() -> Conflict:
 
 
 def _deposit_refusal(escrow: EscrowAgreement, amount: Decimal) -> Conflict | None:
-    refusal = _status_refusal(escrow, (EscrowStatus.DRAFT,), "it takes no deposits")
+    refusal = _status_refusal(escrow, DEPOSIT_FROM, "it takes no deposits")
     if refusal is not None:
         return refusal
     remaining = escrow.amount_total - escrow.amount_funded
@@ -211,8 +218,10 @@ def escrow_funding_session(*, actor: Actor, escrow_id: int) -> FundingSession:
 
 
 def escrow_mark_delivered(*, actor: Actor, escrow_id: int, note: str = "") -> EscrowAgreement:
+    """The client (sender) or the provider says the work is delivered: a funded escrow becomes releasable."""
     with service_transaction():
-        escrow = escrow_lock(escrow_id, actor)
+        escrow = escrow_lock(escrow_id, actor, as_provider=True)
+        _refuse_unless_status(escrow, MARK_DELIVERED_FROM, "delivery can be marked only on a funded escrow")
         transition(escrow, EscrowStatus.RELEASABLE)
         escrow.delivered_at = timezone.now()
         escrow.save(update_fields=["status", "delivered_at", "updated_at"])
@@ -233,7 +242,8 @@ def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone:
     milestone.save(update_fields=["status", "approved_at"])
     payment = payment_services.payment_create_payout(
         actor=actor, escrow=escrow, amount=milestone.amount, destination=escrow.provider.payout_destination,
-        reason="milestone_approved", milestone=milestone, data={"milestone_idx": milestone.idx})
+        reason="milestone_approved", milestone=milestone, data={"milestone_idx": milestone.idx},
+        payee=escrow.provider)
     _event(escrow, "milestone_approved", actor, {"idx": milestone.idx, "reason": reason, "payment_id": payment.pk})
     events.emit(account_id=escrow.client_id, type="milestone.approved", resource=escrow,
                 context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})
@@ -267,11 +277,11 @@ def escrow_client_approve(*, actor: Actor, escrow_id: int, note: str = "") -> Es
     """The client accepts the delivery: every milestone not yet approved is approved and paid out."""
     with service_transaction():
         escrow = escrow_lock(escrow_id, actor)
-        _refuse_unless_status(escrow, (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE), "there is nothing to approve")
+        _refuse_unless_status(escrow, APPROVE_FROM, "there is nothing to approve")
         approved = [
             milestone_approve(actor=actor, escrow=escrow, milestone=m, reason="client_approved")
             for m in escrow_milestones_lock(escrow)
-            if m.status in (MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED)
+            if m.status in OPEN_MILESTONE_STATUSES
         ]
         if not approved:
             raise Conflict("nothing_to_approve", "Every milestone is already approved.")
@@ -285,7 +295,7 @@ def escrow_client_reject(*, actor: Actor, escrow_id: int, reason: str) -> Escrow
     (new proofs may be sent) and a releasable escrow goes back to FUNDED."""
     with service_transaction():
         escrow = escrow_lock(escrow_id, actor)
-        _refuse_unless_status(escrow, (EscrowStatus.RELEASABLE,), "there is no delivery to reject")
+        _refuse_unless_status(escrow, REJECT_FROM, "there is no delivery to reject")
         for m in escrow_milestones_lock(escrow):
             if m.status == MilestoneStatus.PENDING_REVIEW:
                 milestone_reject(actor=actor, escrow=escrow, milestone=m, reason=reason)

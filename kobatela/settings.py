@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -325,6 +326,8 @@ SPECTACULAR_SETTINGS = {
         "PaymentStatusEnum": "payments.models.PaymentStatus",
         "ProofStatusEnum": "proofs.models.ProofStatus",
         "WebhookReceiptStatusEnum": ["processed", "failed", "ignored"],
+        "UploadLinkStatusEnum": "proofs.models.UploadLinkStatus",
+        "PayoutStatusEnum": "kobatela.accounts.models.PayoutStatus",
     },
     # Swagger UI served from our own static files (no CDN): works offline and under a strict CSP.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -351,6 +354,18 @@ OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=2)
 
 # --- PSP ------------------------------------------------------------------
 PSP_PROVIDER = env.str("PSP_PROVIDER", default="sandbox")
+# Payee verification (README "Providers"): what a new account's payout_status starts as. A serious
+# deployment keeps "unverified" (payouts wait until support or the PSP verifies the payee); accounts
+# that existed before the feature were set to "verified" by the migration that added it.
+PAYOUT_STATUS_DEFAULT = env.str("PAYOUT_STATUS_DEFAULT", default="unverified")
+if PAYOUT_STATUS_DEFAULT not in ("unverified", "verified"):
+    raise ImproperlyConfigured("PAYOUT_STATUS_DEFAULT must be 'unverified' or 'verified'.")
+PAYEE_PAUSE_AFTER_FAILURES = env.int("PAYEE_PAUSE_AFTER_FAILURES", default=3)
+# Upload links (POST /escrows/{id}/upload-links, /u/{token}): requests per minute per link and per IP.
+UPLOAD_LINK_RATE_PER_LINK = env.int("UPLOAD_LINK_RATE_PER_LINK", default=30)
+UPLOAD_LINK_RATE_PER_IP = env.int("UPLOAD_LINK_RATE_PER_IP", default=60)
+# Signed proof file URLs (GET /proofs/{id}/file-url): lifetime in seconds, at most 15 minutes.
+PROOF_FILE_URL_SECONDS = min(env.int("PROOF_FILE_URL_SECONDS", default=600), 900)
 PSP_WEBHOOK_TOLERANCE_SECONDS = env.int("PSP_WEBHOOK_TOLERANCE_SECONDS", default=300)
 # PSP_WEBHOOK_SECRET / PSP_WEBHOOK_SECRET_NEXT / STRIPE_WEBHOOK_SECRET are read
 # from the environment on every request (rotation without restart): see webhooks.

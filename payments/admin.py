@@ -24,21 +24,47 @@ from payments import services
 from payments.models import Payment, PaymentStatus
 
 
+class BlockedFilter(admin.SimpleListFilter):
+    """Payouts waiting for their payee's verification (payments.payees)."""
+
+    title = "waiting for the payee"
+    parameter_name = "blocked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Waiting (payee not verified or paused)"), ("no", "Not waiting")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(blocked_reason="")
+        if self.value() == "no":
+            return queryset.filter(blocked_reason="")
+        return queryset
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "escrow_col", "milestone_col", "amount", "currency", "status", "attempts", "last_error",
-                    "created_at", "settled_at"]
-    list_select_related = ["milestone"]
-    list_filter = ["status", "currency"]
+    list_display = ["id", "escrow_col", "milestone_col", "amount", "currency", "status", "blocked_col", "attempts",
+                    "last_error", "created_at", "settled_at"]
+    list_select_related = ["milestone", "payee"]
+    list_filter = ["status", BlockedFilter, "currency"]
     search_fields = ["psp_ref"]  # shows the box; get_search_results says what is searched
     search_help_text = "Payment id, escrow id or PSP reference."
     date_hierarchy = "created_at"
     show_full_result_count = False
     actions = ["retry_payout"]
-    readonly_fields = ["escrow_col", "milestone_col"]
-    fields = ["id", "owner", "escrow_col", "milestone_col", "amount", "currency", "destination", "status", "psp_ref",
+    readonly_fields = ["escrow_col", "milestone_col", "blocked_col"]
+    fields = ["id", "owner", "escrow_col", "milestone_col", "amount", "currency", "destination", "payee", "status",
+              "blocked_col", "psp_ref",
               "attempts", "payout_generation", "last_error", "next_attempt_at", "gave_up_at", "settled_at",
               "created_at", "updated_at"]
+
+    @admin.display(description="waiting because")
+    def blocked_col(self, obj: Payment) -> str:
+        if not obj.blocked_reason:
+            return "—"
+        why = {"payee_not_verified": "payee not verified", "payee_paused": "payee paused"}.get(obj.blocked_reason,
+                                                                                              obj.blocked_reason)
+        return f"{why} (user #{obj.payee_id}: {obj.payee.payout_status if obj.payee_id else '?'})"
 
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("payments.retry_payment")

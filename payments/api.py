@@ -12,9 +12,15 @@ from payments.models import Payment, PaymentStatus
 
 
 class PaymentReadSerializer(serializers.ModelSerializer):
+    blocked_reason = serializers.SerializerMethodField(
+        help_text="Why a PENDING payout waits (payee_not_verified, payee_paused), else null.")
+
+    def get_blocked_reason(self, payment: Payment) -> str | None:
+        return payment.blocked_reason or None
+
     class Meta:
         model = Payment
-        fields = ["id", "escrow_id", "milestone_id", "amount", "currency", "status", "psp_ref", "attempts",
+        fields = ["id", "escrow_id", "milestone_id", "amount", "currency", "status", "blocked_reason", "psp_ref", "attempts",
                   "last_error", "created_at", "updated_at"]
         read_only_fields = fields
 

@@ -42,6 +42,12 @@ class Payment(models.Model):
     amount = money_field()
     currency = models.CharField(max_length=3)
     destination = models.CharField(max_length=255, help_text="The payee's reference at the PSP.")
+    # The account paid (an escrow's provider). A payout to a payee whose payout_status is not
+    # "verified" waits PENDING with blocked_reason set, and leaves once the payee is verified.
+    payee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts_received",
+                              null=True, blank=True)
+    blocked_reason = models.CharField(max_length=32, blank=True, default="",
+                                      help_text="Why a PENDING payout waits (payee_not_verified, payee_paused).")
     status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True)
     psp_ref = models.CharField(max_length=255, blank=True, default="", db_index=True)
     attempts = models.PositiveIntegerField(default=0)

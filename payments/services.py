@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from kobatela.accounts.models import User
 from kobatela.audit import services as audit
 from kobatela.core import clock
 from kobatela.core.actor import Actor
@@ -28,6 +29,7 @@ from kobatela.core.transactions import require_transaction, service_transaction
 from kobatela.events import services as events
 from payments import ledger
 from payments.models import LedgerEntry, Payment, PaymentStatus
+from payments.payees import payee_record_payout_outcome, payout_block_reason
 from payments.psp import get_provider
 from payments.psp.base import PayoutRequest, PspError
 from payments.selectors import escrow_available_balance, payment_lock
@@ -36,11 +38,12 @@ logger = logging.getLogger(__name__)
 
 
 def payment_create_payout(*, actor: Actor | str, escrow, amount: Decimal, destination: str, reason: str,
-                          milestone=None, data: dict | None = None) -> Payment:
+                          milestone=None, data: dict | None = None, payee=None) -> Payment:
     """A payout from a locked escrow, inside the caller's transaction; it leaves after commit.
 
     Never more than the escrow holds unpromised: milestone payouts and payee
-    spends draw on the same funds (409 ``insufficient_escrow_funds``).
+    spends draw on the same funds (409 ``insufficient_escrow_funds``). A
+    payout to a ``payee`` not verified waits (``payments.payees``).
     """
     available = escrow_available_balance(escrow)
     if amount > available:
@@ -48,12 +51,22 @@ def payment_create_payout(*, actor: Actor | str, escrow, amount: Decimal, destin
                        details={"available": str(available), "amount": str(amount)})
     payment = Payment.objects.create(
         owner_id=escrow.client_id, escrow=escrow, milestone=milestone, amount=amount,
-        currency=escrow.currency, destination=destination,
+        currency=escrow.currency, destination=destination, payee=payee,
+        blocked_reason=payout_block_reason(payee.payout_status if payee is not None else None),
     )
     audit.record(actor, "payment.created", payment,
-                 {"escrow_id": escrow.pk, "amount": payment.amount, "reason": reason, **(data or {})})
-    enqueue_on_commit("payments.tasks.execute_payout", payment.pk)
+                 {"escrow_id": escrow.pk, "amount": payment.amount, "reason": reason,
+                  **({"blocked_reason": payment.blocked_reason} if payment.blocked_reason else {}), **(data or {})})
+    if not payment.blocked_reason:
+        enqueue_on_commit("payments.tasks.execute_payout", payment.pk)
     return payment
+
+
+def _payee_block(payment: Payment) -> str:
+    """Why this (locked) payout may not leave now, read from its payee as it is now."""
+    if payment.payee_id is None:
+        return ""
+    return payout_block_reason(User.objects.filter(pk=payment.payee_id).values_list("payout_status", flat=True).first())
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -81,6 +94,15 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
                 raise Conflict(f"payment_is_{payment.status.lower()}", f"The payment is {payment.status}.",
                                details={"status": payment.status})
             return payment  # a repeated task: the work is done
+        blocked = _payee_block(payment)
+        if blocked or payment.blocked_reason:
+            payment.blocked_reason = blocked
+            payment.save(update_fields=["blocked_reason", "updated_at"])
+            if blocked:
+                if scoped_to is not None:
+                    raise Conflict(blocked, "The payee is not verified: the payout waits until it is.",
+                                   details={"blocked_reason": blocked})
+                return payment  # waits; payees.payee_on_status_changed (or the sweeper) sends it
         payment.attempts += 1
         payment.save(update_fields=["attempts", "updated_at"])
         request = PayoutRequest(payment_id=payment.pk, amount=payment.amount, currency=payment.currency,
@@ -168,6 +190,7 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
             ledger.transfer(movement=f"payout:{payment.pk}", kind=LedgerEntry.Kind.PAYOUT, currency=payment.currency,
                             amount=payment.amount, source=ledger.escrow_account(payment.escrow_id),
                             target=ledger.PSP_CLEARING)
+        payee_record_payout_outcome(actor=actor, payment=payment)
         audit.record(actor, "payment.settled", payment, {"psp_ref": payment.psp_ref, "amount": payment.amount})
     return payment, True
 
@@ -201,6 +224,7 @@ def payment_fail(*, actor: Actor | str, payment_id: int, reason: str, psp_ref: s
         payment.save(update_fields=["status", "last_error", "payout_generation", "next_attempt_at", "updated_at"])
         events.emit(account_id=payment.owner_id, type="payment.failed", resource=payment)
         audit.record(actor, "payment.failed", payment, {"error": payment.last_error, "source": "psp"})
+        payee_record_payout_outcome(actor=actor, payment=payment)
     return payment
 
 
@@ -228,14 +252,19 @@ def payment_refund(*, actor: Actor | str, payment_id: int, amount: Decimal | Non
                           data={"payment_id": payment.pk})
         events.emit(account_id=payment.owner_id, type="payment.refunded", resource=payment)
         audit.record(actor, "payment.refunded", payment, {"amount": payment.amount})
+        payee_record_payout_outcome(actor=actor, payment=payment)
     return payment, True
 
 
 def payments_due_for_retry(*, now=None, pending_grace_seconds: int = 120) -> list[int]:
     """PENDING payouts whose message may be lost, and ERROR ones whose backoff has passed."""
     now = now or clock.now()
+    payee_may_be_paid = Q(payee__isnull=True) | Q(payee__payout_status="verified")
     due = Payment.objects.filter(
-        Q(status=PaymentStatus.PENDING, created_at__lte=now - timedelta(seconds=pending_grace_seconds))
+        Q(status=PaymentStatus.PENDING, created_at__lte=now - timedelta(seconds=pending_grace_seconds),
+          blocked_reason="")
+        # waiting for a verification that has happened (its release message was lost, or raced it)
+        | (Q(status=PaymentStatus.PENDING) & ~Q(blocked_reason="") & payee_may_be_paid)
         | Q(status=PaymentStatus.ERROR, gave_up_at__isnull=True, next_attempt_at__lte=now)
     )
     return list(due.order_by("pk").values_list("pk", flat=True)[:500])

@@ -4,6 +4,7 @@ import json
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
@@ -11,13 +12,18 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from escrow.actions import ACTIONS
 from escrow.models import ProofType
+from escrow.selectors import escrow_list_for
+from kobatela.core import clock
+from kobatela.core.errors import NotFound
+from kobatela.core.pagination import CursorPagination
 from kobatela.core.parsers import DecimalJSONParser
 from kobatela.core.scopes import Scope
-from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
+from kobatela.core.viewsets import ID_PATTERN, ApiView, ScopedViewSet
 from payments.models import Payment
-from proofs import selectors, services
-from proofs.models import Proof, ProofStatus, RiskLevel
+from proofs import file_urls, selectors, services, upload_links
+from proofs.models import Proof, ProofStatus, RiskLevel, UploadLink, UploadLinkStatus
 
 
 # A multipart part holding an object is JSON text (OpenAPI's default encoding for objects).
@@ -175,14 +181,24 @@ class DecisionSerializer(serializers.Serializer):
 READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
 
 
+class SignedUrlSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
 class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
-    required_scopes = {"list": READERS, "retrieve": READERS, "file": READERS, "create": {Scope.SENDER},
+    required_scopes = {"list": READERS, "retrieve": READERS, "file": READERS,
+                       "file_url": READERS | {Scope.PROVIDER}, "create": ACTIONS["submit_proof"].scopes,
                        "decision": {Scope.SUPPORT, Scope.ADMIN}}
     serializer_class = ProofReadSerializer
     parser_classes = [MultiPartParser, DecimalJSONParser]  # uploads are multipart, decisions JSON
     list_filter_serializer = ProofFilterSerializer
+    # Where the escrow's provider may reach a proof too (the others read the client's own).
+    party_actions = frozenset({"file_url"})
 
     def scoped_queryset(self, actor):
+        if getattr(self, "action", None) in self.party_actions:
+            return selectors.proof_list_for_party(actor)
         return selectors.proof_list_for(actor)
 
 
@@ -204,6 +220,13 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         response["Cache-Control"] = "private, no-store"
         return response
 
+    @extend_schema(responses={200: SignedUrlSerializer})
+    @action(detail=True, methods=["get"], url_path="file-url")
+    def file_url(self, request, pk=None):
+        """A URL to the proof's file, valid for at most 15 minutes (presigned on S3, signed locally)."""
+        signed = file_urls.proof_file_url(proof=self.get_object(), absolute=request.build_absolute_uri)
+        return Response(SignedUrlSerializer(signed).data)
+
     @extend_schema(request=DecisionSerializer, responses={200: ProofReadSerializer}, examples=[
         OpenApiExample("Approve an invoice", request_only=True,
                        value={"decision": "approve", "note": "Matches the order."}),
@@ -214,3 +237,86 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         payload = self.validated(DecisionSerializer)
         proof = services.proof_decide(actor=self.actor, proof_id=self.get_object().pk, **payload)
         return Response(ProofReadSerializer(proof).data)
+
+
+# --- upload links --------------------------------------------------------------------
+
+
+class UploadLinkCreateSerializer(serializers.Serializer):
+    milestone_idx = serializers.IntegerField(min_value=1, max_value=32767)
+    expires_in_hours = serializers.IntegerField(min_value=1, max_value=720)
+    max_uploads = serializers.IntegerField(min_value=1, max_value=20)
+
+
+class UploadLinkReadSerializer(serializers.ModelSerializer):
+    """An upload link, never its token (only its hash is kept)."""
+
+    escrow_id = serializers.IntegerField(read_only=True)
+    milestone_idx = serializers.IntegerField(source="milestone.idx", read_only=True)
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UploadLink
+        fields = ["id", "escrow_id", "milestone_idx", "expires_at", "max_uploads", "uploads_used", "status",
+                  "created_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=UploadLinkStatus.choices))
+    def get_status(self, link: UploadLink) -> str:
+        return link.status_at(clock.now())
+
+
+class UploadLinkCreatedSerializer(UploadLinkReadSerializer):
+    url = serializers.CharField(read_only=True, help_text="The page the provider opens: /api/v1/u/{token}.")
+    token = serializers.CharField(read_only=True, help_text="Shown this once only.")
+
+    class Meta(UploadLinkReadSerializer.Meta):
+        fields = ["id", "escrow_id", "milestone_idx", "url", "token", "expires_at", "max_uploads", "uploads_used",
+                  "status", "created_at"]
+        read_only_fields = fields
+
+
+LINK_MANAGERS = ACTIONS["create_upload_link"].scopes
+
+
+class EscrowUploadLinksView(ApiView):
+    """``/escrows/{id}/upload-links``: create one (the token is shown once) or list them (no tokens)."""
+
+    required_scopes = LINK_MANAGERS
+    parser_classes = [DecimalJSONParser]
+
+    def _escrow_id(self, escrow_id: str) -> int:
+        escrow = escrow_list_for(self.actor).filter(pk=escrow_id).values_list("pk", flat=True).first()
+        if escrow is None:
+            raise NotFound("escrow_not_found", "No such escrow.")
+        return escrow
+
+    @extend_schema(request=UploadLinkCreateSerializer, responses={201: UploadLinkCreatedSerializer})
+    def post(self, request, escrow_id: str):
+        data = self.validated(UploadLinkCreateSerializer)
+        link, token = upload_links.upload_link_create(actor=self.actor, escrow_id=int(escrow_id), **data)
+        link.token = token
+        link.url = request.build_absolute_uri(reverse("upload-page", kwargs={"token": token}))
+        return Response(UploadLinkCreatedSerializer(link).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: UploadLinkReadSerializer(many=True)})
+    def get(self, request, escrow_id: str):
+        links = selectors.upload_link_list_for(self.actor).filter(escrow_id=self._escrow_id(escrow_id))
+        paginator = CursorPagination()
+        page = paginator.paginate_queryset(links, request, view=self)
+        return paginator.get_paginated_response(UploadLinkReadSerializer(page, many=True).data)
+
+
+class UploadLinkViewSet(ScopedViewSet):
+    """``DELETE /upload-links/{id}``: revoke a link; it answers 410 from then on."""
+
+    required_scopes = {"destroy": LINK_MANAGERS}
+    serializer_class = UploadLinkReadSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.upload_link_list_for(actor)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        upload_links.upload_link_revoke(actor=self.actor, link_id=self.get_object().pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -109,6 +109,9 @@ class Proof(models.Model):
     ai_reviewed_at = models.DateTimeField(null=True, blank=True)
     ai_reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                        related_name="+")
+    # Sent through an upload link (by a provider without an account), else null.
+    upload_link = models.ForeignKey("proofs.UploadLink", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="proofs")
 
     class Meta:
         permissions = [
@@ -130,3 +133,50 @@ class Proof(models.Model):
     def ai_flagged(self) -> bool:
         """The advisor saw risk: a human decision then needs a written note."""
         return self.ai_risk_level in (RiskLevel.MEDIUM, RiskLevel.HIGH) or bool(self.ai_flags)
+
+
+class UploadLinkStatus(models.TextChoices):
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+    REVOKED = "REVOKED"
+    USED = "USED"
+
+
+class UploadLink(models.Model):
+    """A time-limited, capped link a provider without an account uploads one
+    milestone's proofs through (``/u/{token}``).
+
+    Only the SHA-256 of the token is kept (``token_hash``); the token is shown
+    once, at creation. The status is computed from the row: revoked, else
+    used up, else expired, else active.
+    """
+
+    escrow = models.ForeignKey("escrow.EscrowAgreement", on_delete=models.PROTECT, related_name="upload_links")
+    milestone = models.ForeignKey("escrow.Milestone", on_delete=models.PROTECT, related_name="upload_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    max_uploads = models.PositiveSmallIntegerField()
+    uploads_used = models.PositiveSmallIntegerField(default=0)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by_label = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(max_uploads__gte=1, max_uploads__lte=20), name="upload_link_cap_1_to_20"),
+            models.CheckConstraint(condition=Q(uploads_used__lte=models.F("max_uploads")),
+                                   name="upload_link_never_over_cap"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Upload link #{self.pk} for milestone {self.milestone_id} of escrow #{self.escrow_id}"
+
+    def status_at(self, now) -> str:
+        if self.revoked_at is not None:
+            return UploadLinkStatus.REVOKED
+        if self.uploads_used >= self.max_uploads:
+            return UploadLinkStatus.USED
+        if self.expires_at <= now:
+            return UploadLinkStatus.EXPIRED
+        return UploadLinkStatus.ACTIVE

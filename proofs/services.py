@@ -27,15 +27,18 @@ from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
 from escrow import services as escrow_services
-from escrow.models import EscrowStatus, MilestoneStatus, ProofType
+from escrow.actions import PROOFS_FROM, current_milestone
+from escrow.models import ProofType
 from escrow.selectors import escrow_list_for, escrow_lock, escrow_milestones_lock, milestone_lock
 from kobatela.audit import services as audit
+from kobatela.core import clock
 from kobatela.core.actor import Actor
 from kobatela.core.circuit_breaker import CircuitBreaker, DailyCap
 from kobatela.core.errors import (
     BadRequest,
     Conflict,
     DomainError,
+    Gone,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -52,7 +55,7 @@ from proofs.exif import read_photo_exif
 from proofs.geofence import Geofence, check_photo, raise_for_errors
 from proofs.images import open_image
 from proofs.invoice import parse_invoice
-from proofs.models import AiStatus, OcrStatus, Proof, ProofDecision, ProofStatus
+from proofs.models import AiStatus, OcrStatus, Proof, ProofDecision, ProofStatus, UploadLink, UploadLinkStatus
 from proofs.storage import delete_quietly, store_upload
 
 logger = logging.getLogger(__name__)
@@ -72,24 +75,16 @@ class _Inspected:
     exif: Any | None
 
 
-
 def _article(word: str) -> str:
     """The article before a proof type: an INVOICE, a PHOTO, a PDF (said "pee"), a CONTRACT."""
     return "an" if word[:1] in "AEIOU" else "a"
 
-def _current_milestone(milestones):
-    """The lowest milestone not yet approved: the only one that accepts proofs."""
-    for milestone in sorted(milestones, key=lambda m: m.idx):
-        if milestone.status not in (MilestoneStatus.APPROVED, MilestoneStatus.PAID):
-            return milestone
-    return None
-
 
 def _check_escrow_and_milestone(escrow, milestones, milestone_idx: int, proof_type: str):
-    if escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE):
+    if escrow.status not in PROOFS_FROM:
         raise Conflict(f"escrow_is_{escrow.status.lower()}", f"The escrow is {escrow.status}; it takes no proofs.",
                        details={"status": escrow.status})
-    current = _current_milestone(milestones)
+    current = current_milestone(milestones)
     if current is None or current.idx != milestone_idx:
         raise Conflict("milestone_not_current", "Only the lowest milestone not yet approved accepts proofs.",
                        details={"current_milestone_idx": current.idx if current else None})
@@ -136,9 +131,11 @@ def _inspect(upload, *, proof_type: str, milestone, now) -> _Inspected:
 
 
 def proof_submit(*, actor: Actor, escrow_id: int, milestone_idx: int, proof_type: str, upload,
-                 metadata: dict | None = None) -> Proof:
+                 metadata: dict | None = None, upload_link_id: int | None = None) -> Proof:
+    """A proof from the escrow's client (sender), its provider, or an upload link
+    (``upload_link_id``: counted against the link's cap under the escrow lock)."""
     now = timezone.now()
-    escrow = escrow_list_for(actor).filter(pk=escrow_id).first()
+    escrow = escrow_list_for(actor, as_provider=True).filter(pk=escrow_id).first()
     if escrow is None:
         raise NotFound("escrow_not_found", "No such escrow.")
     try:
@@ -153,26 +150,43 @@ def proof_submit(*, actor: Actor, escrow_id: int, milestone_idx: int, proof_type
     try:
         proof = _record_submission(actor=actor, escrow_id=escrow.pk, milestone_idx=milestone_idx, proof_type=proof_type,
                                    stored_name=stored_name, sha256=sha256, size=size, inspected=inspected,
-                                   metadata=metadata or {})
+                                   metadata=metadata or {}, upload_link_id=upload_link_id)
     except BaseException:
         delete_quietly(stored_name)
         raise
     return proof
 
 
-def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_name, sha256, size, inspected, metadata) -> Proof:
+def _upload_link_consume(upload_link_id: int) -> None:
+    """Count one upload against a link, under the escrow lock (its caller's):
+    410 once it is revoked, expired or used up. The database refuses a count
+    over the cap too (``upload_link_never_over_cap``)."""
+    link = UploadLink.objects.select_for_update().get(pk=upload_link_id)
+    status = link.status_at(clock.now())
+    if status != UploadLinkStatus.ACTIVE:
+        raise Gone(f"upload_link_{status.lower()}", "This upload link no longer accepts uploads.",
+                   details={"status": status})
+    link.uploads_used += 1
+    link.save(update_fields=["uploads_used"])
+
+
+def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_name, sha256, size, inspected, metadata,
+                       upload_link_id=None) -> Proof:
     is_photo = proof_type == ProofType.PHOTO
     check = inspected.photo_check
     with service_transaction():
-        escrow = escrow_lock(escrow_id, actor)
+        escrow = escrow_lock(escrow_id, actor, as_provider=True)
         milestones = escrow_milestones_lock(escrow)
         milestone = _check_escrow_and_milestone(escrow, milestones, milestone_idx, proof_type)  # again, under the lock
         if Proof.objects.filter(sha256=sha256).exists():
             raise Conflict("duplicate_proof", "This exact file was already submitted.", details={"sha256": sha256})
+        if upload_link_id is not None:
+            _upload_link_consume(upload_link_id)
         exif = inspected.exif
         fields: dict[str, Any] = dict(
             owner_id=escrow.client_id, escrow=escrow, milestone=milestone, type=proof_type, file=stored_name,
             sha256=sha256, size=size, content_type=inspected.content_type, metadata=metadata,
+            upload_link_id=upload_link_id,
             validation={"errors": [], "warnings": list(check.warnings) if check else []},
         )
         if is_photo:
@@ -187,7 +201,8 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
                 proof = Proof.objects.create(**fields)
         except IntegrityError:
             raise Conflict("duplicate_proof", "This exact file was already submitted.", details={"sha256": sha256}) from None
-        events.emit(account_id=proof.owner_id, type="proof.submitted", resource=proof)
+        events.emit(account_id=proof.owner_id, type="proof.submitted", resource=proof,
+                    context={"via": "upload_link", "upload_link_id": upload_link_id} if upload_link_id else None)
 
         escrow_services.milestone_mark_pending_review(actor=actor, escrow=escrow, milestone=milestone)
         outcome = "pending_review"

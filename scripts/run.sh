@@ -92,10 +92,13 @@ DEV_WEBHOOK_SECRET="whsec_a29iYXRlbGEtZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtZG8tbm90LX
 : "${PORT:=8000}"
 [ -n "${AUDIT_SIGNING_KEY:-}" ] || : "${AUDIT_SIGNING_KEY_FILE:=$PWD/.run/audit_signing_key}"
 : "${AUDIT_CHECKPOINT_DIR:=$PWD/.run/audit-checkpoints}"
+# The demo pays the providers it creates at once; production keeps new payees unverified.
+: "${PAYOUT_STATUS_DEFAULT:=verified}"
 # REDIS_URL and DATABASE_URL stay unset unless you set them: local-memory
 # cache and the SQLite file db.sqlite3.
 export DJANGO_ENV DJANGO_DEBUG DJANGO_SECURE_SSL_REDIRECT DJANGO_SECRET_KEY \
-  CELERY_TASK_ALWAYS_EAGER MEDIA_STORAGE PSP_PROVIDER PSP_WEBHOOK_SECRET PORT AUDIT_CHECKPOINT_DIR
+  CELERY_TASK_ALWAYS_EAGER MEDIA_STORAGE PSP_PROVIDER PSP_WEBHOOK_SECRET PORT AUDIT_CHECKPOINT_DIR \
+  PAYOUT_STATUS_DEFAULT
 [ -z "${AUDIT_SIGNING_KEY_FILE:-}" ] || export AUDIT_SIGNING_KEY_FILE
 export PYTHONUNBUFFERED=1
 

@@ -8,7 +8,10 @@ import tempfile
 os.environ.setdefault("DJANGO_ENV", "test")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40)
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
-os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")  # the test client speaks plain HTTP
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+# Accounts made by tests are payable, as every account was before payee verification
+# existed; the payee-verification tests make unverified payees explicitly.
+os.environ.setdefault("PAYOUT_STATUS_DEFAULT", "verified")  # the test client speaks plain HTTP
 
 # The audit checkpoints: signed with a key made for this run, kept in a directory of its own.
 if not os.environ.get("AUDIT_SIGNING_KEY"):
@@ -30,3 +33,7 @@ STATIC_ROOT = tempfile.mkdtemp(prefix="kobatela-test-static-")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Each xdist worker gets its own cache namespace on the shared Redis.
 CACHES["default"]["KEY_PREFIX"] = "test-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405
+# Every test request comes from 127.0.0.1: the per-address limit of upload links would
+# couple unrelated tests; tests/proofs/test_upload_links.py sets it where it tests it.
+UPLOAD_LINK_RATE_PER_IP = 100_000
+UPLOAD_LINK_RATE_PER_LINK = 1_000

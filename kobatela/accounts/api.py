@@ -6,7 +6,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from kobatela.accounts import selectors, services
-from kobatela.accounts.models import ApiKey, User
+from kobatela.accounts.models import ApiKey, PayoutStatus, User
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ScopedViewSet
 
@@ -14,11 +14,27 @@ from kobatela.core.viewsets import ScopedViewSet
 class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = ["id", "email", "full_name", "kind", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", "email", "full_name", "kind", "payout_status", "created_at"]
+        read_only_fields = ["id", "payout_status", "created_at"]
         # Uniqueness is decided by the database (409 email_taken), not by a racy pre-check.
         # ``kind`` is part of the contract's body (API.md): required, not the model's default.
         extra_kwargs = {"email": {"validators": []}, "full_name": {"allow_blank": False}, "kind": {"required": True}}
+
+
+class TextField(serializers.CharField):
+    """A JSON string only: DRF's CharField would also take 0 or true as "0" or "True"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class PayoutStatusUpdateSerializer(serializers.Serializer):
+    # A PATCH: what is absent is left as it is ({} changes nothing).
+    payout_status = serializers.ChoiceField(choices=PayoutStatus.choices, required=False)
+    reason = TextField(max_length=500, required=False, allow_blank=True, default="",
+                       help_text="Why (kept in the audit log).")
 
 
 class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
@@ -30,6 +46,15 @@ class UserViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, ScopedView
 
     def perform_create(self, serializer):
         serializer.instance = services.user_create(actor=self.actor, **serializer.validated_data)
+
+    @extend_schema(request=PayoutStatusUpdateSerializer, responses={200: UserSerializer})
+    def partial_update(self, request, pk=None):
+        """Set the account's payout_status (payee verification): verifying releases its waiting payouts."""
+        data = self.validated(PayoutStatusUpdateSerializer)
+        user = self.get_object()
+        if "payout_status" in data:
+            user = services.user_set_payout_status(actor=self.actor, user_id=user.pk, **data)
+        return Response(UserSerializer(user).data)
 
 
 class ApiKeyReadSerializer(serializers.ModelSerializer):
@@ -53,7 +78,7 @@ class ApiKeyCreatedSerializer(ApiKeyReadSerializer):
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     user_id = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), source="user")
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=5)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=len(Scope.choices))
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
     def validate_expires_at(self, value):

@@ -23,6 +23,21 @@ class UserManager(BaseUserManager):
         return self.create_user(email, password, **extra)
 
 
+class PayoutStatus(models.TextChoices):
+    """Whether payouts may go to this account (payee verification, as every PSP requires)."""
+
+    UNVERIFIED = "unverified"
+    VERIFIED = "verified"
+    PAUSED = "paused"
+
+
+def default_payout_status() -> str:
+    """What a new account starts as: ``PAYOUT_STATUS_DEFAULT`` (``unverified`` unless configured)."""
+    from django.conf import settings
+
+    return settings.PAYOUT_STATUS_DEFAULT
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """An account: the tenant that owns escrows, proofs, mandates… (and, when
     ``is_staff``, a support reviewer who can log into the admin)."""
@@ -39,6 +54,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     payout_account = models.CharField(
         max_length=255, blank=True, default="", help_text="Where the PSP pays this account (e.g. a Stripe acct_…)."
     )
+    payout_status = models.CharField(
+        max_length=16, choices=PayoutStatus.choices, default=default_payout_status,
+        help_text="Payouts to this account leave only when verified (support, or the PSP's account.verified).",
+    )
+    # Failed or returned payouts since the last settled one; at PAYEE_PAUSE_AFTER_FAILURES the payee is paused.
+    payout_failures_in_row = models.PositiveSmallIntegerField(default=0)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)

@@ -29,6 +29,16 @@ class Actor:
         """Staff, the system and support/admin keys read across tenants; everyone else only their own account."""
         return self.reads_all_accounts or self.label.startswith(("staff:", "system:"))
 
+    @property
+    def acts_as_provider(self) -> bool:
+        """A ``provider`` key: it acts on the escrows whose provider is its account."""
+        return "provider" in self.scopes
+
+    @property
+    def acts_as_client(self) -> bool:
+        """Anyone but a provider-only key acts on the escrows its account owns as client."""
+        return "provider" not in self.scopes or "sender" in self.scopes
+
     @staticmethod
     def label_of(actor: "Actor | str") -> str:
         """The audit label of an actor, or of a plain label such as "system:cli"."""

@@ -75,6 +75,14 @@ class Conflict(DomainError):
     default_message = "The request conflicts with the current state."
 
 
+class Gone(DomainError):
+    """The thing existed and no longer answers (an expired, revoked or used-up upload link)."""
+
+    status = 410
+    default_code = "gone"
+    default_message = "This link no longer accepts anything."
+
+
 class PayloadTooLarge(DomainError):
     status = 413
     default_code = "payload_too_large"

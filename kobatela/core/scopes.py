@@ -14,6 +14,8 @@ class Scope(models.TextChoices):
     ADMIN = "admin"
     GOV = "gov"
     ONG = "ong"
+    # The provider of an escrow (its ``provider_id`` user): sees and acts on those escrows only.
+    PROVIDER = "provider"
 
 
 # Keys with these scopes read across tenants (support staff and operators).

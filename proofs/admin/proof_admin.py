@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -26,6 +26,7 @@ from escrow.models import ProofType
 from kobatela.core.actor import Actor
 from kobatela.core.admin_site import ReadOnlyAdminMixin, run_for_each_selected
 from kobatela.core.errors import DomainError
+from payments.models import Payment, PaymentStatus
 from proofs import services
 from proofs.admin.filters import AgeFilter, CurrencyFilter, QueueFilter, RiskFilter
 from proofs.admin.preview import preview_response
@@ -37,6 +38,13 @@ from proofs.models import Proof
 __all__ = ["ProofAdmin"]
 
 NOTE_MAX_LENGTH = 2000  # as the API's DecisionSerializer
+
+
+def blocked_payouts_summary() -> dict[str, int]:
+    """Approved payouts waiting for their payee, by reason (shown above the review queue)."""
+    rows = (Payment.objects.filter(status__in=[PaymentStatus.PENDING, PaymentStatus.ERROR]).exclude(blocked_reason="")
+            .values("blocked_reason").annotate(n=Count("id")).order_by("blocked_reason"))
+    return {row["blocked_reason"]: row["n"] for row in rows}
 
 
 @admin.register(Proof)
@@ -93,7 +101,8 @@ class ProofAdmin(QueueColumns, ReviewFields, ReadOnlyAdminMixin, admin.ModelAdmi
     def changelist_view(self, request, extra_context=None):
         queue = request.GET.get(QueueFilter.parameter_name, QueueFilter.default) == QueueFilter.default
         title = "Review queue: riskiest first, then oldest" if queue else "Proofs"
-        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+        blocked = blocked_payouts_summary()
+        return super().changelist_view(request, {"title": title, "blocked_payouts": blocked, **(extra_context or {})})
 
     def get_search_results(self, request, queryset, search_term):
         query = search_query(search_term)

@@ -20,7 +20,7 @@ def test_create_user(support_api):
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["email"] == "ada@example.test"
-    assert set(body) == {"id", "email", "full_name", "kind", "created_at"}
+    assert set(body) == {"id", "email", "full_name", "kind", "payout_status", "created_at"}
     assert AuditLog.objects.filter(action="user.created", entity_id=str(body["id"])).exists()
     assert support_api.get(f"/api/v1/users/{body['id']}").json()["email"] == "ada@example.test"
 

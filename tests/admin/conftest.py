@@ -5,14 +5,12 @@ local OpenAI-compatible server), and the browser for tests/admin/test_browser.py
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -22,10 +20,11 @@ from proofs.services import proof_submit
 from tests.factories import UserFactory, actor_for, fund, make_escrow
 from tests.proofs.invoice_samples import SAMPLES, render_pdf
 from tests.proofs.photo_samples import geotagged_jpeg
+from tests.support.browser import ARTIFACTS, chromium_page  # noqa: F401 (ARTIFACTS: used by test_browser)
 from tests.support.openai_server import LOW_RISK
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
+
 PASSWORD = "Correct-Horse-Battery-42"
 FR = next(s for s in SAMPLES if s.name == "fr_classic_eur")
 REQUIREMENTS = {"expected_amount": "2487.00", "currency": "EUR", "iban_last4": "0189", "supplier": "Batiments Kivu",
@@ -127,43 +126,8 @@ def submit_photo(*, gps=True, geofence_radius="100") -> Proof:
 
 # --- the browser -------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
 @pytest.fixture
 def browser_page(live_server):
-    """A Chromium page (Debian's /usr/bin/chromium, never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an asyncio event loop in this (the test's)
-    # thread for as long as it is started. Django then sees a "running event
-    # loop" around every ORM call the test makes (creating data, checking the
-    # database after a click) and refuses it with SynchronousOnlyOperation,
-    # although nothing here is async: the ORM calls are plain blocking calls
-    # between two browser steps, and the live server answers the browser from
-    # its own thread. Allowed for the browser's lifetime only, then restored,
-    # so no other test runs with the check off.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    ARTIFACTS.mkdir(exist_ok=True)
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=live_server.url)
-        context.set_default_timeout(15_000)
-        page = context.new_page()
+    """A Chromium page on a desktop-sized window (tests.support.browser)."""
+    with chromium_page(live_server.url, viewport={"width": 1440, "height": 900}) as page:
         yield page
-        context.close()
-        browser.close()
-    finally:
-        # Connections the test opened while the loop ran are not the ones the
-        # test database's teardown closes: close them here, or PostgreSQL
-        # refuses to drop the test database at the end of the run.
-        connections.close_all()
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous

@@ -21,8 +21,9 @@ from tests.admin.queue_seed import seed_pending_proofs
 
 pytestmark = pytest.mark.django_db
 QUEUE = reverse("admin:proofs_proof_changelist")
-# session, user, the user's permissions, the groups' permissions, COUNT, the page (escrow and milestone joined)
-QUEUE_QUERIES = 6
+# session, user, the user's permissions, the groups' permissions, COUNT, the page (escrow and milestone joined),
+# the payouts waiting for their payee (one grouped COUNT)
+QUEUE_QUERIES = 7
 
 
 def queue_ids(response) -> list[int]:

@@ -87,3 +87,24 @@ def test_ocr_reads_documents_from_s3(sender_api, s3_storage, django_capture_on_c
                                    format="multipart")
     proof = Proof.objects.get(pk=response.json()["id"])
     assert proof.ocr_status == "DONE" and str(proof.invoice_amount) == "2487.00"
+
+
+@pytest.mark.django_db
+def test_file_url_is_presigned_by_s3_and_valid_at_most_15_minutes(sender_api, s3_storage):
+    import urllib.parse
+    import urllib.request
+    from decimal import Decimal
+
+    escrow = fund(make_escrow(client=sender_api.user, proof_type="PHOTO"))
+    content = geotagged_jpeg(Decimal("1.000000"), Decimal("2.000000"), timezone.now() - timedelta(minutes=5))
+    proof_id = sender_api.post("/api/v1/proofs", {"escrow_id": escrow.pk, "milestone_idx": 1, "type": "PHOTO",
+                                                  "file": SimpleUploadedFile("p.jpg", content)},
+                               format="multipart").json()["id"]
+    body = sender_api.get(f"/api/v1/proofs/{proof_id}/file-url").json()
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(body["url"]).query)
+    if "X-Amz-Expires" in query:  # SigV4: a lifetime in seconds
+        assert 0 < int(query["X-Amz-Expires"][0]) <= 900
+    else:  # SigV2: an expiry time
+        assert 0 < int(query["Expires"][0]) - int(timezone.now().timestamp()) <= 900
+    with urllib.request.urlopen(body["url"], timeout=10) as response:  # the S3 server on loopback
+        assert response.read() == content

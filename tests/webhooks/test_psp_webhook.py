@@ -601,4 +601,4 @@ def test_every_action_has_a_schema_and_a_handler():
     from webhooks.inbound.schemas import ACTIONS
 
     assert process.HANDLERS.keys() == ACTIONS.keys() == {
-        "funding.succeeded", "payout.sent", "payout.settled", "payout.failed", "payout.refunded"}
+        "funding.succeeded", "payout.sent", "payout.settled", "payout.failed", "payout.refunded", "account.verified"}

@@ -19,6 +19,9 @@ from prometheus_client import Counter
 from escrow.models import EscrowDeposit
 from escrow.selectors import escrow_list_for, escrow_opened_funding_session
 from escrow.services import escrow_deposit, escrow_return_payout, escrow_settle_payout
+from kobatela.accounts.models import PayoutStatus
+from kobatela.accounts.selectors import payee_for_psp_account
+from kobatela.accounts.services import user_set_payout_status
 from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
 from kobatela.core.errors import BadRequest, DomainError, NotFound, Unprocessable, ValidationFailed
@@ -118,6 +121,15 @@ def _on_payout_refunded(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _on_account_verified(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
+    payee = payee_for_psp_account(data["account"])
+    if payee is None:
+        raise NotFound("payee_not_found", "No account is paid at this PSP reference.", details={"account": data["account"]})
+    user = user_set_payout_status(actor=actor, user_id=payee.pk, payout_status=PayoutStatus.VERIFIED,
+                                  reason="psp account.verified")
+    return {"user_id": user.pk, "payout_status": user.payout_status}
+
+
 # Keyed like schemas.ACTIONS (a test keeps the two maps on the same actions): the generic
 # PSP's event types; Stripe's are translated to these.
 HANDLERS: dict[str, Callable[[Actor, dict[str, Any]], dict[str, Any]]] = {
@@ -126,6 +138,7 @@ HANDLERS: dict[str, Callable[[Actor, dict[str, Any]], dict[str, Any]]] = {
     "payout.settled": _on_payout_settled,
     "payout.failed": _on_payout_failed,
     "payout.refunded": _on_payout_refunded,
+    "account.verified": _on_account_verified,
 }
 
 

@@ -55,6 +55,13 @@ class PayoutSettledData(PayoutData):
 PayoutRefundedData = PayoutData
 
 
+class AccountVerifiedData(serializers.Serializer):
+    """account.verified: the PSP verified a payee. ``account`` is the payee's reference at
+    the PSP (the account's ``payout_account``, or ``user:<id>`` for the sandbox)."""
+
+    account = serializers.CharField(max_length=255)
+
+
 # The actions we take, named as the generic PSP names its event types (Stripe's
 # are translated to these), each with the schema of its data.
 ACTIONS: dict[str, type[serializers.Serializer]] = {
@@ -63,6 +70,7 @@ ACTIONS: dict[str, type[serializers.Serializer]] = {
     "payout.settled": PayoutSettledData,
     "payout.failed": PayoutData,
     "payout.refunded": PayoutRefundedData,
+    "account.verified": AccountVerifiedData,
 }
 
 
