@@ -12,6 +12,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from escrow.models import ProofType
+from kobatela.audit.reads import AuditedReadsMixin, record_read
+from kobatela.core.pagination import CursorPagination
 from kobatela.core.parsers import DecimalJSONParser
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
@@ -82,6 +84,13 @@ class ProofAiSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
 
 
+class ProofReviewSerializer(serializers.Serializer):
+    priority = serializers.IntegerField(help_text="The review queue's order, highest first (proofs.review_priority).")
+    flags = serializers.ListField(child=serializers.CharField(),
+                                 help_text="Why a decision needs a note: failed checks, photo warnings, re-use, AI.")
+    note_required = serializers.BooleanField()
+
+
 class ProofReadSerializer(serializers.ModelSerializer):
     """ProofRead (API.md). Never the raw OCR text, a full IBAN or the AI prompt."""
 
@@ -90,14 +99,21 @@ class ProofReadSerializer(serializers.ModelSerializer):
     exif = serializers.SerializerMethodField()
     invoice = serializers.SerializerMethodField()
     ai = serializers.SerializerMethodField()
+    review = serializers.SerializerMethodField()
     decided_by = serializers.CharField(source="decided_by_label", read_only=True, allow_null=True)
 
     class Meta:
         model = Proof
         fields = ["id", "escrow_id", "milestone_id", "type", "status", "sha256", "size", "content_type", "validation",
-                  "exif", "invoice", "backend_checks", "ocr_status", "ai", "decided_by", "decided_at",
+                  "exif", "invoice", "backend_checks", "ocr_status", "ai", "review", "decided_by", "decided_at",
                   "decision_note", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(ProofReviewSerializer)
+    def get_review(self, proof: Proof):
+        reasons = proof.note_reasons
+        return {"priority": proof.review_priority, "flags": reasons,
+                "note_required": bool(reasons) and proof.status == ProofStatus.PENDING}
 
     @extend_schema_field(ProofExifSerializer(allow_null=True))
     def get_exif(self, proof: Proof):
@@ -139,14 +155,32 @@ class DecisionSerializer(serializers.Serializer):
 
 
 READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
+REVIEW_ORDER = ("-review_priority", "created_at", "id")
 
 
-class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class ProofPagination(CursorPagination):
+    """``?order=review``: the review queue's order (highest review priority,
+    then oldest), the same as the admin queue's; newest first otherwise."""
+
+    def get_ordering(self, request, queryset, view):
+        if request.query_params.get("order") == "review":
+            return REVIEW_ORDER
+        return self.ordering
+
+    def get_schema_operation_parameters(self, view):
+        return [*super().get_schema_operation_parameters(view), {
+            "name": "order", "required": False, "in": "query", "schema": {"type": "string", "enum": ["review"]},
+            "description": "`review`: highest review priority first, then oldest (the review queue)."}]
+
+
+class ProofViewSet(AuditedReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     required_scopes = {"list": READERS, "retrieve": READERS, "file": READERS, "create": {Scope.SENDER},
                        "decision": {Scope.SUPPORT, Scope.ADMIN}}
     serializer_class = ProofReadSerializer
     parser_classes = [MultiPartParser, DecimalJSONParser]  # uploads are multipart, decisions JSON
     list_filter_serializer = ProofFilterSerializer
+    pagination_class = ProofPagination
+    audit_name = "proof"
 
     def scoped_queryset(self, actor):
         return selectors.proof_list_for(actor)
@@ -164,6 +198,7 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     @action(detail=True, methods=["get"])
     def file(self, request, pk=None):
         proof = self.get_object()
+        record_read(self.actor, "proof.file_read", proof, {"sha256": proof.sha256})
         response = FileResponse(default_storage.open(proof.file.name, "rb"), content_type=proof.content_type,
                                 as_attachment=True, filename=f"proof-{proof.pk}{services.EXTENSIONS[proof.content_type]}")
         response["X-Content-Type-Options"] = "nosniff"
