@@ -11,7 +11,7 @@ from the file itself (never from the client's form fields):
    refused earlier, 422 ``outside_geofence``);
 4. a capture time (``exif_time_missing``) whose tags agree
    (``exif_time_inconsistent``), inside the window
-   ``[window_start, upload time + skew]`` (``captured_before_window``,
+   ``[window_start − skew, upload time + skew]`` (``captured_before_window``,
    ``captured_after_upload``) and no older than the milestone's
    ``max_photo_age_hours`` or the platform default
    (``photo_too_old_for_auto_approval``). When the time zone is unknown (no
@@ -200,8 +200,10 @@ def _time_rules(exif: PhotoExif, add, *, window_start: datetime, now: datetime, 
             add(_warn("exif_time_missing", "The photo has no capture time (DateTimeOriginal) in its EXIF data, so "
                       "when it was taken cannot be verified."))
         return
-    latest = now + timedelta(seconds=skew_seconds)
+    skew = timedelta(seconds=skew_seconds)  # camera clocks drift both ways
+    latest = now + skew
     oldest = now - timedelta(hours=max_age_hours)
+    window_start = window_start - skew
     shown = {"captured_at": captured.isoformat()}
     # With the zone unknown, the true instant is anywhere in [captured − 14 h, captured + 12 h].
     early = captured - (timedelta(0) if exif.utc_offset_known else UNKNOWN_OFFSET_FUTURE_SLACK)

@@ -22,7 +22,8 @@ def run_ai(self, proof_id: int) -> str:
     retry (max_retries=0); a provider failure is recorded on the proof, which
     stays in review. An open breaker or a reached daily cap is retried with
     backoff (1, 2, 4, 8 min); the last attempt records it as FAILED."""
-    final = self.request.retries >= self.max_retries
+    # Run in-process (CELERY_TASK_ALWAYS_EAGER: make run, tests) there is no backoff to wait on: one attempt.
+    final = self.request.is_eager or self.request.retries >= self.max_retries
     try:
         return services.proof_run_ai(proof_id=proof_id, final_attempt=final)
     except services.AiRetryable as exc:
