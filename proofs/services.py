@@ -240,6 +240,8 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
         })
         if proof.ocr_status == OcrStatus.QUEUED:
             _schedule_ocr(proof.pk)
+        elif proof.ai_status == AiStatus.QUEUED:
+            _schedule_ai(proof.pk)  # no OCR to wait for
     metrics.PROOFS_SUBMITTED.labels(type=proof_type, outcome=outcome).inc()
     return proof
 
