@@ -14,14 +14,23 @@ import re
 import pytest
 from django.urls import reverse
 
+from kobatela.accounts.roles import REVIEWER
 from kobatela.audit.models import AuditLog
+from kobatela.core.actor import Actor
 from payments.models import Payment
 from proofs.models import Proof
-from kobatela.core.actor import Actor
-from kobatela.accounts.roles import REVIEWER
 from proofs.services import proof_decide
-from tests.admin.conftest import (ARTIFACTS, COLUMNS, FLAGGED, PASSWORD, REQUIREMENTS, ROOT, make_staff, submit_invoice,
-                                  submit_photo)
+from tests.admin.conftest import (
+    ARTIFACTS,
+    COLUMNS,
+    FLAGGED,
+    PASSWORD,
+    REQUIREMENTS,
+    ROOT,
+    make_staff,
+    submit_invoice,
+    submit_photo,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 NOTE = "Called the supplier: the extra 487 EUR is the agreed scaffolding, see email of 4 March."
