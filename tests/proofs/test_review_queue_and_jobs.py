@@ -47,7 +47,7 @@ def test_ai_off_failed_check_invoice_is_first_in_the_api_queue_and_needs_a_note(
 
     for decision in ("approve", "reject"):
         error = assert_error(support_api.post(f"/api/v1/proofs/{failed}/decision", {"decision": decision},
-                                              format="json"), 422, "note_required")
+                                              format="json"), 400, "note_required")
         assert "the amount check failed" in error["message"]
         assert error["details"]["reasons"] == ["check_failed:amount"]
     assert Proof.objects.get(pk=failed).status == "PENDING"
@@ -66,7 +66,7 @@ def test_a_pending_ai_verdict_requires_a_note(sender_api, support_api, ai_server
     body = support_api.get(f"/api/v1/proofs/{proof_id}").json()
     assert body["ai"]["status"] == "QUEUED" and body["review"]["flags"] == ["ai_pending"]
     error = assert_error(support_api.post(f"/api/v1/proofs/{proof_id}/decision", {"decision": "approve"},
-                                          format="json"), 422, "note_required")
+                                          format="json"), 400, "note_required")
     assert "the AI verdict is still pending" in error["message"]
     assert support_api.post(f"/api/v1/proofs/{proof_id}/decision", {"decision": "approve", "note": "Checked by hand."},
                             format="json").status_code == 200
@@ -181,6 +181,7 @@ def test_reads_of_proofs_files_and_payments_are_audited(sender_api, support_api,
     listed = rows[("proof.listed", "proofs.proof", "list")]
     assert listed.data == {"ids": [proof["id"]], "query": {"status": "APPROVED"}}
     # another tenant's 404 leaves no read row
+    stranger = keyed_client(["sender"])
     before = AuditLog.objects.count()
-    assert_error(keyed_client(["sender"]).get(f"/api/v1/proofs/{proof['id']}"), 404)
+    assert_error(stranger.get(f"/api/v1/proofs/{proof['id']}"), 404)
     assert AuditLog.objects.count() == before
