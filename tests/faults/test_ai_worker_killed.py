@@ -15,23 +15,20 @@ caller died): the server sees it arrive, and it is the only other request.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 
 from kobatela.audit.models import AuditLog
 from proofs.models import Proof
 from proofs.services import proof_submit
 from tests.factories import actor_for, fund, make_escrow
 from tests.proofs.invoice_samples import SAMPLES, render_pdf
-from tests.support.broker import RedisServer, celery_broker
+from tests.support.broker import RedisServer, celery_broker, start_worker, stop_workers, wait_for
 from tests.support.openai_server import LOW_RISK, OpenAIStubServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
@@ -42,34 +39,12 @@ VISIBILITY = 10  # the broker hands an unacknowledged message back after 10 s
 
 
 def _worker(broker_url: str, ai_url: str) -> subprocess.Popen:
-    db = connection.settings_dict
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
-        "DJANGO_SETTINGS_MODULE": "tests.support.worker_settings",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "CELERY_BROKER_URL": broker_url,
-        "CELERY_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY),
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "AI_PROOF_ADVISOR_ENABLED": "true",
-        "OPENAI_API_KEY": "sk-test-drill",
-        "OPENAI_BASE_URL": ai_url,
-        "AI_TIMEOUT_SECONDS": str(AI_TIMEOUT),
-        "AI_STALE_MARGIN_SECONDS": "2",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "kobatela", "worker", "--pool", "solo", "--concurrency", "1",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    return start_worker(broker_url, CELERY_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY), AI_PROOF_ADVISOR_ENABLED="true",
+                        OPENAI_API_KEY="sk-test-drill", OPENAI_BASE_URL=ai_url, AI_TIMEOUT_SECONDS=str(AI_TIMEOUT),
+                        AI_STALE_MARGIN_SECONDS="2")
 
 
-def _wait(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
+_wait = wait_for
 
 
 def test_an_ai_call_cut_by_a_killed_worker_gives_one_answered_call_and_one_verdict(settings):
@@ -117,8 +92,5 @@ def test_an_ai_call_cut_by_a_killed_worker_gives_one_answered_call_and_one_verdi
             assert verdicts == 1 and proof.ai_status == "DONE" and proof.ai_risk_level == "low"
             assert proof.ai_attempts == 2
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(20)
+        stop_workers(workers)
         redis.close()
