@@ -1,0 +1,41 @@
+"""proofs 0003 (SUPERSEDED, review priority, photo hashes) migrates back and forth."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE = [("proofs", "0002_proof_admin_review")]
+AFTER = [("proofs", "0003_superseded_review_priority_photo_hash")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def test_back_to_0002_and_forward_again():
+    from tests.factories import fund, make_escrow
+
+    escrow = fund(make_escrow(proof_type="INVOICE", amounts=("10.00",)))
+    apps = migrate(AFTER)
+    Proof = apps.get_model("proofs", "Proof")
+    common = dict(owner_id=escrow.client_id, escrow_id=escrow.pk, milestone_id=escrow.milestones.get().pk,
+                  type="INVOICE", file="x.pdf", size=1, content_type="application/pdf")
+    superseded = Proof.objects.create(sha256="a" * 64, status="SUPERSEDED", **common)
+    running = Proof.objects.create(sha256="b" * 64, ai_status="RUNNING",
+                                   backend_checks={"overall": "fail", "checks": {"amount": {"status": "fail"}}}, **common)
+    try:
+        old = migrate(BEFORE).get_model("proofs", "Proof")
+        assert old.objects.get(pk=superseded.pk).status == "REJECTED"
+        assert old.objects.get(pk=running.pk).ai_status == "QUEUED"
+        new = migrate(AFTER).get_model("proofs", "Proof")
+        backfilled = new.objects.get(pk=running.pk)
+        assert backfilled.review_priority == 300 and backfilled.review_flags == ["check_failed:amount"]
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
