@@ -41,8 +41,8 @@ NOTE_MAX_LENGTH = 2000  # as the API's DecisionSerializer
 
 @admin.register(Proof)
 class ProofAdmin(QueueColumns, ReviewFields, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["preview", "proof_id", "escrow_col", "milestone_col", "type", "priority_col", "risk_col", "flags_col",
-                    "checks_col", "age_col"]
+    list_display = ["preview", "proof_id", "escrow_col", "milestone_col", "type", "priority_col", "risk_col",
+                    "flags_col", "checks_col", "age_col"]
     list_display_links = ["preview", "proof_id"]
     list_select_related = ["escrow", "milestone"]
     list_filter = [QueueFilter, "status", "type", RiskFilter, "ocr_status", CurrencyFilter, AgeFilter]
@@ -60,7 +60,8 @@ class ProofAdmin(QueueColumns, ReviewFields, ReadOnlyAdminMixin, admin.ModelAdmi
                                        "invoice_amount", "invoice_currency", "invoice_date", "invoice_number",
                                        "invoice_supplier", "invoice_iban_masked", "backend_checks"]}),
         ("Review", {"fields": ["review_priority", "review_flags"]}),
-        ("AI advisor", {"fields": ["ai_status", "ai_attempts", "ai_updated_at", "ai_risk_level", "ai_score", "ai_flags", "ai_explanation", "ai_error",
+        ("AI advisor", {"fields": ["ai_status", "ai_attempts", "ai_updated_at", "ai_risk_level", "ai_score", "ai_flags",
+                                   "ai_explanation", "ai_error",
                                    "ai_checked_at", "ai_reviewed_at", "ai_reviewed_by"]}),
         ("Decision", {"fields": ["decided_by_label", "decided_by", "decided_at", "decision_note"]}),
         ("OCR text", {"fields": ["ocr_text_masked"], "classes": ["collapse"]}),

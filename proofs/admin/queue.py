@@ -30,7 +30,7 @@ RISK_RANK = Case(
     output_field=IntegerField(),
 )
 # Review priority (proofs.review_priority: failed checks, photo warnings, re-use, AI risk) first, then the oldest.
-QUEUE_ORDER = ("-review_priority", "risk_rank", "created_at", "pk")  # on a queryset annotated with risk_rank=RISK_RANK
+QUEUE_ORDER = ("-review_priority", "created_at", "pk")  # proof_review_queue_idx serves it (status, -priority, age)
 RISK_COLOURS = {RiskLevel.HIGH: "#ba2121", RiskLevel.MEDIUM: "#c86400", RiskLevel.LOW: "#2e7d32"}
 _HEX = frozenset("0123456789abcdef")
 
@@ -97,8 +97,8 @@ class QueueColumns:
 
     @admin.display(description="Priority", ordering="-review_priority")
     def priority_col(self, obj: Proof) -> str:
-        return format_html('<span class="kb-priority" title="{}">{}</span>', ", ".join(obj.review_flags or []) or "nothing flagged",
-                           obj.review_priority)
+        reasons = ", ".join(obj.review_flags or []) or "nothing flagged"
+        return format_html('<span class="kb-priority" title="{}">{}</span>', reasons, obj.review_priority)
 
     @admin.display(description="Flags")
     def flags_col(self, obj: Proof) -> str:
