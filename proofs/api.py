@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -163,9 +164,12 @@ class ProofPagination(CursorPagination):
     then oldest), the same as the admin queue's; newest first otherwise."""
 
     def get_ordering(self, request, queryset, view):
-        if request.query_params.get("order") == "review":
-            return REVIEW_ORDER
-        return self.ordering
+        order = request.query_params.get("order")
+        if order is None:
+            return self.ordering
+        if order != "review":
+            raise ValidationError({"order": ["Only `review` is accepted."]})
+        return REVIEW_ORDER
 
     def get_schema_operation_parameters(self, view):
         return [*super().get_schema_operation_parameters(view), {
