@@ -67,9 +67,8 @@ DOCUMENT_TYPES = frozenset({"application/pdf", *PHOTO_TYPES})  # a scanned invoi
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "application/pdf": ".pdf"}
 OCR_MAX_ATTEMPTS = 3
 OCR_STALE_AFTER = timedelta(minutes=15)
+#: Claims of one AI job before an open breaker or a reached cap is recorded as FAILED.
 AI_MAX_ATTEMPTS = 5
-#: Guard failures worth another attempt later (the task retries them with backoff).
-AI_RETRYABLE = frozenset({"circuit_open", "daily_cap_reached"})
 
 
 @dataclass(frozen=True)
