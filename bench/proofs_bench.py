@@ -22,7 +22,6 @@ import sys
 import time
 import tracemalloc
 import uuid
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
