@@ -181,6 +181,7 @@ CELERY_BEAT_SCHEDULE = {
     "escrow-deadlines": {"task": "escrow.tasks.apply_deadlines", "schedule": 300.0},
     "payout-sweep": {"task": "payments.tasks.sweep_payouts", "schedule": 60.0},
     "ocr-sweep": {"task": "proofs.tasks.sweep_ocr", "schedule": 300.0},
+    "ai-sweep": {"task": "proofs.tasks.sweep_ai", "schedule": 120.0},
     "webhook-deliveries-sweep": {"task": "webhooks.tasks.sweep_deliveries", "schedule": 30.0},
     "expire-mandates": {"task": "spend.tasks.expire_mandates", "schedule": 300.0},
     "seal-audit-log": {"task": "kobatela.audit.tasks.seal_audit_log",
@@ -257,6 +258,11 @@ STORAGES = {
 # JSON bodies above this size answer 413 (kobatela.core.middleware.BodySizeLimitMiddleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 PROOF_MAX_UPLOAD_MB = env.int("PROOF_MAX_UPLOAD_MB", default=20)
+# A photo pays automatically only if taken no longer ago than the milestone's
+# max_photo_age_hours, or this when the milestone sets none (proofs.photo_trust).
+PROOF_PHOTO_MAX_AGE_HOURS = env.int("PROOF_PHOTO_MAX_AGE_HOURS", default=72)
+# How far after the upload a capture time may be (camera clocks drift).
+PROOF_PHOTO_CLOCK_SKEW_SECONDS = env.int("PROOF_PHOTO_CLOCK_SKEW_SECONDS", default=300)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to a temp file
 
 # --- Security ---------------------------------------------------------------
@@ -387,6 +393,10 @@ OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None
 AI_MODEL = env.str("AI_MODEL", default="gpt-4o-mini")
 AI_TIMEOUT_SECONDS = env.float("AI_TIMEOUT_SECONDS", default=15.0)
+# A RUNNING AI job older than AI_TIMEOUT_SECONDS + this has no live worker: the
+# sweep (and a redelivered message) claims it again. Keep the sum below
+# CELERY_VISIBILITY_TIMEOUT_SECONDS.
+AI_STALE_MARGIN_SECONDS = env.int("AI_STALE_MARGIN_SECONDS", default=15)
 AI_DAILY_CALL_LIMIT = env.int("AI_DAILY_CALL_LIMIT", default=1000)
 # The advisor's circuit breaker (state in Redis): opens after this many
 # failures within a minute, half-opens after the cool-down.

@@ -5,6 +5,7 @@ from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from kobatela.audit.reads import AuditedReadsMixin
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 from payments import selectors, services
@@ -33,13 +34,14 @@ class PaymentFilterSerializer(serializers.Serializer):
 READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
 
 
-class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class PaymentViewSet(AuditedReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     required_scopes = {"list": READERS, "retrieve": READERS, "execute": {Scope.SENDER, Scope.ADMIN}}
     idempotency_required_actions = frozenset({"execute"})
     # Calls the PSP between two short transactions: not inside an idempotency unit.
     idempotency_outside_unit_actions = frozenset({"execute"})
     serializer_class = PaymentReadSerializer
     list_filter_serializer = PaymentFilterSerializer
+    audit_name = "payment"  # GET /payments/{id} and GET /payments leave an audit row, as GET /escrows/{id}
 
     def scoped_queryset(self, actor):
         return selectors.payment_list_for(actor)

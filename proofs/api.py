@@ -9,12 +9,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from escrow.actions import ACTIONS
 from escrow.models import ProofType
 from escrow.selectors import escrow_list_for
+from kobatela.audit.reads import AuditedReadsMixin, record_read
 from kobatela.core import clock
 from kobatela.core.errors import NotFound
 from kobatela.core.pagination import CursorPagination
@@ -110,6 +112,13 @@ class BackendChecksField(serializers.JSONField):
     pass
 
 
+class ProofReviewSerializer(serializers.Serializer):
+    priority = serializers.IntegerField(help_text="The review queue's order, highest first (proofs.review_priority).")
+    flags = serializers.ListField(child=serializers.CharField(),
+                                 help_text="Why a decision needs a note: failed checks, photo warnings, re-use, AI.")
+    note_required = serializers.BooleanField()
+
+
 class ProofReadSerializer(serializers.ModelSerializer):
     """ProofRead (API.md). Never the raw OCR text, a full IBAN or the AI prompt."""
 
@@ -118,6 +127,7 @@ class ProofReadSerializer(serializers.ModelSerializer):
     exif = serializers.SerializerMethodField()
     invoice = serializers.SerializerMethodField()
     ai = serializers.SerializerMethodField()
+    review = serializers.SerializerMethodField()
     decided_by = serializers.CharField(source="decided_by_label", read_only=True, allow_null=True)
     validation = ValidationReportField(read_only=True)
     backend_checks = BackendChecksField(read_only=True)
@@ -127,7 +137,7 @@ class ProofReadSerializer(serializers.ModelSerializer):
     class Meta:
         model = Proof
         fields = ["id", "escrow_id", "milestone_id", "type", "status", "sha256", "size", "content_type", "validation",
-                  "exif", "invoice", "backend_checks", "ocr_status", "ai", "decided_by", "decided_at",
+                  "exif", "invoice", "backend_checks", "ocr_status", "ai", "review", "decided_by", "decided_at",
                   "decision_note", "payment_id", "created_at"]
         read_only_fields = fields
 
@@ -137,6 +147,12 @@ class ProofReadSerializer(serializers.ModelSerializer):
             return None
         payouts = Payment.objects.filter(milestone_id=proof.milestone_id).order_by("-pk")
         return payouts.values_list("pk", flat=True).first()
+
+    @extend_schema_field(ProofReviewSerializer)
+    def get_review(self, proof: Proof):
+        reasons = proof.note_reasons
+        return {"priority": proof.review_priority, "flags": reasons,
+                "note_required": bool(reasons) and proof.status == ProofStatus.PENDING}
 
     @extend_schema_field(ProofExifSerializer(allow_null=True))
     def get_exif(self, proof: Proof):
@@ -179,6 +195,7 @@ class DecisionSerializer(serializers.Serializer):
 
 
 READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}
+REVIEW_ORDER = ("-review_priority", "created_at", "id")
 
 
 class SignedUrlSerializer(serializers.Serializer):
@@ -186,7 +203,27 @@ class SignedUrlSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+
+
+class ProofPagination(CursorPagination):
+    """``?order=review``: the review queue's order (highest review priority,
+    then oldest), the same as the admin queue's; newest first otherwise."""
+
+    def get_ordering(self, request, queryset, view):
+        order = request.query_params.get("order")
+        if order is None:
+            return self.ordering
+        if order != "review":
+            raise ValidationError({"order": ["Only `review` is accepted."]})
+        return REVIEW_ORDER
+
+    def get_schema_operation_parameters(self, view):
+        return [*super().get_schema_operation_parameters(view), {
+            "name": "order", "required": False, "in": "query", "schema": {"type": "string", "enum": ["review"]},
+            "description": "`review`: highest review priority first, then oldest (the review queue)."}]
+
+
+class ProofViewSet(AuditedReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     required_scopes = {"list": READERS, "retrieve": READERS, "file": READERS,
                        "file_url": READERS | {Scope.PROVIDER}, "create": ACTIONS["submit_proof"].scopes,
                        "decision": {Scope.SUPPORT, Scope.ADMIN}}
@@ -195,6 +232,8 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     list_filter_serializer = ProofFilterSerializer
     # Where the escrow's provider may reach a proof too (the others read the client's own).
     party_actions = frozenset({"file_url"})
+    pagination_class = ProofPagination
+    audit_name = "proof"
 
     def scoped_queryset(self, actor):
         if getattr(self, "action", None) in self.party_actions:
@@ -214,6 +253,7 @@ class ProofViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     @action(detail=True, methods=["get"])
     def file(self, request, pk=None):
         proof = self.get_object()
+        record_read(self.actor, "proof.file_read", proof, {"sha256": proof.sha256})
         response = FileResponse(default_storage.open(proof.file.name, "rb"), content_type=proof.content_type,
                                 as_attachment=True, filename=f"proof-{proof.pk}{services.EXTENSIONS[proof.content_type]}")
         response["X-Content-Type-Options"] = "nosniff"

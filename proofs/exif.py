@@ -22,10 +22,22 @@ field ``None`` and never raises.
   (1/3: N/S, E/W) from the GPS IFD (0x8825). Each rational is converted as
   ``Decimal(numerator) / Decimal(denominator)`` (no float anywhere), degrees +
   minutes/60 + seconds/3600 in a 50-digit context, then quantized to 6 decimals
-  (≈ 0.11 m) with ROUND_HALF_EVEN. A missing or unknown ref, a zero
-  denominator, a negative part, minutes/seconds ≥ 60, |lat| > 90 or |lng| > 180
-  → that coordinate is None. ``GPSStatus`` (9) = ``V`` ("measurement void")
-  → both None.
+  (≈ 0.11 m) with ROUND_HALF_EVEN. Minutes or seconds written as exactly 60
+  (a camera rounding 59.9996 up) carry into the next unit. A missing or
+  unknown ref, a zero denominator, a negative part, minutes/seconds > 60,
+  |lat| > 90 or |lng| > 180 → that coordinate is None **and** a problem naming
+  the tag and the reason is kept in ``gps_problems`` (the API reports it as
+  ``gps_unreadable``, never as ``gps_missing``). ``GPSStatus`` (9) = ``V``
+  ("measurement void") → both None, with a problem on ``GPSStatus``.
+
+* ``gps_time``: ``GPSDateStamp`` (29) + ``GPSTimeStamp`` (7), which are UTC by
+  definition. When ``OffsetTimeOriginal`` is missing and the GPS time is
+  within a real UTC offset of ``DateTimeOriginal``, the GPS time gives the
+  instant (``time_source == "gps"``, ``utc_offset_known`` True). When the two
+  disagree by more than any offset could explain, ``time_problems`` says so.
+
+* ``make``/``model``/``software`` (0x010F/0x0110/0x0131 in IFD0): who made the
+  file. ``has_exif`` is False when the image carries no EXIF at all.
 """
 
 from __future__ import annotations
@@ -47,7 +59,17 @@ GPS_LATITUDE_REF = 1
 GPS_LATITUDE = 2
 GPS_LONGITUDE_REF = 3
 GPS_LONGITUDE = 4
+GPS_TIMESTAMP = 7
 GPS_STATUS = 9
+GPS_DATESTAMP = 29
+
+TAG_MAKE = 0x010F
+TAG_MODEL = 0x0110
+TAG_SOFTWARE = 0x0131
+
+#: GPS time vs DateTimeOriginal read as UTC: a real UTC offset (−12 h … +14 h)
+#: plus a couple of minutes of GPS fix lag.
+GPS_TIME_LAG = timedelta(minutes=2)
 
 COORD_QUANTUM = Decimal("0.000001")
 
@@ -67,6 +89,18 @@ class PhotoExif:
     #: usable OffsetTimeOriginal). Defaults to True so that a PhotoExif built by
     #: hand with an aware datetime is checked strictly.
     utc_offset_known: bool = True
+    #: Where the instant came from: "offset" (OffsetTimeOriginal), "gps" (the
+    #: GPS time, UTC), "assumed_utc" (neither), None (no capture time).
+    time_source: str | None = None
+    gps_time: datetime | None = None
+    #: ({"field": "GPSLongitude", "reason": "..."}, ...): GPS tags present but unreadable.
+    gps_problems: tuple = ()
+    #: ({"field": ..., "reason": ...}, ...): capture-time tags present but inconsistent.
+    time_problems: tuple = ()
+    make: str | None = None
+    model: str | None = None
+    software: str | None = None
+    has_exif: bool = True
 
 
 def read_photo_exif(image: Any) -> PhotoExif:
@@ -74,16 +108,71 @@ def read_photo_exif(image: Any) -> PhotoExif:
     try:
         exif = image.getexif()
     except Exception:
-        return PhotoExif(captured_at=None, lat=None, lng=None, utc_offset_known=False)
+        return PhotoExif(captured_at=None, lat=None, lng=None, utc_offset_known=False, has_exif=False)
     exif_ifd = _ifd(exif, EXIF_IFD)
     gps_ifd = _ifd(exif, GPS_IFD)
+    try:
+        base = dict(exif)
+    except Exception:
+        base = {}
+    has_exif = bool(base or exif_ifd or gps_ifd)
 
     captured_at, offset_known = _captured_at(exif_ifd)
+    time_source = None if captured_at is None else ("offset" if offset_known else "assumed_utc")
+    problems: list[dict] = []
     lat = lng = None
-    if _text(gps_ifd.get(GPS_STATUS)) != "V":
-        lat = _coordinate(gps_ifd.get(GPS_LATITUDE), gps_ifd.get(GPS_LATITUDE_REF), "N", "S", 90)
-        lng = _coordinate(gps_ifd.get(GPS_LONGITUDE), gps_ifd.get(GPS_LONGITUDE_REF), "E", "W", 180)
-    return PhotoExif(captured_at=captured_at, lat=lat, lng=lng, utc_offset_known=offset_known)
+    if _text(gps_ifd.get(GPS_STATUS)) == "V":
+        problems.append({"field": "GPSStatus", "reason": "the receiver marked the measurement void (V)"})
+    else:
+        lat = _coordinate(gps_ifd.get(GPS_LATITUDE), gps_ifd.get(GPS_LATITUDE_REF), "N", "S", 90,
+                          problems=problems, names=("GPSLatitude", "GPSLatitudeRef"))
+        lng = _coordinate(gps_ifd.get(GPS_LONGITUDE), gps_ifd.get(GPS_LONGITUDE_REF), "E", "W", 180,
+                          problems=problems, names=("GPSLongitude", "GPSLongitudeRef"))
+    gps_time = _gps_time(gps_ifd)
+    time_problems: list[dict] = []
+    if captured_at is not None and gps_time is not None:
+        if offset_known:
+            # Both are instants: they must agree within the fix lag (and a slow first fix).
+            if abs(captured_at - gps_time) > timedelta(hours=1):
+                time_problems.append({"field": "GPSTimeStamp", "reason": (
+                    f"the GPS time ({gps_time.isoformat()}) is more than 1 hour from DateTimeOriginal with its "
+                    f"OffsetTimeOriginal ({captured_at.isoformat()})")})
+        else:
+            # captured_at is local time read as UTC: local − utc is the camera's offset.
+            offset = captured_at - gps_time
+            if -timedelta(hours=12) - GPS_TIME_LAG <= offset <= timedelta(hours=14) + GPS_TIME_LAG:
+                captured_at, offset_known, time_source = gps_time, True, "gps"
+            else:
+                time_problems.append({"field": "GPSTimeStamp", "reason": (
+                    f"DateTimeOriginal (no OffsetTimeOriginal) and the GPS time ({gps_time.isoformat()}) differ "
+                    "by more than any UTC offset")})
+    return PhotoExif(captured_at=captured_at, lat=lat, lng=lng, utc_offset_known=offset_known, time_source=time_source,
+                     gps_time=gps_time, gps_problems=tuple(problems), time_problems=tuple(time_problems),
+                     make=_label(base.get(TAG_MAKE)), model=_label(base.get(TAG_MODEL)),
+                     software=_label(base.get(TAG_SOFTWARE)), has_exif=has_exif)
+
+
+def _label(value: Any) -> str | None:
+    text = _text(value)
+    return text[:100] if text else None
+
+
+def _gps_time(gps_ifd: dict) -> datetime | None:
+    """GPSDateStamp ("YYYY:MM:DD") + GPSTimeStamp (three rationals), UTC; None if either is unusable."""
+    date = _text(gps_ifd.get(GPS_DATESTAMP))
+    stamp = gps_ifd.get(GPS_TIMESTAMP)
+    match = re.fullmatch(r"(\d{4})[:-](\d{2})[:-](\d{2})", date) if date else None
+    if not match or not isinstance(stamp, (tuple, list)) or len(stamp) != 3:
+        return None
+    try:
+        parts = [_rational(v) for v in stamp]
+        if any(p is None or p < 0 for p in parts) or parts[0] >= 24 or parts[1] >= 60 or parts[2] >= 61:
+            return None
+        seconds = parts[0] * 3600 + parts[1] * 60 + parts[2]
+        day = datetime(*(int(g) for g in match.groups()), tzinfo=timezone.utc)
+        return day + timedelta(seconds=float(seconds.quantize(Decimal("0.000001"))))
+    except (ValueError, OverflowError, ArithmeticError):
+        return None
 
 
 def _ifd(exif: Any, tag: int) -> dict:
@@ -160,26 +249,43 @@ def _rational(value: Any) -> Decimal | None:
     return Decimal(numerator) / Decimal(denominator)
 
 
-def _coordinate(value: Any, ref: Any, positive: str, negative: str, limit: int) -> Decimal | None:
+def _coordinate(value: Any, ref: Any, positive: str, negative: str, limit: int, *,
+                problems: list | None = None, names: tuple[str, str] = ("", "")) -> Decimal | None:
+    """Degrees from (d, m, s) rationals and a hemisphere ref, or None. When the
+    tags are present but unusable, ``problems`` gets ``{"field", "reason"}``."""
+    tag, ref_tag = names
+
+    def unreadable(field: str, reason: str) -> None:
+        if problems is not None:
+            problems.append({"field": field, "reason": reason})
+        return None
+
+    if value is None and ref is None:
+        return None  # simply absent: gps_missing, not a problem
     try:
         with localcontext() as ctx:
             ctx.prec = 50
+            if value is None:
+                return unreadable(tag, "missing (only its ref is written)")
             if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 3:
-                return None
+                return unreadable(tag, "not 1 to 3 rationals")
             parts = [_rational(v) for v in value]
-            if any(p is None or p < 0 for p in parts):
-                return None
-            if any(p >= 60 for p in parts[1:]):
-                return None
+            if any(p is None for p in parts):
+                return unreadable(tag, "a part is not a rational (or has a zero denominator)")
+            if any(p < 0 for p in parts):
+                return unreadable(tag, "a negative part (the sign belongs in the ref)")
+            if any(p > 60 for p in parts[1:]):
+                return unreadable(tag, "minutes or seconds above 60")
+            # Exactly 60 is a camera rounding 59.9996 up: it carries, which the sum does.
             degrees = sum(p / divisor for p, divisor in zip(parts, (1, 60, 3600)))
             hemisphere = (_text(ref) or "").upper()
             if hemisphere not in (positive, negative):
-                return None
+                return unreadable(ref_tag, f"must be {positive} or {negative}")
             if degrees > limit:
-                return None
+                return unreadable(tag, f"more than {limit} degrees")
             if hemisphere == negative:
                 degrees = -degrees
             result = degrees.quantize(COORD_QUANTUM, rounding=ROUND_HALF_EVEN)
             return result.copy_abs() if result.is_zero() else result
     except Exception:  # decimal.InvalidOperation on absurd exponents, etc.
-        return None
+        return unreadable(tag, "not a number")

@@ -12,6 +12,9 @@ class ProofStatus(models.TextChoices):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
+    # Another proof of the same milestone was approved: this one left the queue
+    # undecided, and its OCR/AI jobs stop (their claims refuse it).
+    SUPERSEDED = "SUPERSEDED"
 
 
 class ProofDecision(models.TextChoices):
@@ -34,6 +37,7 @@ class AiStatus(models.TextChoices):
     NOT_APPLICABLE = "NOT_APPLICABLE"
     DISABLED = "DISABLED"
     QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
     DONE = "DONE"
     FAILED = "FAILED"
 
@@ -54,9 +58,10 @@ class Proof(models.Model):
 
     Status = ProofStatus
     ALLOWED_TRANSITIONS = {
-        ProofStatus.PENDING: frozenset({ProofStatus.APPROVED, ProofStatus.REJECTED}),
+        ProofStatus.PENDING: frozenset({ProofStatus.APPROVED, ProofStatus.REJECTED, ProofStatus.SUPERSEDED}),
         ProofStatus.APPROVED: frozenset(),
         ProofStatus.REJECTED: frozenset(),
+        ProofStatus.SUPERSEDED: frozenset(),
     }
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proofs")
@@ -98,6 +103,14 @@ class Proof(models.Model):
     ai_explanation = models.TextField(blank=True, default="")
     ai_error = models.CharField(max_length=200, blank=True, default="")
     ai_checked_at = models.DateTimeField(null=True, blank=True)
+    # The AI job's claim (as OCR's): QUEUED → RUNNING by one worker, a sweep redoes lost or stuck ones.
+    ai_attempts = models.PositiveSmallIntegerField(default=0)
+    ai_updated_at = models.DateTimeField(null=True, blank=True)
+
+    # One risk picture (proofs.review_priority): the queue sorts by it, highest first;
+    # any flag means a decision needs a note.
+    review_priority = models.PositiveSmallIntegerField(default=0)
+    review_flags = models.JSONField(default=list, blank=True)
 
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     decided_by_label = models.CharField(max_length=100, blank=True, default="")
@@ -124,10 +137,25 @@ class Proof(models.Model):
             models.CheckConstraint(condition=Q(ai_score__isnull=True) | Q(ai_score__gte=0, ai_score__lte=1),
                                    name="proof_ai_score_in_range"),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="proof_queue_idx")]
+        indexes = [models.Index(fields=["status", "created_at"], name="proof_queue_idx"),
+                   models.Index(fields=["status", "-review_priority", "created_at"], name="proof_review_queue_idx")]
 
     def __str__(self) -> str:
         return f"Proof #{self.pk} {self.type} for escrow #{self.escrow_id} ({self.status})"
+
+    @property
+    def ai_pending(self) -> bool:
+        return self.ai_status in (AiStatus.QUEUED, AiStatus.RUNNING)
+
+    @property
+    def note_reasons(self) -> list[str]:
+        """Why a decision on this proof needs a written note (empty: it does not)."""
+        reasons = list(self.review_flags or [])
+        if self.ai_flagged and not any(r.startswith("ai_") for r in reasons):
+            reasons.append("ai_flagged")
+        if self.ai_pending:
+            reasons.append("ai_pending")
+        return reasons
 
     @property
     def ai_flagged(self) -> bool:
@@ -180,3 +208,25 @@ class UploadLink(models.Model):
         if self.expires_at <= now:
             return UploadLinkStatus.EXPIRED
         return UploadLinkStatus.ACTIVE
+
+
+class ProofPhotoHash(models.Model):
+    """A perceptual hash of an image proof (proofs.photo_trust): variant 0 is
+    the whole picture, 1–5 its 5 %-cropped versions. ``band0``–``band3`` are
+    the hash's four 16-bit quarters, each indexed: two hashes within 3 bits
+    share at least one quarter exactly, so a re-use lookup is four index
+    probes, then an exact Hamming distance on the few candidates."""
+
+    proof = models.ForeignKey(Proof, on_delete=models.CASCADE, related_name="photo_hashes")
+    variant = models.PositiveSmallIntegerField()
+    phash = models.BigIntegerField()
+    band0 = models.IntegerField(db_index=True)
+    band1 = models.IntegerField(db_index=True)
+    band2 = models.IntegerField(db_index=True)
+    band3 = models.IntegerField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["proof", "variant"], name="proof_photo_hash_unique_variant")]
+
+    def __str__(self) -> str:
+        return f"phash {self.variant} of proof #{self.proof_id}"

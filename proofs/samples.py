@@ -2,7 +2,8 @@
 quickstart) and the tests'. Pure Pillow, no Django.
 
 A photo carries its capture time in EXIF (``DateTimeOriginal`` in UTC, with
-``OffsetTimeOriginal`` ``+00:00``) and its GPS position; random pixels make
+``OffsetTimeOriginal`` ``+00:00``), its GPS position and the camera's make
+and model (a photo without them never pays by itself); random pixels make
 every call a new file (a new SHA-256: the same file twice is a duplicate proof).
 """
 
@@ -19,6 +20,7 @@ from PIL.TiffImagePlugin import IFDRational
 from proofs.exif import EXIF_IFD, GPS_IFD
 
 MICRO = 10**6
+CAMERA = ("TECNO", "CAMON 20")
 
 
 def _rational_degrees(value: Decimal) -> tuple[IFDRational, IFDRational, IFDRational]:
@@ -27,9 +29,16 @@ def _rational_degrees(value: Decimal) -> tuple[IFDRational, IFDRational, IFDRati
 
 
 def geotagged_jpeg(lat: Decimal | None, lng: Decimal | None, captured_at: datetime | None, *,
-                   size: tuple[int, int] = (96, 64), fmt: str = "JPEG") -> bytes:
-    """A small photo with capture time (UTC offset written) and GPS."""
+                   size: tuple[int, int] = (96, 64), fmt: str = "JPEG", camera: tuple[str, str] | None = CAMERA,
+                   software: str | None = None, image: Image.Image | None = None, quality: int = 85) -> bytes:
+    """A small photo with capture time (UTC offset written), GPS and the camera's
+    make and model; random pixels (unless ``image`` is given) so that every call
+    gives a new SHA-256 and an unrelated perceptual hash."""
     exif = Image.Exif()
+    if camera is not None:
+        exif[0x010F], exif[0x0110] = camera
+    if software is not None:
+        exif[0x0131] = software
     if captured_at is not None:
         utc = captured_at.astimezone(timezone.utc)
         exif[EXIF_IFD] = {0x9003: utc.strftime("%Y:%m:%d %H:%M:%S"), 0x9011: "+00:00"}
@@ -38,9 +47,10 @@ def geotagged_jpeg(lat: Decimal | None, lng: Decimal | None, captured_at: dateti
             1: "N" if lat >= 0 else "S", 2: _rational_degrees(lat),
             3: "E" if lng >= 0 else "W", 4: _rational_degrees(lng),
         }
-    image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
+    if image is None:
+        image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
     buf = io.BytesIO()
-    image.save(buf, fmt, exif=exif, quality=85)
+    image.save(buf, fmt, exif=exif, quality=quality)
     return buf.getvalue()
 
 

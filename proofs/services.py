@@ -4,9 +4,12 @@
 EXIF rules) before anything is stored, streams it to storage while hashing,
 then in one transaction records the proof and moves the milestone: a clean
 photo auto-approves (and pays out after commit); an unverifiable photo and
-every document wait for a person. Documents go through OCR, document checks
-and the AI advisor as Celery jobs after commit; their row's status is the
-work queue, so a sweeper redoes anything a lost message dropped.
+every document wait for a person (``proofs.photo_trust`` says which rule
+decided, in ``validation.auto_approval``). Documents go through OCR, document
+checks and the AI advisor as Celery jobs after commit; their row's status is
+the work queue (claimed by one conditional UPDATE), so a sweeper redoes
+anything a lost message or a dead worker dropped. Every change to what the
+checks found refreshes the proof's review priority (``proofs.review_priority``).
 """
 
 from __future__ import annotations
@@ -48,14 +51,23 @@ from kobatela.core.money import quantize
 from kobatela.core.queue import enqueue, enqueue_on_commit
 from kobatela.core.transactions import service_transaction
 from kobatela.events import services as events
-from proofs import filetypes, metrics, ocr
+from proofs import filetypes, metrics, ocr, photo_trust, review_priority, selectors
 from proofs.ai import AdvisorConfig, AdvisorError, advise, build_context
 from proofs.document_checks import run_checks
 from proofs.exif import read_photo_exif
 from proofs.geofence import Geofence, check_photo, raise_for_errors
 from proofs.images import open_image
 from proofs.invoice import parse_invoice
-from proofs.models import AiStatus, OcrStatus, Proof, ProofDecision, ProofStatus, UploadLink, UploadLinkStatus
+from proofs.models import (
+    AiStatus,
+    OcrStatus,
+    Proof,
+    ProofDecision,
+    ProofPhotoHash,
+    ProofStatus,
+    UploadLink,
+    UploadLinkStatus,
+)
 from proofs.storage import delete_quietly, store_upload
 
 logger = logging.getLogger(__name__)
@@ -66,6 +78,8 @@ DOCUMENT_TYPES = frozenset({"application/pdf", *PHOTO_TYPES})  # a scanned invoi
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "application/pdf": ".pdf"}
 OCR_MAX_ATTEMPTS = 3
 OCR_STALE_AFTER = timedelta(minutes=15)
+#: Claims of one AI job before an open breaker or a reached cap is recorded as FAILED.
+AI_MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,8 @@ class _Inspected:
     content_type: str
     photo_check: Any | None  # PhotoCheck for photos
     exif: Any | None
+    hashes: list[int] | None = None  # perceptual hashes of an image (proofs.photo_trust)
+    verdict: Any | None = None  # photo_trust.Verdict for photos
 
 
 def _article(word: str) -> str:
@@ -95,7 +111,14 @@ def _check_escrow_and_milestone(escrow, milestones, milestone_idx: int, proof_ty
     return current
 
 
-def _inspect(upload, *, proof_type: str, milestone, now) -> _Inspected:
+def _window_start(escrow, milestones, milestone):
+    """When this milestone started taking proofs: the escrow's creation, or the
+    approval of the milestone before it, whichever is later."""
+    starts = [escrow.created_at] + [m.approved_at for m in milestones if m.idx < milestone.idx and m.approved_at]
+    return max(starts)
+
+
+def _inspect(upload, *, proof_type: str, milestone, now, window_start=None, owner_id=None) -> _Inspected:
     """Everything decided from the file's own bytes, before it is stored."""
     if upload.size > settings.PROOF_MAX_UPLOAD_MB * 1024 * 1024:
         raise PayloadTooLarge(details={"max_bytes": settings.PROOF_MAX_UPLOAD_MB * 1024 * 1024})
@@ -119,29 +142,39 @@ def _inspect(upload, *, proof_type: str, milestone, now) -> _Inspected:
         return _Inspected(content_type, None, None)
     image = open_image(upload, max_pixels=IMAGE_MAX_PIXELS)
     upload.seek(0)
+    hashes = photo_trust.perceptual_hashes(image)
     if proof_type != ProofType.PHOTO:
-        return _Inspected(content_type, None, None)
+        return _Inspected(content_type, None, None, hashes=hashes)
     exif = read_photo_exif(image)
     geofence = (Geofence(lat=milestone.geofence_lat, lng=milestone.geofence_lng, radius_m=milestone.geofence_radius_m)
                 if milestone.has_geofence else None)
     max_age = (milestone.proof_requirements or {}).get("max_photo_age_hours")
-    check = check_photo(exif=exif, geofence=geofence, max_age_hours=int(max_age) if max_age else None, now=now)
+    check = check_photo(exif=exif, geofence=geofence, max_age_hours=int(max_age) if max_age else None, now=now,
+                        future_skew_seconds=settings.PROOF_PHOTO_CLOCK_SKEW_SECONDS)
     raise_for_errors(check)  # 422 outside_geofence / photo_too_old / photo_in_future: nothing is stored
-    return _Inspected(content_type, check, exif)
+    verdict = photo_trust.assess(
+        exif=exif, has_geofence=geofence is not None, distance_checked=check.distance_m is not None,
+        window_start=window_start or now, now=now,
+        max_age_hours=int(max_age) if max_age else settings.PROOF_PHOTO_MAX_AGE_HOURS,
+        skew_seconds=settings.PROOF_PHOTO_CLOCK_SKEW_SECONDS,
+        reuse=selectors.photo_reuse_match(hashes, owner_id=owner_id), check_warnings=check.warnings)
+    return _Inspected(content_type, check, exif, hashes=hashes, verdict=verdict)
 
 
 def proof_submit(*, actor: Actor, escrow_id: int, milestone_idx: int, proof_type: str, upload,
                  metadata: dict | None = None, upload_link_id: int | None = None) -> Proof:
     """A proof from the escrow's client (sender), its provider, or an upload link
     (``upload_link_id``: counted against the link's cap under the escrow lock)."""
-    now = timezone.now()
+    now = clock.now()
     escrow = escrow_list_for(actor, as_provider=True).filter(pk=escrow_id).first()
     if escrow is None:
         raise NotFound("escrow_not_found", "No such escrow.")
     try:
         # Checked here to refuse fast, and again under the escrow lock before recording.
-        milestone = _check_escrow_and_milestone(escrow, escrow.milestones.all(), milestone_idx, proof_type)
-        inspected = _inspect(upload, proof_type=proof_type, milestone=milestone, now=now)
+        milestones = list(escrow.milestones.all())
+        milestone = _check_escrow_and_milestone(escrow, milestones, milestone_idx, proof_type)
+        inspected = _inspect(upload, proof_type=proof_type, milestone=milestone, now=now,
+                             window_start=_window_start(escrow, milestones, milestone), owner_id=escrow.client_id)
     except DomainError as exc:
         metrics.PROOFS_SUBMITTED.labels(type=proof_type, outcome=f"refused:{exc.code}").inc()
         raise
@@ -183,11 +216,13 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
         if upload_link_id is not None:
             _upload_link_consume(upload_link_id)
         exif = inspected.exif
+        verdict = inspected.verdict
         fields: dict[str, Any] = dict(
             owner_id=escrow.client_id, escrow=escrow, milestone=milestone, type=proof_type, file=stored_name,
             sha256=sha256, size=size, content_type=inspected.content_type, metadata=metadata,
             upload_link_id=upload_link_id,
-            validation={"errors": [], "warnings": list(check.warnings) if check else []},
+            validation={"errors": [], "warnings": list(verdict.warnings) if verdict else [],
+                        "auto_approval": verdict.as_validation() if verdict else DOCUMENT_REVIEW},
         )
         if is_photo:
             fields.update(exif_captured_at=exif.captured_at, exif_lat=exif.lat, exif_lng=exif.lng,
@@ -196,23 +231,31 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
         else:
             fields.update(ocr_status=OcrStatus.QUEUED if settings.OCR_ENABLED else OcrStatus.DISABLED,
                           ai_status=AiStatus.QUEUED if settings.AI_PROOF_ADVISOR_ENABLED else AiStatus.DISABLED)
+        probe = Proof(**fields)
+        fields["review_priority"], fields["review_flags"] = review_priority.review_picture(probe)
         try:
             with transaction.atomic():
                 proof = Proof.objects.create(**fields)
         except IntegrityError:
             raise Conflict("duplicate_proof", "This exact file was already submitted.", details={"sha256": sha256}) from None
+        if inspected.hashes:
+            ProofPhotoHash.objects.bulk_create([
+                ProofPhotoHash(proof=proof, variant=i, phash=h, **dict(zip(BAND_FIELDS, photo_trust.band_keys(h))))
+                for i, h in enumerate(inspected.hashes)])
         events.emit(account_id=proof.owner_id, type="proof.submitted", resource=proof,
                     context={"via": "upload_link", "upload_link_id": upload_link_id} if upload_link_id else None)
 
         escrow_services.milestone_mark_pending_review(actor=actor, escrow=escrow, milestone=milestone)
         outcome = "pending_review"
-        if is_photo and check.verifiable_and_clean:
+        if is_photo and check.verifiable_and_clean and verdict.auto_approve:
             proof.status = ProofStatus.APPROVED
             proof.decided_by_label = "system:auto"
-            proof.decided_at = timezone.now()
-            proof.decision_note = "Photo verified: EXIF time and position within the milestone's rules."
+            proof.decided_at = clock.now()
+            proof.decision_note = ("Photo verified: EXIF capture time inside the milestone's window, GPS position inside "
+                                   "its geofence, a camera named, no earlier proof alike.")
             proof.save(update_fields=["status", "decided_by_label", "decided_at", "decision_note"])
             escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason="photo_auto_approved")
+            _supersede_others(actor, proof)
             outcome = "auto_approved"
         elif is_photo:
             outcome = "unverifiable"
@@ -221,11 +264,40 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
         audit.record(actor, "proof.submitted", proof, {
             "escrow_id": escrow.pk, "milestone_idx": milestone.idx, "type": proof_type, "sha256": sha256,
             "size": size, "outcome": outcome, "warnings": [w["code"] for w in proof.validation["warnings"]],
+            "rule": proof.validation["auto_approval"]["rule"],
         })
         if proof.ocr_status == OcrStatus.QUEUED:
             _schedule_ocr(proof.pk)
+        elif proof.ai_status == AiStatus.QUEUED:
+            _schedule_ai(proof.pk)  # no OCR to wait for
     metrics.PROOFS_SUBMITTED.labels(type=proof_type, outcome=outcome).inc()
     return proof
+
+
+DOCUMENT_REVIEW = {"decision": "review", "rule": "documents_are_reviewed",
+                   "reason": "Documents are never approved automatically: a reviewer decides, with the OCR checks."}
+BAND_FIELDS = ("band0", "band1", "band2", "band3")
+
+
+def _supersede_others(actor, approved: Proof) -> list[int]:
+    """The milestone has its approved proof: its other pending proofs leave the
+    queue as SUPERSEDED (their OCR/AI claims refuse them from now on)."""
+    others = list(Proof.objects.select_for_update().filter(milestone_id=approved.milestone_id,
+                                                           status=ProofStatus.PENDING).exclude(pk=approved.pk))
+    for other in others:
+        other.status = ProofStatus.SUPERSEDED
+        other.decided_by_label = "system:superseded"
+        other.decided_at = clock.now()
+        other.decision_note = f"Proof #{approved.pk} of this milestone was approved."
+        if other.ocr_status in (OcrStatus.QUEUED, OcrStatus.RUNNING):
+            other.ocr_status, other.ocr_error = OcrStatus.SKIPPED, "superseded"
+        if other.ai_status in (AiStatus.QUEUED, AiStatus.RUNNING):
+            other.ai_status, other.ai_error = AiStatus.DISABLED, "superseded"
+        other.save(update_fields=["status", "decided_by_label", "decided_at", "decision_note", "ocr_status",
+                                  "ocr_error", "ai_status", "ai_error"])
+        audit.record(actor, "proof.superseded", other, {"approved_proof_id": approved.pk,
+                                                        "milestone_id": approved.milestone_id})
+    return [other.pk for other in others]
 
 
 def _schedule_ocr(proof_id: int) -> None:
@@ -240,9 +312,10 @@ def _schedule_ai(proof_id: int) -> None:
 
 
 def _claim_ocr(proof_id: int) -> bool:
-    """QUEUED (or a RUNNING job left by a dead worker) → RUNNING, by one worker only."""
+    """QUEUED (or a RUNNING job left by a dead worker) → RUNNING, by one worker
+    only; never for a proof already decided or superseded."""
     stale = timezone.now() - OCR_STALE_AFTER
-    claimed = Proof.objects.filter(pk=proof_id).filter(
+    claimed = Proof.objects.filter(pk=proof_id, status=ProofStatus.PENDING).filter(
         Q(ocr_status=OcrStatus.QUEUED) | Q(ocr_status=OcrStatus.RUNNING, ocr_updated_at__lt=stale)
     ).update(ocr_status=OcrStatus.RUNNING, ocr_updated_at=timezone.now(), ocr_attempts=F("ocr_attempts") + 1)
     return bool(claimed)
@@ -303,6 +376,7 @@ def proof_run_ocr(*, proof_id: int) -> str:
         locked.ocr_status = OcrStatus.DONE
         locked.ocr_error = ""
         locked.ocr_updated_at = timezone.now()
+        review_priority.refresh(locked)
         locked.save()
         audit.record(Actor.system("ocr"), "proof.ocr_done", locked, {
             "source": result.source, "pages": result.pages, "fields": fields.to_json(),
@@ -321,7 +395,7 @@ def _finish_ocr(proof_id: int, status: str, *, error: str, started: float) -> st
         proof.ocr_status = status
         proof.ocr_error = error
         proof.ocr_updated_at = timezone.now()
-        proof.save(update_fields=["ocr_status", "ocr_error", "ocr_updated_at"])
+        proof.save(update_fields=["ocr_status", "ocr_error", "ocr_updated_at", *review_priority.refresh(proof)])
         audit.record(Actor.system("ocr"), f"proof.ocr_{status.lower()}", proof, {"error": error})
         if proof.ai_status == AiStatus.QUEUED:
             _schedule_ai(proof.pk)  # the advisor still scores what is known
@@ -349,7 +423,7 @@ def proof_requeue_ocr(*, proof_id: int, actor: Actor | str) -> None:
 def proofs_sweep_ocr(*, now=None) -> int:
     """Re-send QUEUED jobs whose message may be lost and RUNNING ones left by a dead worker."""
     now = now or timezone.now()
-    due = Proof.objects.filter(
+    due = Proof.objects.filter(status=ProofStatus.PENDING).filter(
         Q(ocr_status=OcrStatus.QUEUED, created_at__lt=now - timedelta(minutes=5), ocr_attempts__lt=OCR_MAX_ATTEMPTS)
         | Q(ocr_status=OcrStatus.RUNNING, ocr_updated_at__lt=now - OCR_STALE_AFTER)
     ).values_list("pk", flat=True)[:200]
@@ -429,41 +503,89 @@ def _advisor_input(proof: Proof) -> dict[str, Any]:
     }
 
 
+def _ai_stale_after() -> timedelta:
+    """A RUNNING AI job older than this has no live worker: the SDK call is
+    bounded by AI_TIMEOUT_SECONDS (no SDK retries), so past it plus a margin
+    the claim is a dead worker's. Shorter than the broker's visibility timeout,
+    so a redelivered message finds the claim already stale."""
+    return timedelta(seconds=settings.AI_TIMEOUT_SECONDS + settings.AI_STALE_MARGIN_SECONDS)
+
+
+def _claim_ai(proof_id: int) -> bool:
+    """QUEUED (or RUNNING left by a dead worker) → RUNNING, by one worker only
+    (one conditional UPDATE, as OCR): a redelivered or duplicated message finds
+    nothing to claim, so the model is called once per claim. A proof already
+    decided or superseded is never claimed."""
+    now = clock.now()
+    claimed = Proof.objects.filter(pk=proof_id, status=ProofStatus.PENDING).filter(
+        Q(ai_status=AiStatus.QUEUED) | Q(ai_status=AiStatus.RUNNING, ai_updated_at__lt=now - _ai_stale_after())
+    ).update(ai_status=AiStatus.RUNNING, ai_updated_at=now, ai_attempts=F("ai_attempts") + 1)
+    return bool(claimed)
+
+
+class AiRetryable(Exception):
+    """The advisor could not be asked now (breaker open, daily cap reached): the
+    proof went back to QUEUED; the task retries later with backoff."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 def _finish_ai(proof_id: int, *, status: str, error: str = "", result=None) -> str:
     with service_transaction():
         proof = Proof.objects.select_for_update().get(pk=proof_id)
+        if proof.ai_status != AiStatus.RUNNING:
+            return proof.ai_status  # superseded (or finished) meanwhile: nothing to record
         proof.ai_status = status
         proof.ai_error = error
         proof.ai_checked_at = timezone.now()
+        proof.ai_updated_at = clock.now()
         if result is not None:
             proof.ai_risk_level = result.risk_level
             proof.ai_score = result.score
             proof.ai_flags = list(result.flags)
             proof.ai_explanation = result.explanation
-        proof.save(update_fields=["ai_status", "ai_error", "ai_checked_at", "ai_risk_level", "ai_score", "ai_flags",
-                                  "ai_explanation"])
+        proof.save(update_fields=["ai_status", "ai_error", "ai_checked_at", "ai_updated_at", "ai_risk_level",
+                                  "ai_score", "ai_flags", "ai_explanation", *review_priority.refresh(proof)])
         if result is not None and proof.ai_flagged:
             events.emit(account_id=proof.owner_id, type="proof.flagged", resource=proof)
         audit.record(Actor.system("ai_advisor"), f"proof.ai_{status.lower()}", proof,
-                     {"error": error, **({"risk_level": result.risk_level, "score": result.score,
-                                          "flags": list(result.flags)} if result else {})})
+                     {"error": error, "attempts": proof.ai_attempts,
+                      **({"risk_level": result.risk_level, "score": result.score,
+                          "flags": list(result.flags)} if result else {})})
     metrics.AI_CALLS.labels(outcome=error or status.lower()).inc()
     return status
 
 
-def proof_run_ai(*, proof_id: int) -> str:
+def _release_ai(proof_id: int, reason: str) -> None:
+    """Give the claim back (RUNNING → QUEUED) with the reason, for a later retry."""
+    Proof.objects.filter(pk=proof_id, ai_status=AiStatus.RUNNING).update(ai_status=AiStatus.QUEUED, ai_error=reason,
+                                                                        ai_updated_at=clock.now())
+    metrics.AI_CALLS.labels(outcome=reason).inc()
+
+
+def proof_run_ai(*, proof_id: int, final_attempt: bool = False) -> str:
     """Score a proof's risk. The advisor only scores: nothing here approves,
-    rejects or pays; a failure leaves the proof in review with the reason."""
-    proof = Proof.objects.select_related("milestone", "escrow__provider", "escrow__client").get(pk=proof_id)
-    if proof.ai_status != AiStatus.QUEUED:
-        return proof.ai_status
+    rejects or pays; a failure leaves the proof in review with the reason.
+
+    Claimed first (``_claim_ai``): a second delivery of the same message does
+    nothing. ``circuit_open`` and ``daily_cap_reached`` give the claim back and
+    raise :class:`AiRetryable` (the task retries with backoff) unless
+    ``final_attempt``, when they are recorded as FAILED."""
+    if not _claim_ai(proof_id):
+        return Proof.objects.filter(pk=proof_id).values_list("ai_status", flat=True).first() or "missing"
     if not settings.AI_PROOF_ADVISOR_ENABLED:
         return _finish_ai(proof_id, status=AiStatus.DISABLED, error="advisor_disabled")
+    proof = Proof.objects.select_related("milestone", "escrow__provider", "escrow__client").get(pk=proof_id)
     breaker, cap = _advisor_guards()
-    if breaker is not None and not breaker.allow():
-        return _finish_ai(proof_id, status=AiStatus.FAILED, error="circuit_open")
-    if cap is not None and not cap.try_acquire():
-        return _finish_ai(proof_id, status=AiStatus.FAILED, error="daily_cap_reached")
+    refused = ("circuit_open" if breaker is not None and not breaker.allow()
+               else "daily_cap_reached" if cap is not None and not cap.try_acquire() else None)
+    if refused:
+        if final_attempt or proof.ai_attempts >= AI_MAX_ATTEMPTS:
+            return _finish_ai(proof_id, status=AiStatus.FAILED, error=refused)
+        _release_ai(proof_id, refused)
+        raise AiRetryable(refused)
     config = AdvisorConfig(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, model=settings.AI_MODEL,
                            timeout_seconds=settings.AI_TIMEOUT_SECONDS, max_retries=0)
     started = time.perf_counter()
@@ -482,13 +604,40 @@ def proof_run_ai(*, proof_id: int) -> str:
 
 
 def proof_requeue_ai(*, proof_id: int, actor: Actor | str) -> None:
+    """Send a proof back to the AI advisor: it is only queued (after commit), never
+    run here. A job already running is left to finish; a decided proof is refused."""
     with service_transaction():
         proof = Proof.objects.select_for_update().get(pk=proof_id)
+        if proof.status != ProofStatus.PENDING:
+            raise Conflict("proof_not_pending", f"The proof is {proof.status}: the advisor is not asked again.",
+                           details={"status": proof.status})
+        if proof.ai_status == AiStatus.RUNNING and proof.ai_updated_at and \
+                proof.ai_updated_at >= clock.now() - _ai_stale_after():
+            raise Conflict("ai_running", "The AI advisor is scoring this proof right now.")
         proof.ai_status = AiStatus.QUEUED
         proof.ai_error = ""
-        proof.save(update_fields=["ai_status", "ai_error"])
+        proof.ai_attempts = 0
+        proof.ai_updated_at = clock.now()
+        proof.save(update_fields=["ai_status", "ai_error", "ai_attempts", "ai_updated_at"])
         audit.record(actor, "proof.ai_requeued", proof, {})
         _schedule_ai(proof.pk)
+
+
+def proofs_sweep_ai(*, now=None) -> int:
+    """Re-send AI jobs of pending proofs whose message may be lost (QUEUED for a
+    while, OCR finished) and RUNNING ones left by a dead worker."""
+    now = now or clock.now()
+    settled_ocr = [OcrStatus.DONE, OcrStatus.FAILED, OcrStatus.SKIPPED, OcrStatus.DISABLED]
+    due = Proof.objects.filter(status=ProofStatus.PENDING).filter(
+        Q(ai_status=AiStatus.QUEUED, ocr_status__in=settled_ocr, ai_attempts__lt=AI_MAX_ATTEMPTS)
+        & (Q(ai_updated_at__isnull=True, created_at__lt=now - timedelta(minutes=5))
+           | Q(ai_updated_at__lt=now - timedelta(minutes=5)))
+        | Q(ai_status=AiStatus.RUNNING, ai_updated_at__lt=now - _ai_stale_after())
+    ).values_list("pk", flat=True)[:200]
+    ids = list(due)
+    for proof_id in ids:
+        enqueue("proofs.tasks.run_ai", proof_id)
+    return len(ids)
 
 
 # --- decisions --------------------------------------------------------------------------
@@ -496,10 +645,13 @@ def proof_requeue_ai(*, proof_id: int, actor: Actor | str) -> None:
 
 def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, note: str = "") -> Proof:
     """A reviewer's verdict. Approval approves the milestone and pays out after
-    commit; rejection sends the milestone back to accept a new proof. A note is
-    required when the AI advisor flagged the proof. Any decision other than
-    ``approve`` or ``reject`` is refused (400 ``invalid_decision``), never
-    taken for one of them."""
+    commit, and supersedes the milestone's other pending proofs; rejection
+    sends the milestone back to accept a new proof. A note is required when
+    anything is flagged (``_require_note``: a failed or missing check, a photo
+    warning, a re-use match, AI risk or flags, an AI verdict still pending),
+    whether the AI is on or off. Any decision other than ``approve`` or
+    ``reject`` is refused (400 ``invalid_decision``), never taken for one of
+    them."""
     if decision not in ProofDecision.values:
         raise BadRequest("invalid_decision", "The decision must be approve or reject.",
                          details={"decision": [f"One of: {', '.join(ProofDecision.values)}."]})
@@ -515,13 +667,13 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, 
             raise Conflict("proof_already_decided", f"The proof is already {proof.status}.",
                            details={"status": proof.status, "decided_by": proof.decided_by_label,
                                     "decided_at": proof.decided_at.isoformat() if proof.decided_at else None})
-        if proof.ai_flagged and not note:
-            raise ValidationFailed("note_required", "The AI advisor flagged this proof: explain the decision in a note.",
-                                   details={"note": ["Required when the AI advisor flagged the proof."]})
+        reasons = _require_note(proof, note)
         milestone = milestone_lock(proof.milestone_id)
+        superseded: list[int] = []
         if decision == ProofDecision.APPROVE:
             escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason=f"proof {proof.pk} approved")
             proof.status = ProofStatus.APPROVED
+            superseded = _supersede_others(actor, proof)
         else:
             escrow_services.milestone_reject(actor=actor, escrow=escrow, milestone=milestone, reason=note or "proof rejected")
             proof.status = ProofStatus.REJECTED
@@ -532,9 +684,34 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, 
         proof.save(update_fields=["status", "decided_by", "decided_by_label", "decided_at", "decision_note"])
         events.emit(account_id=proof.owner_id, type=f"proof.{proof.status.lower()}", resource=proof)
         audit.record(actor, f"proof.{proof.status.lower()}", proof,
-                     {"note": note, "ai_flagged": proof.ai_flagged, "milestone_idx": milestone.idx})
+                     {"note": note, "ai_flagged": proof.ai_flagged, "milestone_idx": milestone.idx,
+                      "note_reasons": reasons, "superseded": superseded})
     metrics.PROOFS_DECIDED.labels(decision=decision.value, by=actor.label.split(":")[0]).inc()
     return proof
+
+
+NOTE_REASON_WORDS = {"ai_pending": "the AI verdict is still pending", "photo_reused": "the photo matches an earlier proof",
+                     "ocr_failed": "the document could not be read", "ai_flagged": "the AI advisor flagged it",
+                     "ai_risk_high": "the AI advisor rates it high risk",
+                     "ai_risk_medium": "the AI advisor rates it medium risk"}
+
+
+def reason_in_words(reason: str) -> str:
+    if reason in NOTE_REASON_WORDS:
+        return NOTE_REASON_WORDS[reason]
+    kind, _, name = reason.partition(":")
+    return {"check_failed": f"the {name} check failed", "check_missing": f"the {name} was not found",
+            "photo": f"photo warning {name}"}.get(kind, reason)
+
+
+def _require_note(proof: Proof, note: str) -> list[str]:
+    """Refuse a decision without a note when anything is flagged; returns the reasons (for the audit row)."""
+    reasons = proof.note_reasons
+    if reasons and not note:
+        words = "; ".join(reason_in_words(r) for r in reasons)
+        raise ValidationFailed("note_required", f"Explain the decision in a note: {words}.",
+                               details={"note": [f"Required because {words}."], "reasons": reasons})
+    return reasons
 
 
 # --- AI-flag triage (admin) -------------------------------------------------------------

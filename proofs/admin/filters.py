@@ -22,7 +22,8 @@ class QueueFilter(admin.SimpleListFilter):
     default = "pending"
 
     def lookups(self, request, model_admin):
-        return [("pending", "Waiting for review"), ("decided", "Decided"), ("all", "All proofs")]
+        return [("pending", "Waiting for review"), ("decided", "Decided"), ("superseded", "Superseded"),
+                ("all", "All proofs")]
 
     def choices(self, changelist):
         current = self.value() or self.default
@@ -35,7 +36,9 @@ class QueueFilter(admin.SimpleListFilter):
         if value == "pending":
             return queryset.filter(status=ProofStatus.PENDING)
         if value == "decided":
-            return queryset.exclude(status=ProofStatus.PENDING)
+            return queryset.filter(status__in=[ProofStatus.APPROVED, ProofStatus.REJECTED])
+        if value == "superseded":
+            return queryset.filter(status=ProofStatus.SUPERSEDED)
         return queryset
 
 

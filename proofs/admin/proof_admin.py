@@ -49,11 +49,11 @@ def blocked_payouts_summary() -> dict[str, int]:
 
 @admin.register(Proof)
 class ProofAdmin(QueueColumns, ReviewFields, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["preview", "proof_id", "escrow_col", "milestone_col", "type", "risk_col", "flags_col", "checks_col",
-                    "age_col"]
+    list_display = ["preview", "proof_id", "escrow_col", "milestone_col", "type", "priority_col", "risk_col",
+                    "flags_col", "checks_col", "age_col"]
     list_display_links = ["preview", "proof_id"]
     list_select_related = ["escrow", "milestone"]
-    list_filter = [QueueFilter, "type", RiskFilter, "ocr_status", CurrencyFilter, AgeFilter]
+    list_filter = [QueueFilter, "status", "type", RiskFilter, "ocr_status", CurrencyFilter, AgeFilter]
     search_fields = ["invoice_number"]  # shows the box; get_search_results says what is searched
     search_help_text = "Escrow id, SHA-256 prefix (6+ hex characters) or invoice number."
     list_per_page = 50
@@ -67,7 +67,9 @@ class ProofAdmin(QueueColumns, ReviewFields, ReadOnlyAdminMixin, admin.ModelAdmi
         ("Document (OCR)", {"fields": ["ocr_status", "ocr_source", "ocr_attempts", "ocr_error", "ocr_updated_at",
                                        "invoice_amount", "invoice_currency", "invoice_date", "invoice_number",
                                        "invoice_supplier", "invoice_iban_masked", "backend_checks"]}),
-        ("AI advisor", {"fields": ["ai_status", "ai_risk_level", "ai_score", "ai_flags", "ai_explanation", "ai_error",
+        ("Review", {"fields": ["review_priority", "review_flags"]}),
+        ("AI advisor", {"fields": ["ai_status", "ai_attempts", "ai_updated_at", "ai_risk_level", "ai_score", "ai_flags",
+                                   "ai_explanation", "ai_error",
                                    "ai_checked_at", "ai_reviewed_at", "ai_reviewed_by"]}),
         ("Decision", {"fields": ["decided_by_label", "decided_by", "decided_at", "decision_note"]}),
         ("OCR text", {"fields": ["ocr_text_masked"], "classes": ["collapse"]}),
@@ -100,7 +102,7 @@ class ProofAdmin(QueueColumns, ReviewFields, ReadOnlyAdminMixin, admin.ModelAdmi
 
     def changelist_view(self, request, extra_context=None):
         queue = request.GET.get(QueueFilter.parameter_name, QueueFilter.default) == QueueFilter.default
-        title = "Review queue: riskiest first, then oldest" if queue else "Proofs"
+        title = "Review queue: highest review priority first, then oldest" if queue else "Proofs"
         blocked = blocked_payouts_summary()
         return super().changelist_view(request, {"title": title, "blocked_payouts": blocked, **(extra_context or {})})
 

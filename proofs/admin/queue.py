@@ -29,7 +29,8 @@ RISK_RANK = Case(
     default=3,
     output_field=IntegerField(),
 )
-QUEUE_ORDER = ("risk_rank", "created_at", "pk")  # on a queryset annotated with risk_rank=RISK_RANK
+# Review priority (proofs.review_priority: failed checks, photo warnings, re-use, AI risk) first, then the oldest.
+QUEUE_ORDER = ("-review_priority", "created_at", "pk")  # proof_review_queue_idx serves it (status, -priority, age)
 RISK_COLOURS = {RiskLevel.HIGH: "#ba2121", RiskLevel.MEDIUM: "#c86400", RiskLevel.LOW: "#2e7d32"}
 _HEX = frozenset("0123456789abcdef")
 
@@ -94,9 +95,15 @@ class QueueColumns:
         labels = {"QUEUED": "AI pending", "FAILED": "AI failed", "DISABLED": "AI off"}
         return _badge(labels.get(obj.ai_status, "—"), "#888")
 
+    @admin.display(description="Priority", ordering="-review_priority")
+    def priority_col(self, obj: Proof) -> str:
+        reasons = ", ".join(obj.review_flags or []) or "nothing flagged"
+        return format_html('<span class="kb-priority" title="{}">{}</span>', reasons, obj.review_priority)
+
     @admin.display(description="Flags")
     def flags_col(self, obj: Proof) -> str:
-        flags = format_html_join(" ", '<span class="kb-flag">{}</span>', ((flag,) for flag in obj.ai_flags or []))
+        flags = format_html_join(" ", '<span class="kb-flag">{}</span>',
+                                 ((flag,) for flag in [*(obj.review_flags or []), *(obj.ai_flags or [])]))
         if obj.ai_reviewed_at:
             flags = format_html('{} <span title="AI flags reviewed">✓ reviewed</span>', flags)
         return flags

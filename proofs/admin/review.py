@@ -20,8 +20,9 @@ from kobatela.core.masking import mask_data, mask_text
 from proofs.admin.photo import photo_panel
 from proofs.document_checks import CHECK_NAMES
 from proofs.models import Proof, ProofStatus
+from proofs.services import reason_in_words
 
-__all__ = ["ReviewFields", "invoice_rows", "review_context"]
+__all__ = ["ReviewFields", "invoice_rows", "note_reasons_in_words", "review_context"]
 
 CHECK_LABELS = {"amount": "Amount", "currency": "Currency", "iban_last4": "IBAN (last 4)", "date": "Invoice date",
                 "supplier": "Supplier"}
@@ -45,6 +46,11 @@ class ReviewFields:
                                                        ensure_ascii=False))
 
 
+def note_reasons_in_words(proof: Proof) -> list[str]:
+    """Why this proof's decision needs a note, as the service words it."""
+    return [reason_in_words(reason) for reason in proof.note_reasons]
+
+
 def review_context(proof: Proof, *, can_decide: bool) -> dict:
     """The template's context for ``proof``; ``can_decide``: the user holds the permission."""
     milestone = proof.milestone
@@ -56,7 +62,8 @@ def review_context(proof: Proof, *, can_decide: bool) -> dict:
         "audit_url": reverse("admin:audit_auditlog_changelist") + "?" + urlencode(
             {"entity_type": "proofs.proof", "entity_id": proof.pk}),
         "can_decide": proof.status == ProofStatus.PENDING and can_decide,
-        "note_required": proof.ai_flagged,
+        "note_required": bool(proof.note_reasons),
+        "note_reasons": note_reasons_in_words(proof),
         "milestone": milestone,
         "currency": proof.escrow.currency,
         "previous": list(Proof.objects.filter(milestone_id=proof.milestone_id).exclude(pk=proof.pk)

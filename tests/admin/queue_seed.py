@@ -24,6 +24,7 @@ from django.utils import timezone
 from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus, ProofType
 from payments.ledger import PSP_CLEARING, escrow_account
 from payments.models import LedgerEntry
+from proofs import review_priority
 from proofs.models import AiStatus, OcrStatus, Proof, RiskLevel
 from tests.factories import UserFactory
 
@@ -80,6 +81,8 @@ def seed_pending_proofs(count: int, *, batch_size: int = 2000) -> list[int]:
             ai_score=None if not risk else Decimal("0.900") if risk == RiskLevel.HIGH else Decimal("0.400"),
             ai_flags=[] if photo else FLAGS[i % 4], ai_explanation="" if photo else "Seeded for the queue.",
         ))
+    for proof in proofs:
+        review_priority.refresh(proof)  # as the services do whenever the checks change
     created = Proof.objects.bulk_create(proofs, batch_size=batch_size)
     ids = [proof.pk for proof in created]
     # auto_now_add stamped them all "now": spread them over a week, oldest first.

@@ -4,9 +4,9 @@ status by hand; the Operations-only actions go through their services."""
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
 from django.apps import apps
 from django.contrib import admin
+from django.db import transaction
 from django.test import RequestFactory
 from django.urls import reverse
 

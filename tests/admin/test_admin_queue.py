@@ -42,7 +42,7 @@ def test_reviewers_land_on_the_queue_superusers_on_the_index(reviewer_client, su
     assert superuser_client.get(reverse("admin:index")).status_code == 200
 
 
-def test_queue_orders_by_ai_risk_then_age_and_shows_pending_only(reviewer_client):
+def test_queue_orders_by_review_priority_then_age_and_shows_pending_only(reviewer_client):
     ids = seed_pending_proofs(8)
     now = timezone.now()
     for age_hours, pk in zip([5, 50, 1, 30, 2, 7, 9, 3], ids):
@@ -51,10 +51,10 @@ def test_queue_orders_by_ai_risk_then_age_and_shows_pending_only(reviewer_client
     response = reviewer_client.get(QUEUE)
     shown = queue_ids(response)
     assert ids[0] not in shown and len(shown) == 7
-    rank = {"high": 0, "medium": 1, "low": 2, "": 3}
-    rows = list(Proof.objects.filter(pk__in=shown).values("pk", "ai_risk_level", "created_at"))
-    expected = [r["pk"] for r in sorted(rows, key=lambda r: (rank[r["ai_risk_level"]], r["created_at"], r["pk"]))]
+    rows = list(Proof.objects.filter(pk__in=shown).values("pk", "review_priority", "created_at"))
+    expected = [r["pk"] for r in sorted(rows, key=lambda r: (-r["review_priority"], r["created_at"], r["pk"]))]
     assert shown == expected
+    assert len({r["review_priority"] for r in rows}) > 2  # failed checks, AI risks and photo warnings differ
     assert reviewer_client.get(QUEUE, {"queue": "decided"}).context["cl"].result_count == 1
     assert reviewer_client.get(QUEUE, {"queue": "all"}).context["cl"].result_count == 8
 

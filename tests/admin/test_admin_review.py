@@ -55,7 +55,7 @@ def test_detail_shows_the_invoice_against_the_milestone_and_the_ai_verdict(revie
     assert 'class="kb-mismatch"' in html
     assert "amount_mismatch" in html and "above the milestone" in html
     assert reverse("admin:proofs_proof_preview", args=[flagged.pk, "large"]) in html
-    assert "required: the AI advisor flagged this proof" in html
+    assert "required: the amount check failed; the AI advisor rates it high risk; the AI advisor flagged it" in html
     assert 'action="%s"' % reverse("admin:proofs_proof_decide", args=[flagged.pk]) in html
     full_iban = IBAN_RE.search(flagged.ocr_text).group(0)
     assert full_iban not in html and full_iban.replace(" ", "") not in html  # the OCR text is shown masked
@@ -67,7 +67,8 @@ def test_flagged_proof_needs_a_note_then_is_approved_by_the_staff_user(reviewer,
                                                                      django_capture_on_commit_callbacks):
     refused = decide(reviewer_client, flagged, decision="approve", note="  ")
     assert refused.redirect_chain == [(change_url(flagged), 302)]
-    assert texts(refused) == ["The AI advisor flagged this proof: explain the decision in a note."]
+    assert texts(refused) == ["Explain the decision in a note: the amount check failed; the AI advisor rates it high "
+                              "risk; the AI advisor flagged it."]
     assert Proof.objects.get(pk=flagged.pk).status == "PENDING"
 
     with django_capture_on_commit_callbacks(execute=True):

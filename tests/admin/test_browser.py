@@ -14,14 +14,23 @@ import re
 import pytest
 from django.urls import reverse
 
+from kobatela.accounts.roles import REVIEWER
 from kobatela.audit.models import AuditLog
+from kobatela.core.actor import Actor
 from payments.models import Payment
 from proofs.models import Proof
-from kobatela.core.actor import Actor
-from kobatela.accounts.roles import REVIEWER
 from proofs.services import proof_decide
-from tests.admin.conftest import (ARTIFACTS, COLUMNS, FLAGGED, PASSWORD, REQUIREMENTS, ROOT, make_staff, submit_invoice,
-                                  submit_photo)
+from tests.admin.conftest import (
+    ARTIFACTS,
+    COLUMNS,
+    FLAGGED,
+    PASSWORD,
+    REQUIREMENTS,
+    ROOT,
+    make_staff,
+    submit_invoice,
+    submit_photo,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 NOTE = "Called the supplier: the extra 487 EUR is the agreed scaffolding, see email of 4 March."
@@ -65,8 +74,9 @@ def test_reviewer_works_a_flagged_invoice_from_the_queue_to_the_audit_log(browse
     expect(first).to_contain_text("amount_mismatch")
     expect(first.locator("img.kb-thumb")).to_have_js_property("complete", True)
     assert first.locator("img.kb-thumb").evaluate("img => img.naturalWidth") > 0  # the PDF's first page, rendered
-    expect(rows.nth(1)).to_contain_text(f"#{queue_data['clean'].pk}")
-    expect(rows.nth(2)).to_contain_text(f"#{queue_data['photo'].pk}")
+    # Then the photo nothing could verify (its warnings raise its review priority), then the clean invoice.
+    expect(rows.nth(1)).to_contain_text(f"#{queue_data['photo'].pk}")
+    expect(rows.nth(2)).to_contain_text(f"#{queue_data['clean'].pk}")
     page.click("#toggle-nav-sidebar")  # more room for the queue's columns (remembered by the browser)
     expect(rows.nth(0)).to_contain_text("0 min")  # the last column, visible
     page.evaluate("window.scrollTo(0, 0)")
@@ -78,14 +88,17 @@ def test_reviewer_works_a_flagged_invoice_from_the_queue_to_the_audit_log(browse
     first.locator(".field-proof_id a").click()
     expect(page.locator("#kb-invoice tr.kb-mismatch")).to_contain_text("2000.00")
     expect(page.locator("#kb-ai")).to_contain_text("amount_mismatch")
-    expect(page.locator("#kb-decision")).to_contain_text("required: the AI advisor flagged this proof")
+    expect(page.locator("#kb-decision")).to_contain_text("required: the amount check failed")
+    expect(page.locator("#kb-decision")).to_contain_text("the AI advisor rates it high risk")
     assert page.locator("img.kb-preview").evaluate("img => img.naturalHeight") == 1000
     page.screenshot(path=str(ARTIFACTS / "proof-detail.png"), full_page=True)
 
     # Approving without a note is refused, with the service's reason.
     page.get_by_role("button", name="Approve").click()
-    expect(page.locator("ul.messagelist li.error")).to_have_text(
-        "The AI advisor flagged this proof: explain the decision in a note.")
+    page.evaluate("document.querySelector('#kb-note').removeAttribute('required')")  # past the browser's own check
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("ul.messagelist li.error")).to_contain_text("Explain the decision in a note: the amount check "
+                                                                    "failed")
     assert Proof.objects.get(pk=flagged.pk).status == "PENDING"
 
     # With a note it is approved, and the page says by whom, when and why.
@@ -143,3 +156,42 @@ def test_reviewer_cannot_reach_operations_only_actions(browser_page, queue_data)
     expect(page.locator("#nav-sidebar")).not_to_contain_text("Inbound events")
     assert not AuditLog.objects.filter(action__in=["payment.sent", "webhook.reprocess_requested"],
                                        actor=f"staff:{reviewer.pk}").exists()
+
+
+@pytest.fixture
+def ai_off_queue(roles):
+    """The AI advisor off (the default): an older clean invoice, an older photo
+    with no GPS, then the newest invoice, failing its amount check."""
+    clean = submit_invoice(sample=COLUMNS)
+    photo = submit_photo(gps=False)
+    failed = submit_invoice(requirements={**REQUIREMENTS, "expected_amount": "2000.00"})
+    assert failed.ai_status == "DISABLED" and failed.backend_checks["overall"] == "fail"
+    reviewer = make_staff(REVIEWER, full_name="Ada Reviewer", email="ada.reviewer@kobatela.test")
+    return {"clean": clean, "photo": photo, "failed": failed, "reviewer": reviewer}
+
+
+def test_with_the_ai_off_a_failed_check_invoice_is_first_and_needs_a_note(browser_page, ai_off_queue):
+    from playwright.sync_api import expect
+
+    page, failed, reviewer = browser_page, ai_off_queue["failed"], ai_off_queue["reviewer"]
+    log_in(page, reviewer)
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text(f"#{failed.pk}")  # the newest, yet first: its amount check failed
+    expect(rows.nth(0)).to_contain_text("AI off")
+    expect(rows.nth(0)).to_contain_text("check_failed:amount")
+    expect(rows.nth(2)).to_contain_text(f"#{ai_off_queue['clean'].pk}")
+
+    rows.nth(0).locator(".field-proof_id a").click()
+    expect(page.locator("#kb-note-required")).to_contain_text("the amount check failed")
+    page.evaluate("document.querySelector('#kb-note').removeAttribute('required')")  # what a crafted POST would do
+    for button in ("Approve", "Reject"):
+        page.get_by_role("button", name=button).click()
+        expect(page.locator("ul.messagelist li.error")).to_contain_text("Explain the decision in a note")
+        page.evaluate("document.querySelector('#kb-note').removeAttribute('required')")
+    assert Proof.objects.get(pk=failed.pk).status == "PENDING"
+
+    page.fill("#kb-note", "Amount differs: the client confirmed the reduced scope by email.")
+    page.get_by_role("button", name="Reject").click()
+    expect(page.locator("ul.messagelist li.success")).to_have_text(f"Proof #{failed.pk} rejected.")
+    assert Proof.objects.get(pk=failed.pk).status == "REJECTED"

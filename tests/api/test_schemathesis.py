@@ -38,7 +38,7 @@ from payments.transactions import services as transactions
 from proofs.services import proof_submit
 from spend import services as spend
 from tests.factories import UserFactory, actor_for, fund, make_escrow
-from tests.proofs.photo_samples import geotagged_jpeg
+from tests.proofs.invoice_samples import SAMPLES, render_pdf
 from tests.spend.builders import make_mandate, make_merchant
 from webhooks import targets
 from webhooks.outbound.endpoints import endpoint_create
@@ -126,10 +126,13 @@ class Seeds:
         return list(Event.objects.filter(account_id=self.user.pk).values_list("pk", flat=True)[:2])
 
     def _proofs(self):
-        escrow = fund(make_escrow(client=self.user))
-        photo = SimpleUploadedFile("photo.jpg", geotagged_jpeg(None, None, None), content_type="image/jpeg")
-        return [proof_submit(actor=self.actor, escrow_id=escrow.pk, milestone_idx=1, proof_type="PHOTO",
-                             upload=photo).pk]  # no GPS: it waits for review
+        # An invoice with nothing flagged (no requirements, the AI off): it waits for review, and a
+        # decision on it needs no note. (A pending photo always carries the warnings that kept it
+        # from paying by itself, so deciding it without a note is refused: 400 note_required.)
+        escrow = fund(make_escrow(client=self.user, proof_type="INVOICE"))
+        invoice = SimpleUploadedFile("invoice.pdf", render_pdf(SAMPLES[0]), content_type="application/pdf")
+        return [proof_submit(actor=self.actor, escrow_id=escrow.pk, milestone_idx=1, proof_type="INVOICE",
+                             upload=invoice).pk]
 
     def _payments(self):
         escrow = fund(make_escrow(client=self.user))

@@ -13,21 +13,19 @@ answer stalls so that the worker dies mid-call; the broker is a private Redis.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from escrow import services as escrow_services
 from escrow.selectors import escrow_lock
 from payments.models import Payment, PaymentStatus
 from tests.factories import UserFactory, fund, make_escrow
-from tests.support.broker import RedisServer, celery_broker
+from tests.support.broker import RedisServer, celery_broker, start_worker, stop_workers, wait_for
 from tests.support.fake_stripe import FakeStripe, Reply
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
@@ -37,31 +35,10 @@ RESEND_WITHIN_SECONDS = 60
 
 
 def _worker(broker_url: str, stripe_url: str) -> subprocess.Popen:
-    db = connection.settings_dict
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
-        "DJANGO_SETTINGS_MODULE": "tests.support.worker_settings",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "CELERY_BROKER_URL": broker_url,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "PSP_PROVIDER": "stripe",
-        "STRIPE_API_KEY": "sk_test_drill",
-        "STRIPE_API_BASE": stripe_url,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "kobatela", "worker", "--pool", "solo", "--concurrency", "1",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    return start_worker(broker_url, PSP_PROVIDER="stripe", STRIPE_API_KEY="sk_test_drill", STRIPE_API_BASE=stripe_url)
 
 
-def _wait(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
+_wait = wait_for
 
 
 def test_a_payout_interrupted_by_a_killed_worker_is_sent_again_within_60s_and_once():
@@ -98,8 +75,5 @@ def test_a_payout_interrupted_by_a_killed_worker_is_sent_again_within_60s_and_on
             payment.refresh_from_db()
             assert payment.psp_ref == next(iter(stripe.transfers)) and payment.attempts == 2
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(20)
+        stop_workers(workers)
         redis.close()

@@ -186,7 +186,11 @@ def test_breaker_opens_then_half_opens(sender_api, ai_server, settings, django_c
     assert ai_server.request_count == 2  # the third call never reached the server
     ai_server.set_reply(json.dumps(LOW_RISK))
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
-        call_command("rerun_ai", "--proof", str(proofs[2]), stdout=StringIO())
+        with django_capture_on_commit_callbacks(execute=False) as queued:
+            call_command("rerun_ai", "--proof", str(proofs[2]), stdout=StringIO())
+        assert Proof.objects.get(pk=proofs[2]).ai_status == "QUEUED" and ai_server.request_count == 2  # queued only
+        for callback in queued:
+            callback()  # what the worker does with the message
     assert Proof.objects.get(pk=proofs[2]).ai_status == "DONE"
     assert ai_server.request_count == 3
 

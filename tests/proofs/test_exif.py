@@ -137,6 +137,7 @@ def test_time_and_gps_together_from_png_and_webp():
             lat=Decimal("48.856567"),
             lng=Decimal("2.352200"),
             utc_offset_known=True,
+            time_source="offset",
         )
 
 
@@ -190,7 +191,7 @@ GOOD_LNG = (R(15), R(18), R(47))
         ({2: GOOD_LAT, 3: "E", 4: GOOD_LNG}, True, False),  # missing ref: hemisphere unknown
         ({1: "N", 2: GOOD_LAT, 3: "N", 4: GOOD_LNG}, False, True),  # latitude ref on longitude
         ({1: "N", 2: (R(4), R(75), R(0)), 3: "E", 4: GOOD_LNG}, True, False),  # 75 minutes
-        ({1: "N", 2: (R(4), R(0), R(60)), 3: "E", 4: GOOD_LNG}, True, False),  # 60 seconds
+        ({1: "N", 2: (R(4), R(0), R(61)), 3: "E", 4: GOOD_LNG}, True, False),  # 61 seconds
         ({1: "N", 2: (R(95), R(0), R(0)), 3: "E", 4: GOOD_LNG}, True, False),  # |lat| > 90
         ({1: "N", 2: GOOD_LAT, 3: "E", 4: (R(181), R(0), R(0))}, False, True),  # |lng| > 180
         ({1: "N", 2: (R(1), R(2), R(3), R(4)), 3: "E", 4: GOOD_LNG}, True, False),  # 4 parts
@@ -274,7 +275,7 @@ def test_accepted_python_rational_shapes():
 
 def test_get_ifd_raising_or_returning_junk():
     result = read_photo_exif(FakeImage({EXIF_IFD: ValueError("boom"), GPS_IFD: "not a dict"}))
-    assert result == PhotoExif(None, None, None, utc_offset_known=False)
+    assert result == PhotoExif(None, None, None, utc_offset_known=False, has_exif=False)
     result = read_photo_exif(FakeImage({EXIF_IFD: {0x9003: 20240501, 0x9011: b"+02:00"}}))
     assert result.captured_at is None
     result = read_photo_exif(FakeImage({EXIF_IFD: {0x9003: b"2024:05:01 10:00:00\x00", 0x9011: b"+02:00\x00"}}))
@@ -292,7 +293,7 @@ def test_object_whose_getexif_raises():
         def getexif(self):
             raise SyntaxError("bad exif")
 
-    assert read_photo_exif(Broken()) == PhotoExif(None, None, None, utc_offset_known=False)
+    assert read_photo_exif(Broken()) == PhotoExif(None, None, None, utc_offset_known=False, has_exif=False)
 
 
 def test_photo_exif_is_frozen():
@@ -300,3 +301,77 @@ def test_photo_exif_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         value.lat = Decimal(0)  # type: ignore[misc]
     assert value.utc_offset_known is True  # built by hand: checked strictly
+
+
+# --------------------------------------------------------------------------- issue #12: read carefully
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ((R(4), R(19), R(60)), Decimal("4.333333")),  # 60 seconds carry: 4° 20′ 00″
+        ((R(4), R(59), R(60)), Decimal("5.000000")),  # 59′ 60″ carries into the degree
+        ((R(4), R(60), R(0)), Decimal("5.000000")),  # 60 minutes
+        ((R(15), R(18), R(5999, 100)), dms(15, 18, Fraction(5999, 100))),  # 59.99″ is not rounded away
+    ],
+)
+def test_dms_rounding_edge_cases_carry(parts, expected):
+    result = read_photo_exif(photo(gps={1: "S", 2: parts, 3: "E", 4: parts}))
+    assert result.lat == -expected and result.lng == expected and result.gps_problems == ()
+
+
+@pytest.mark.parametrize(
+    ("gps", "field", "reason_part"),
+    [
+        ({1: "N", 2: GOOD_LAT, 3: "E", 4: (R(15), R(18), R(61))}, "GPSLongitude", "above 60"),
+        ({1: "N", 2: GOOD_LAT, 3: "E", 4: (R(15), R(18), R(47, 0))}, "GPSLongitude", "zero denominator"),
+        ({1: "N", 2: GOOD_LAT, 3: "Q", 4: GOOD_LNG}, "GPSLongitudeRef", "E or W"),
+        ({1: "N", 2: GOOD_LAT, 4: GOOD_LNG}, "GPSLongitudeRef", "E or W"),
+        ({1: "N", 2: GOOD_LAT, 3: "E"}, "GPSLongitude", "missing"),
+        ({1: "N", 2: (R(91), R(0), R(0)), 3: "E", 4: GOOD_LNG}, "GPSLatitude", "more than 90"),
+        ({1: "N", 2: GOOD_LAT, 3: "E", 4: GOOD_LNG, 9: "V"}, "GPSStatus", "void"),
+    ],
+)
+def test_unreadable_gps_names_the_field(gps, field, reason_part):
+    result = read_photo_exif(photo(gps=gps))
+    assert [p["field"] for p in result.gps_problems] == [field]
+    assert reason_part in result.gps_problems[0]["reason"]
+
+
+def test_absent_gps_is_not_a_problem():
+    result = read_photo_exif(photo(exif_ifd={0x9003: "2024:05:01 10:00:00", 0x9011: "+02:00"}))
+    assert (result.lat, result.lng, result.gps_problems) == (None, None, ())
+
+
+GPS_TIME = {29: "2024:05:01", 7: (R(8), R(0), R(30))}
+
+
+def test_gps_time_gives_the_instant_when_the_offset_is_missing():
+    result = read_photo_exif(photo(exif_ifd={0x9003: "2024:05:01 10:00:30"}, gps={**GPS_TIME}))
+    assert result.captured_at == datetime(2024, 5, 1, 8, 0, 30, tzinfo=timezone.utc)
+    assert result.utc_offset_known is True and result.time_source == "gps" and result.time_problems == ()
+
+
+def test_gps_time_agreeing_with_the_offset_is_fine_and_the_offset_wins():
+    result = read_photo_exif(photo(exif_ifd={0x9003: "2024:05:01 10:00:31", 0x9011: "+02:00"}, gps={**GPS_TIME}))
+    assert result.captured_at == datetime(2024, 5, 1, 8, 0, 31, tzinfo=timezone.utc)
+    assert result.time_source == "offset" and result.time_problems == ()
+
+
+def test_gps_time_contradicting_date_time_original_is_reported():
+    with_offset = read_photo_exif(photo(exif_ifd={0x9003: "2024:05:03 10:00:00", 0x9011: "+02:00"}, gps={**GPS_TIME}))
+    assert [p["field"] for p in with_offset.time_problems] == ["GPSTimeStamp"]
+    without = read_photo_exif(photo(exif_ifd={0x9003: "2024:05:03 10:00:00"}, gps={**GPS_TIME}))
+    assert without.time_source == "assumed_utc" and [p["field"] for p in without.time_problems] == ["GPSTimeStamp"]
+
+
+def test_garbage_gps_time_is_ignored():
+    result = read_photo_exif(photo(exif_ifd={0x9003: "2024:05:01 10:00:00"}, gps={29: "2024:05:01", 7: (R(25), R(0), R(0))}))
+    assert result.gps_time is None and result.time_source == "assumed_utc"
+
+
+def test_camera_and_software_are_read():
+    result = read_photo_exif(photo(ifd0={0x010F: "TECNO", 0x0110: "CAMON 20", 0x0131: "Adobe Photoshop 25.0"}))
+    assert (result.make, result.model, result.software, result.has_exif) == ("TECNO", "CAMON 20", "Adobe Photoshop 25.0",
+                                                                            True)
+    assert read_photo_exif(photo()).has_exif is False

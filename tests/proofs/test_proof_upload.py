@@ -46,7 +46,7 @@ def north_of(lat: Decimal, metres: Decimal) -> Decimal:
 def test_clean_photo_auto_approves_and_pays_out(sender_api, django_capture_on_commit_callbacks):
     escrow = photo_escrow(sender_api.user)
     with django_capture_on_commit_callbacks(execute=True):
-        response = upload(sender_api, escrow, geotagged_jpeg(*SITE, NOW() - timedelta(hours=1)),
+        response = upload(sender_api, escrow, geotagged_jpeg(*SITE, NOW()),
                           metadata='{"device": "field-phone-7"}')
     assert response.status_code == 201, response.content
     body = response.json()

@@ -87,3 +87,47 @@ def celery_broker(url: str):
     finally:
         _drop_producer_pools(app)
         app.conf.broker_write_url = saved
+
+
+def start_worker(broker_url: str, **env: str) -> subprocess.Popen:
+    """A real Celery worker (solo pool, one task at a time) on ``broker_url``,
+    against the test database, with the test settings plus ``env``
+    (tests.support.worker_settings)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+        "DJANGO_SETTINGS_MODULE": "tests.support.worker_settings",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CELERY_BROKER_URL": broker_url,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "kobatela", "worker", "--pool", "solo", "--concurrency", "1",
+         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=Path(__file__).resolve().parents[2], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for(condition, seconds: float) -> bool:
+    """Poll ``condition`` every 0.2 s until it is true (True) or ``seconds`` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    """Terminate the workers still running (a killed one is already gone)."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+            worker.wait(20)

@@ -15,7 +15,10 @@ Behaviours (``set_reply``):
 * ``set_reply("not json {")`` – a string is sent verbatim as the content;
 * ``set_reply(status=500)`` / ``set_reply(status=429)`` – an OpenAI-style error body;
 * ``set_reply(obj, delay=2.0)`` – sleep first (timeout tests; closing the server
-  wakes sleepers);
+  wakes sleepers, whose requests are then dropped unanswered);
+
+``request_count`` counts requests that arrived, ``answered`` the completions
+written back to a client.
 * ``finish_reason=`` / ``refusal=`` – to exercise the client's checks.
 """
 
@@ -48,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def _send_json(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+    def _send_json(self, status: int, body: dict, headers: dict[str, str] | None = None) -> bool:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -58,8 +61,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             self.wfile.write(data)
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            return False
+        return True
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -92,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
         if content is not None and not isinstance(content, str):
             content = json.dumps(content)
         model = reply.model or (body or {}).get("model") or "stub-model"
-        self._send_json(
+        sent = self._send_json(
             200,
             {
                 "id": f"chatcmpl-stub-{stub.request_count}",
@@ -111,6 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
                           "total_tokens": (len(raw) + len(content or "")) // 4},
             },
         )
+        if sent:
+            with stub._lock:
+                stub.answered += 1
 
     def do_GET(self) -> None:
         self.server.stub._record(self.path, dict(self.headers), b"", None)
@@ -131,6 +139,7 @@ class OpenAIStubServer:
         self._closing = threading.Event()
         self._reply = Reply(content={"risk_level": "low", "score": 0.0, "flags": [], "explanation": ""})
         self.requests: list[Any] = []  # parsed JSON bodies, in arrival order
+        self.answered = 0  # completions actually written back (a dropped or cut-off request is not one)
         self.raw_requests: list[bytes] = []
         self.request_headers: list[dict[str, str]] = []
         self.paths: list[str] = []

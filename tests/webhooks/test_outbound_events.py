@@ -73,7 +73,7 @@ def types_for(user) -> list[str]:
 def test_photo_lifecycle_emits_escrow_milestone_proof_and_payment_events(sender_api, django_capture_on_commit_callbacks):
     escrow = photo_escrow(sender_api.user)
     with django_capture_on_commit_callbacks(execute=True):  # the payout is sent after commit
-        proof = upload(sender_api, escrow, geotagged_jpeg(*SITE, datetime.now(dt_timezone.utc) - timedelta(hours=1)))
+        proof = upload(sender_api, escrow, geotagged_jpeg(*SITE, datetime.now(dt_timezone.utc)))
     assert proof.status_code == 201 and proof.json()["status"] == "APPROVED"
     payment = Payment.objects.get(escrow=escrow)
     escrow_services.escrow_settle_payout(actor="system:test", payment_id=payment.pk, psp_ref=payment.psp_ref,
