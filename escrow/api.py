@@ -7,15 +7,25 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from escrow import selectors, services
-from escrow.models import EscrowAgreement, EscrowEvent, EscrowStatus, Milestone, ProofType
+from escrow import disputes, refunds, selectors, services
+from escrow.models import (
+    Dispute,
+    DisputeStatus,
+    EscrowAgreement,
+    EscrowEvent,
+    EscrowStatus,
+    Milestone,
+    ProofType,
+    Refund,
+    RefundStatus,
+)
 from kobatela.accounts.openapi import ErrorSerializer
 from kobatela.audit import services as audit
 from kobatela.core.money import AmountField, CurrencyField
 from kobatela.core.pagination import CursorPagination
 from kobatela.core.scopes import Scope
 from kobatela.core.serializers import represent
-from kobatela.core.viewsets import ScopedViewSet
+from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 
 COORDINATE = {"max_digits": 9, "decimal_places": 6}
 
@@ -68,6 +78,8 @@ class EscrowCreateSerializer(serializers.Serializer):
     deadline_at = serializers.DateTimeField()
     release_conditions = serializers.DictField(required=False)
     milestones = MilestoneInputSerializer(many=True, min_length=1, max_length=50)
+    # Hours an approved milestone waits before it pays out (a dispute opened meanwhile stops it).
+    inspection_hours = serializers.IntegerField(min_value=0, max_value=24 * 90, required=False, default=0)
 
 
 class DepositSerializer(serializers.Serializer):
@@ -79,6 +91,26 @@ class NoteSerializer(serializers.Serializer):
 
 
 class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class DisputeOpenSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+    milestone_idx = serializers.IntegerField(min_value=1, max_value=50, required=False)
+
+
+class DisputeMessageInputSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=5000)
+
+
+class DisputeResolveSerializer(serializers.Serializer):
+    release_amount = AmountField(allow_zero=True)
+    refund_amount = AmountField(allow_zero=True)
+    note = serializers.CharField(max_length=2000)
+
+
+class RefundCreateSerializer(serializers.Serializer):
+    amount = AmountField(required=False)
     reason = serializers.CharField(max_length=2000)
 
 
@@ -117,10 +149,60 @@ class EscrowReadSerializer(serializers.Serializer):
     currency = serializers.CharField()
     status = serializers.ChoiceField(choices=EscrowStatus.choices)
     deadline_at = serializers.DateTimeField()
+    inspection_hours = serializers.IntegerField()
     release_conditions = serializers.JSONField()
     milestones = MilestoneReadSerializer(many=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+
+class DisputeMessageSerializer(serializers.Serializer):
+    author = serializers.CharField()
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class DisputeResolutionSerializer(serializers.Serializer):
+    release_amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    refund_amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    note = serializers.CharField(source="resolution_note")
+    resolved_by = serializers.CharField()
+    resolved_at = serializers.DateTimeField()
+
+
+class DisputeReadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    escrow_id = serializers.IntegerField()
+    milestone_ids = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=DisputeStatus.choices)
+    opened_by = serializers.CharField()
+    reason = serializers.CharField()
+    amount_held = serializers.DecimalField(max_digits=18, decimal_places=2)
+    messages = DisputeMessageSerializer(many=True)
+    resolution = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_milestone_ids(self, dispute: Dispute) -> list[int]:
+        return sorted(m.pk for m in dispute.milestones.all())
+
+    @extend_schema_field(DisputeResolutionSerializer(allow_null=True))
+    def get_resolution(self, dispute: Dispute):
+        if dispute.status != DisputeStatus.RESOLVED:
+            return None
+        return DisputeResolutionSerializer(dispute).data
+
+
+class RefundReadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    escrow_id = serializers.IntegerField()
+    dispute_id = serializers.IntegerField(allow_null=True)
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    currency = serializers.CharField()
+    status = serializers.ChoiceField(choices=RefundStatus.choices)
+    psp_ref = serializers.CharField()
+    reason = serializers.CharField()
+    failure_code = serializers.CharField()
+    created_at = serializers.DateTimeField()
 
 
 class EscrowEventSerializer(serializers.ModelSerializer):
@@ -165,8 +247,13 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         "client_approve": {Scope.SENDER},
         "client_reject": {Scope.SENDER},
         "check_deadline": {Scope.SENDER, Scope.ADMIN},
+        # + Scope.PROVIDER (own escrows) once the providers branch adds the scope:
+        # escrow.disputes.dispute_open already accepts a provider key as the opening party.
+        "disputes": {Scope.SENDER},
+        "refund": {Scope.SENDER, Scope.ADMIN},
+        "cancel": {Scope.SENDER, Scope.ADMIN},
     }
-    idempotency_required_actions = frozenset({"deposit"})
+    idempotency_required_actions = frozenset({"deposit", "disputes", "refund"})
     # Calls the PSP between two short transactions: not inside an idempotency unit.
     idempotency_outside_unit_actions = frozenset({"funding_session"})
     serializer_class = EscrowReadSerializer
@@ -251,3 +338,87 @@ class EscrowViewSet(mixins.ListModelMixin, ScopedViewSet):
         paginator = TimelinePagination()
         page = paginator.paginate_queryset(selectors.escrow_events_for(escrow), request, view=self)
         return paginator.get_paginated_response(EscrowEventSerializer(page, many=True).data)
+
+    @extend_schema(request=DisputeOpenSerializer, responses={201: DisputeReadSerializer})
+    @action(detail=True, methods=["post"])
+    def disputes(self, request, pk=None):
+        data = self.validated(DisputeOpenSerializer)
+        dispute = disputes.dispute_open(actor=self.actor, escrow_id=int(pk), reason=data["reason"],
+                                        milestone_idx=data.get("milestone_idx"))
+        return Response(represent(DisputeReadSerializer, dispute), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RefundCreateSerializer, responses={201: RefundReadSerializer})
+    @action(detail=True, methods=["post"])
+    def refund(self, request, pk=None):
+        data = self.validated(RefundCreateSerializer)
+        refund = refunds.escrow_refund(actor=self.actor, escrow_id=int(pk), amount=data.get("amount"),
+                                       reason=data["reason"])
+        return Response(represent(RefundReadSerializer, refund), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: EscrowReadSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._respond(services.escrow_cancel(actor=self.actor, escrow_id=int(pk)))
+
+
+class IdFilterMixin(serializers.Serializer):
+    escrow_id = serializers.RegexField(rf"^{ID_PATTERN}$", required=False)
+
+
+class DisputeFilterSerializer(IdFilterMixin):
+    status = serializers.ChoiceField(choices=DisputeStatus.choices, required=False)
+
+
+class RefundFilterSerializer(IdFilterMixin):
+    status = serializers.ChoiceField(choices=RefundStatus.choices, required=False)
+
+
+class DisputeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    # + Scope.PROVIDER on list, retrieve, messages and withdraw once the providers branch
+    # adds the scope (escrow.selectors.dispute_list_for already scopes a provider key).
+    required_scopes = {
+        "list": READERS,
+        "retrieve": READERS,
+        "messages": READERS,
+        "withdraw": {Scope.SENDER},
+        "resolve": {Scope.SUPPORT, Scope.ADMIN},
+    }
+    idempotency_required_actions = frozenset({"resolve"})
+    serializer_class = DisputeReadSerializer
+    list_filter_serializer = DisputeFilterSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.dispute_list_for(actor)
+
+    def _respond(self, dispute_id: int, code: int = status.HTTP_200_OK) -> Response:
+        return Response(represent(DisputeReadSerializer, selectors.dispute_list_for(self.actor).get(pk=dispute_id)),
+                        status=code)
+
+    @extend_schema(request=DisputeMessageInputSerializer, responses={201: DisputeReadSerializer})
+    @action(detail=True, methods=["post"])
+    def messages(self, request, pk=None):
+        data = self.validated(DisputeMessageInputSerializer)
+        disputes.dispute_add_message(actor=self.actor, dispute_id=int(pk), body=data["body"])
+        return self._respond(int(pk), status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: DisputeReadSerializer})
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        disputes.dispute_withdraw(actor=self.actor, dispute_id=int(pk))
+        return self._respond(int(pk))
+
+    @extend_schema(request=DisputeResolveSerializer, responses={200: DisputeReadSerializer})
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        data = self.validated(DisputeResolveSerializer)
+        disputes.dispute_resolve(actor=self.actor, dispute_id=int(pk), **data)
+        return self._respond(int(pk))
+
+
+class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    required_scopes = {"list": READERS, "retrieve": READERS}
+    serializer_class = RefundReadSerializer
+    list_filter_serializer = RefundFilterSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.refund_list_for(actor)

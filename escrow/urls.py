@@ -1,7 +1,9 @@
 from rest_framework.routers import SimpleRouter
 
-from escrow.api import EscrowViewSet
+from escrow.api import DisputeViewSet, EscrowViewSet, RefundViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("escrows", EscrowViewSet, basename="escrow")
+router.register("disputes", DisputeViewSet, basename="dispute")
+router.register("refunds", RefundViewSet, basename="refund")
 urlpatterns = router.urls

@@ -15,7 +15,7 @@ class PaymentReadSerializer(serializers.ModelSerializer):
     class Meta:
         model = Payment
         fields = ["id", "escrow_id", "milestone_id", "amount", "currency", "status", "psp_ref", "attempts",
-                  "last_error", "created_at", "updated_at"]
+                  "last_error", "failure_code", "scheduled_for", "created_at", "updated_at"]
         read_only_fields = fields
 
 

@@ -12,6 +12,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from escrow.models import ProofType
+from kobatela.core.money import AmountField
 from kobatela.core.parsers import DecimalJSONParser
 from kobatela.core.scopes import Scope
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
@@ -136,6 +137,8 @@ class ProofFilterSerializer(serializers.Serializer):
 class DecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "reject"])
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    # A partial approval: pay this much (below the milestone's amount; a note is required).
+    amount = AmountField(required=False)
 
 
 READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}

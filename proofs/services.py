@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import redis
@@ -28,7 +29,7 @@ from pypdf.errors import PyPdfError
 
 from escrow import services as escrow_services
 from escrow.models import EscrowStatus, MilestoneStatus, ProofType
-from escrow.selectors import escrow_list_for, escrow_lock, escrow_milestones_lock, milestone_lock
+from escrow.selectors import escrow_list_for, escrow_lock, escrow_milestones_lock, milestone_is_disputed, milestone_lock
 from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
 from kobatela.core.circuit_breaker import CircuitBreaker, DailyCap
@@ -185,7 +186,8 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
 
         escrow_services.milestone_mark_pending_review(actor=actor, escrow=escrow, milestone=milestone)
         outcome = "pending_review"
-        if is_photo and check.verifiable_and_clean:
+        # A milestone under an open dispute is never auto-approved: its proof waits for the dispute.
+        if is_photo and check.verifiable_and_clean and not milestone_is_disputed(milestone.pk):
             proof.status = ProofStatus.APPROVED
             proof.decided_by_label = "system:auto"
             proof.decided_at = timezone.now()
@@ -458,7 +460,8 @@ def proof_requeue_ai(*, proof_id: int, actor: Actor | str) -> None:
 # --- decisions --------------------------------------------------------------------------
 
 
-def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, note: str = "") -> Proof:
+def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, note: str = "",
+                 amount: Decimal | None = None) -> Proof:
     """A reviewer's verdict. Approval approves the milestone and pays out after
     commit; rejection sends the milestone back to accept a new proof. A note is
     required when the AI advisor flagged the proof. Any decision other than
@@ -483,8 +486,10 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, 
             raise ValidationFailed("note_required", "The AI advisor flagged this proof: explain the decision in a note.",
                                    details={"note": ["Required when the AI advisor flagged the proof."]})
         milestone = milestone_lock(proof.milestone_id)
+        _check_partial_approval(decision, amount, note, milestone)
         if decision == ProofDecision.APPROVE:
-            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason=f"proof {proof.pk} approved")
+            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, amount=amount,
+                                              reason=f"proof {proof.pk} approved" + (f" for {amount}" if amount else ""))
             proof.status = ProofStatus.APPROVED
         else:
             escrow_services.milestone_reject(actor=actor, escrow=escrow, milestone=milestone, reason=note or "proof rejected")
@@ -499,6 +504,21 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, 
                      {"note": note, "ai_flagged": proof.ai_flagged, "milestone_idx": milestone.idx})
     metrics.PROOFS_DECIDED.labels(decision=decision.value, by=actor.label.split(":")[0]).inc()
     return proof
+
+
+def _check_partial_approval(decision: ProofDecision, amount: Decimal | None, note: str, milestone) -> None:
+    """A partial approval (``amount``) pays less than the milestone, with a note saying why;
+    the rest stays in the escrow, refundable."""
+    if amount is None:
+        return
+    if decision != ProofDecision.APPROVE:
+        raise ValidationFailed(details={"amount": ["Only an approval takes an amount."]})
+    if not (0 < amount < milestone.amount):
+        raise ValidationFailed("invalid_partial_amount", "A partial approval is more than zero and below the milestone's amount.",
+                               details={"amount": [f"Between 0 and {milestone.amount}, both excluded."]})
+    if not note:
+        raise ValidationFailed("note_required", "A partial approval needs a note.",
+                               details={"note": ["Required with an amount."]})
 
 
 # --- AI-flag triage (admin) -------------------------------------------------------------
