@@ -120,6 +120,7 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
             return payment
         if payment.status in Payment.RETRYABLE_VERDICTS and scoped_to is not None:
             _retry_verdict(payment, actor)
+        if payment.status not in Payment.EXECUTABLE:
             if scoped_to is not None and not (resumed and payment.status in Payment.SENT_OR_AFTER):
                 # an explicit request: say why nothing happens
                 raise Conflict(f"payment_is_{payment.status.lower()}", f"The payment is {payment.status}.",

@@ -532,7 +532,8 @@ def test_payout_failed_records_the_reason(django_capture_on_commit_callbacks):
         "failure_message": "The bank account has been closed.", "metadata": {"payment_id": str(payment.pk)}}))
     assert response.json() == {"received": True, "status": "processed"}
     payment.refresh_from_db()
-    assert (payment.status, payment.last_error) == (PaymentStatus.ERROR, "The bank account has been closed.")
+    assert (payment.status, payment.last_error, payment.failure_code) == (
+        PaymentStatus.FAILED, "The bank account has been closed.", "account_closed")
 
 
 # --- admin ---------------------------------------------------------------------------------------------

@@ -90,6 +90,8 @@ def _stripe_payout(obj: dict[str, Any]) -> dict[str, Any]:
     reason = obj.get("failure_message") or obj.get("failure_code")
     if isinstance(reason, str):
         data["reason"] = reason[:500]
+    if isinstance(obj.get("failure_code"), str):
+        data["failure_code"] = obj["failure_code"][:64]
     return data
 
 
