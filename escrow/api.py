@@ -16,7 +16,6 @@ from escrow.models import (
     EscrowStatus,
     Milestone,
     ProofType,
-    Refund,
     RefundStatus,
 )
 from kobatela.accounts.openapi import ErrorSerializer

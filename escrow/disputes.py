@@ -28,7 +28,15 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from escrow.models import Dispute, DisputeMessage, DisputeStatus, EscrowAgreement, EscrowStatus, Milestone, MilestoneStatus
+from escrow.models import (
+    Dispute,
+    DisputeMessage,
+    DisputeStatus,
+    EscrowAgreement,
+    EscrowStatus,
+    Milestone,
+    MilestoneStatus,
+)
 from escrow.refunds import refund_create
 from escrow.selectors import (
     dispute_escrow_id,
@@ -58,10 +66,11 @@ GONE_PAYMENT_STATUSES = (PaymentStatus.PENDING, PaymentStatus.SENT, PaymentStatu
 DISPUTABLE_ESCROW_STATUSES = (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)
 
 
-def _live_payments(escrow: EscrowAgreement) -> dict[int, Payment]:
-    """The live payout of each milestone of a locked escrow (locked, after the milestones)."""
-    live = (Payment.objects.select_for_update().filter(escrow=escrow, milestone__isnull=False)
-            .exclude(status__in=[PaymentStatus.REFUNDED, PaymentStatus.CANCELLED]).order_by("pk"))
+def _live_payments(escrow: EscrowAgreement, *, lock: bool = True) -> dict[int, Payment]:
+    """The live payout of each milestone of an escrow (locked, after the milestones, unless ``lock=False``)."""
+    live = Payment.objects.filter(escrow=escrow, milestone__isnull=False)
+    live = (live.select_for_update() if lock else live).exclude(
+        status__in=[PaymentStatus.REFUNDED, PaymentStatus.CANCELLED]).order_by("pk")
     return {p.milestone_id: p for p in live}
 
 
@@ -75,6 +84,17 @@ def _amount_held(escrow: EscrowAgreement, covered: list[Milestone], payments: di
     held = sum((payments[m.pk].amount for m in covered if m.pk in payments), ZERO)
     unpaid = sum((m.amount for m in covered if m.pk not in payments), ZERO)
     return held + min(unpaid, max(escrow_available_balance(escrow), ZERO))
+
+
+def dispute_coverage(escrow: EscrowAgreement, *, milestone_idx: int | None = None, lock: bool = True,
+                     milestones: list[Milestone] | None = None) -> tuple[list[Milestone], Decimal]:
+    """What a dispute opened now would cover, and the amount it would hold."""
+    if milestones is None:
+        milestones = escrow_milestones_lock(escrow) if lock else list(escrow.milestones.order_by("idx"))
+    payments = _live_payments(escrow, lock=lock)
+    candidates = milestones if milestone_idx is None else [m for m in milestones if m.idx == milestone_idx]
+    covered = _coverable(candidates, payments)
+    return covered, (_amount_held(escrow, covered, payments) if covered else ZERO)
 
 
 def escrow_dispute_refusal(escrow: EscrowAgreement, *, party: str | None, disputed: bool,
@@ -99,15 +119,9 @@ def dispute_open(*, actor: Actor, escrow_id: int, reason: str, milestone_idx: in
             escrow = escrow_lock_as_party(escrow_id, actor)
             party = escrow_party_of(actor, escrow)
             milestones = escrow_milestones_lock(escrow)
-            payments = _live_payments(escrow)
-            if milestone_idx is not None:
-                named = [m for m in milestones if m.idx == milestone_idx]
-                if not named:
-                    raise ValidationFailed(details={"milestone_idx": [f"The escrow has no milestone {milestone_idx}."]})
-                covered = _coverable(named, payments)
-            else:
-                covered = _coverable(milestones, payments)
-            amount_held = _amount_held(escrow, covered, payments) if covered else ZERO
+            if milestone_idx is not None and not any(m.idx == milestone_idx for m in milestones):
+                raise ValidationFailed(details={"milestone_idx": [f"The escrow has no milestone {milestone_idx}."]})
+            covered, amount_held = dispute_coverage(escrow, milestone_idx=milestone_idx, milestones=milestones)
             refusal = escrow_dispute_refusal(escrow, party=party, disputed=escrow_open_dispute(escrow.pk) is not None,
                                              coverable=amount_held > 0)
             if refusal is not None:

@@ -228,6 +228,7 @@ class Dispute(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        permissions = [("resolve_dispute", "Can resolve a dispute")]
         constraints = [
             models.UniqueConstraint(fields=["escrow"], condition=Q(status=DisputeStatus.OPEN),
                                     name="dispute_one_open_per_escrow"),

@@ -2,6 +2,7 @@
 
 A retry is ``payment_execute`` with the staff user as actor: it sends a
 PENDING or ERROR payout to the PSP under the payout's own idempotency key
+(a FAILED or RETURNED one under its next generation's)
 (so the provider pays it once however often it is retried) and audits the
 outcome with the staff user. Only ``payments.retry_payment`` (Operations)
 may do it.
@@ -26,8 +27,8 @@ from payments.models import Payment, PaymentStatus
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "escrow_col", "milestone_col", "amount", "currency", "status", "attempts", "last_error",
-                    "created_at", "settled_at"]
+    list_display = ["id", "escrow_col", "milestone_col", "amount", "currency", "status", "failure_code", "attempts",
+                    "last_error", "scheduled_for", "created_at", "settled_at"]
     list_select_related = ["milestone"]
     list_filter = ["status", "currency"]
     search_fields = ["psp_ref"]  # shows the box; get_search_results says what is searched
@@ -37,8 +38,8 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ["retry_payout"]
     readonly_fields = ["escrow_col", "milestone_col"]
     fields = ["id", "owner", "escrow_col", "milestone_col", "amount", "currency", "destination", "status", "psp_ref",
-              "attempts", "payout_generation", "last_error", "next_attempt_at", "gave_up_at", "settled_at",
-              "created_at", "updated_at"]
+              "failure_code", "scheduled_for", "attempts", "payout_generation", "last_error", "next_attempt_at",
+              "gave_up_at", "settled_at", "created_at", "updated_at"]
 
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("payments.retry_payment")
@@ -99,6 +100,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         context = dict(extra_context or {})
         if self.has_retry_permission(request) and str(object_id).isdigit():
             status = Payment.objects.filter(pk=object_id).values_list("status", flat=True).first()
-            if status in Payment.EXECUTABLE:
+            if status in Payment.EXECUTABLE | Payment.RETRYABLE_VERDICTS:
                 context["retry_url"] = reverse("admin:payments_payment_retry", args=[object_id])
         return super().change_view(request, object_id, form_url, extra_context=context)

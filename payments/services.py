@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from kobatela.audit import services as audit
+from kobatela.core import clock
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, Unprocessable
 from kobatela.core.queue import enqueue_on_commit
@@ -26,9 +27,8 @@ from kobatela.core.state import transition
 from kobatela.core.transactions import require_transaction, service_transaction
 from kobatela.events import services as events
 from payments import ledger
-from payments.models import LedgerEntry, Payment, PaymentStatus
-from kobatela.core import clock
 from payments.holds import payout_hold_reason
+from payments.models import LedgerEntry, Payment, PaymentStatus
 from payments.psp import get_provider
 from payments.psp.base import PayoutRequest, PspError
 from payments.selectors import escrow_available_balance, payment_lock

@@ -2,8 +2,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
 import time_machine
+from django.db import transaction
 from django.utils import timezone
 
 from escrow import services

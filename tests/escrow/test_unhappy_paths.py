@@ -16,7 +16,7 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from escrow.models import Dispute, EscrowStatus, MilestoneStatus, Refund
+from escrow.models import EscrowStatus, MilestoneStatus, Refund
 from kobatela.audit.models import Alert, AuditLog
 from kobatela.events.models import Event
 from payments.ledger import balance, escrow_account

@@ -5,9 +5,9 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.db import connection, transaction
 import time_machine
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 from django.utils import timezone
 
 from escrow import services as escrow_services
@@ -15,9 +15,8 @@ from escrow.selectors import escrow_lock
 from kobatela.audit.models import Alert, AuditLog
 from payments import services
 from payments.models import LedgerEntry, Payment, PaymentStatus
-from payments.psp import sandbox
+from payments.psp import get_provider, sandbox
 from payments.psp.base import PayoutRequest, payout_idempotency_key
-from payments.psp import get_provider
 from payments.reconcile import reconcile
 from payments.tasks import execute_payout
 from tests.conftest import assert_error

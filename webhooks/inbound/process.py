@@ -15,8 +15,8 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from escrow.models import EscrowDeposit
-from escrow.selectors import escrow_list_for, escrow_opened_funding_session
 from escrow.refunds import refund_fail, refund_settle
+from escrow.selectors import escrow_list_for, escrow_opened_funding_session
 from escrow.services import escrow_deposit, escrow_return_payout, escrow_settle_payout
 from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
