@@ -37,7 +37,7 @@ def test_support_resolves_a_dispute_and_the_payout_and_refund_appear_on_the_escr
     page.goto(reverse("admin:escrow_dispute_changelist"))
     row = page.locator("#result_list tbody tr").first
     expect(row).to_contain_text("150.00")
-    expect(row).to_contain_text("client")
+    expect(row).to_contain_text("Client")
     row.locator("th a, td a").first.click()
 
     # The dispute's page: the escrow's proofs side by side, then the resolve form.
