@@ -23,7 +23,7 @@ from kobatela.audit import services as audit
 from kobatela.core.money import AmountField, CurrencyField
 from kobatela.core.pagination import CursorPagination
 from kobatela.core.scopes import Scope
-from kobatela.core.serializers import represent
+from kobatela.core.serializers import StrictCharField, represent
 from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 
 COORDINATE = {"max_digits": 9, "decimal_places": 6}
@@ -94,23 +94,23 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class DisputeOpenSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
+    reason = StrictCharField(max_length=2000)
     milestone_idx = serializers.IntegerField(min_value=1, max_value=50, required=False)
 
 
 class DisputeMessageInputSerializer(serializers.Serializer):
-    body = serializers.CharField(max_length=5000)
+    body = StrictCharField(max_length=5000)
 
 
 class DisputeResolveSerializer(serializers.Serializer):
     release_amount = AmountField(allow_zero=True)
     refund_amount = AmountField(allow_zero=True)
-    note = serializers.CharField(max_length=2000)
+    note = StrictCharField(max_length=2000)
 
 
 class RefundCreateSerializer(serializers.Serializer):
     amount = AmountField(required=False)
-    reason = serializers.CharField(max_length=2000)
+    reason = StrictCharField(max_length=2000)
 
 
 # --- output --------------------------------------------------------------------
