@@ -13,6 +13,7 @@ money back into the escrow. An escrow with nothing left ends
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 from django.utils import timezone
@@ -21,6 +22,7 @@ from escrow.models import Dispute, EscrowAgreement, EscrowDeposit, EscrowStatus,
 from escrow.selectors import escrow_lock, escrow_open_dispute, refund_escrow_id, refund_lock
 from escrow.services import _event, _status_refusal, escrow_close_if_done
 from kobatela.audit import services as audit
+from kobatela.core import clock
 from kobatela.core.actor import Actor
 from kobatela.core.errors import Conflict, NotFound, Unprocessable
 from kobatela.core.queue import enqueue_on_commit
@@ -193,10 +195,13 @@ def refund_retry(*, actor: Actor, refund_id: int) -> Refund:
                              reason=f"retry of refund #{refund.pk}: {refund.reason}"[:2000])
 
 
-def refunds_sweep() -> int:
-    """The beat job's body: PENDING refunds whose message was lost or whose PSP call failed transiently."""
+def refunds_sweep(*, pending_grace_seconds: int = 120) -> int:
+    """The beat job's body: PENDING refunds whose message was lost or whose PSP call failed
+    transiently (older than a grace period, so a refund being sent now is left to its task)."""
     actor = Actor.system("refund_sweeper")
-    due = list(Refund.objects.filter(status=RefundStatus.PENDING).order_by("pk").values_list("pk", flat=True)[:500])
+    since = clock.now() - timedelta(seconds=pending_grace_seconds)
+    due = list(Refund.objects.filter(status=RefundStatus.PENDING, created_at__lte=since).order_by("pk")
+               .values_list("pk", flat=True)[:500])
     for refund_id in due:
         refund_send(refund_id=refund_id, actor=actor)
     return len(due)

@@ -444,3 +444,35 @@ def LedgerCount() -> int:
     from payments.models import LedgerEntry
 
     return LedgerEntry.objects.count()
+
+
+@pytest.mark.django_db  # not transactional: on_commit never runs, the message is "lost"
+def test_a_refund_whose_message_was_lost_is_sent_by_the_sweeper():
+    from escrow.refunds import escrow_refund, refunds_sweep
+    from tests.factories import actor_for
+
+    escrow = fund(make_escrow(amounts=("100.00",)))
+    refund = escrow_refund(actor=actor_for(escrow.client), escrow_id=escrow.pk, amount=D("20.00"), reason="r")
+    assert refund.status == "PENDING"
+    assert refunds_sweep() == 0  # within its grace period: its task may still be on its way
+    with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=False):
+        assert refunds_sweep() == 1
+    refund.refresh_from_db()
+    assert refund.status == "SENT" and refund.attempts == 1 and f"refund-{refund.pk}" in sandbox.recorded_refunds()
+    books_clean()
+
+
+def test_predicates_say_what_the_services_would_do():
+    from escrow.rules import may_cancel, may_dispute, may_refund
+    from tests.factories import actor_for
+
+    client = UserFactory()
+    draft, funded = make_escrow(client=client), fund(make_escrow(client=client))
+    me, stranger = actor_for(client), actor_for(UserFactory())
+    assert may_cancel(me, draft) and not may_cancel(me, funded) and not may_cancel(stranger, draft)
+    assert not may_dispute(me, draft) and may_dispute(me, funded) and not may_dispute(stranger, funded)
+    assert not may_refund(me, draft) and may_refund(me, funded) and not may_refund(stranger, funded)
+    from escrow.disputes import dispute_open
+
+    dispute_open(actor=me, escrow_id=funded.pk, reason="r")
+    assert not may_dispute(me, funded) and not may_refund(me, funded)
