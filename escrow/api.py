@@ -3,20 +3,29 @@ from __future__ import annotations
 from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from escrow import selectors, services
-from escrow.actions import ACTIONS, allowed_actions
-from escrow.models import EscrowAgreement, EscrowEvent, EscrowStatus, Milestone, ProofType
+from escrow import disputes, refunds, selectors, services
+from escrow.models import (
+    Dispute,
+    DisputeStatus,
+    EscrowAgreement,
+    EscrowEvent,
+    EscrowStatus,
+    Milestone,
+    ProofType,
+    RefundStatus,
+)
+from escrow.rules import ACTIONS, allowed_actions
 from kobatela.accounts.openapi import ErrorSerializer
 from kobatela.audit import services as audit
 from kobatela.core.money import AmountField, CurrencyField
 from kobatela.core.pagination import CursorPagination
 from kobatela.core.scopes import Scope
-from kobatela.core.serializers import represent
-from kobatela.core.viewsets import ScopedViewSet
+from kobatela.core.serializers import StrictCharField, represent
+from kobatela.core.viewsets import ID_PATTERN, ScopedViewSet
 from payments.psp.base import PspPermanentError, PspTransientError
 from payments.psp.sandbox import SandboxProvider
 from payments.psp.stripe_adapter import StripeProvider
@@ -73,6 +82,8 @@ class EscrowCreateSerializer(serializers.Serializer):
     release_conditions = serializers.DictField(required=False, help_text=(
         "A JSON object of your own, stored and returned as given; Kobatela does not interpret it."))
     milestones = MilestoneInputSerializer(many=True, min_length=1, max_length=50)
+    # Hours an approved milestone waits before it pays out (a dispute opened meanwhile stops it).
+    inspection_hours = serializers.IntegerField(min_value=0, max_value=24 * 90, required=False, default=0)
 
 
 class DepositSerializer(serializers.Serializer):
@@ -85,6 +96,26 @@ class NoteSerializer(serializers.Serializer):
 
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
+
+
+class DisputeOpenSerializer(serializers.Serializer):
+    reason = StrictCharField(max_length=2000)
+    milestone_idx = serializers.IntegerField(min_value=1, max_value=50, required=False)
+
+
+class DisputeMessageInputSerializer(serializers.Serializer):
+    body = StrictCharField(max_length=5000)
+
+
+class DisputeResolveSerializer(serializers.Serializer):
+    release_amount = AmountField(allow_zero=True)
+    refund_amount = AmountField(allow_zero=True)
+    note = StrictCharField(max_length=2000)
+
+
+class RefundCreateSerializer(serializers.Serializer):
+    amount = AmountField(required=False)
+    reason = StrictCharField(max_length=2000)
 
 
 # --- output --------------------------------------------------------------------
@@ -126,6 +157,7 @@ class EscrowReadSerializer(serializers.Serializer):
     currency = serializers.CharField()
     status = serializers.ChoiceField(choices=EscrowStatus.choices)
     deadline_at = serializers.DateTimeField()
+    inspection_hours = serializers.IntegerField()
     release_conditions = serializers.DictField(help_text=(
         "A JSON object of your own (e.g. a contract reference), stored and returned as given; "
         "Kobatela does not interpret it. `{}` when none was given."))
@@ -161,6 +193,55 @@ class DeadlineOutcomeSerializer(serializers.Serializer):
 
 class EscrowDeadlineCheckedSerializer(EscrowReadForCallerSerializer):
     deadline_outcome = DeadlineOutcomeSerializer(help_text="What the deadline policy did on this call.")
+
+
+class DisputeMessageSerializer(serializers.Serializer):
+    author = serializers.CharField()
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class DisputeResolutionSerializer(serializers.Serializer):
+    release_amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    refund_amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    note = serializers.CharField(source="resolution_note")
+    resolved_by = serializers.CharField()
+    resolved_at = serializers.DateTimeField()
+
+
+class DisputeReadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    escrow_id = serializers.IntegerField()
+    milestone_ids = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=DisputeStatus.choices)
+    opened_by = serializers.CharField()
+    reason = serializers.CharField()
+    amount_held = serializers.DecimalField(max_digits=18, decimal_places=2)
+    messages = DisputeMessageSerializer(many=True)
+    resolution = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_milestone_ids(self, dispute: Dispute) -> list[int]:
+        return sorted(m.pk for m in dispute.milestones.all())
+
+    @extend_schema_field(DisputeResolutionSerializer(allow_null=True))
+    def get_resolution(self, dispute: Dispute):
+        if dispute.status != DisputeStatus.RESOLVED:
+            return None
+        return DisputeResolutionSerializer(dispute).data
+
+
+class RefundReadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    escrow_id = serializers.IntegerField()
+    dispute_id = serializers.IntegerField(allow_null=True)
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    currency = serializers.CharField()
+    status = serializers.ChoiceField(choices=RefundStatus.choices)
+    psp_ref = serializers.CharField()
+    reason = serializers.CharField()
+    failure_code = serializers.CharField()
+    created_at = serializers.DateTimeField()
 
 
 class EscrowEventSerializer(serializers.ModelSerializer):
@@ -211,8 +292,11 @@ class EscrowViewSet(ScopedViewSet):
         "client_approve": ACTIONS["approve"].scopes,
         "client_reject": ACTIONS["reject"].scopes,
         "check_deadline": {Scope.SENDER, Scope.ADMIN},
+        "disputes": ACTIONS["dispute"].scopes,
+        "refund": ACTIONS["refund"].scopes,
+        "cancel": ACTIONS["cancel"].scopes,
     }
-    idempotency_required_actions = frozenset({"deposit"})
+    idempotency_required_actions = frozenset({"deposit", "disputes", "refund"})
     # Reached through the configured adapter (get_provider()), which no reading of the code can follow.
     raises = {"funding_session": (PspPermanentError, PspTransientError, SandboxProvider.create_funding_session,
                                   StripeProvider.create_funding_session)}
@@ -319,6 +403,26 @@ class EscrowViewSet(ScopedViewSet):
         page = paginator.paginate_queryset(selectors.escrow_events_for(escrow), request, view=self)
         return paginator.get_paginated_response(EscrowEventSerializer(page, many=True).data)
 
+    @extend_schema(request=DisputeOpenSerializer, responses={201: DisputeReadSerializer})
+    @action(detail=True, methods=["post"])
+    def disputes(self, request, pk=None):
+        data = self.validated(DisputeOpenSerializer)
+        dispute = disputes.dispute_open(actor=self.actor, escrow_id=int(pk), reason=data["reason"],
+                                        milestone_idx=data.get("milestone_idx"))
+        return Response(represent(DisputeReadSerializer, dispute), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RefundCreateSerializer, responses={201: RefundReadSerializer})
+    @action(detail=True, methods=["post"])
+    def refund(self, request, pk=None):
+        data = self.validated(RefundCreateSerializer)
+        refund = refunds.escrow_refund(actor=self.actor, escrow_id=int(pk), amount=data.get("amount"),
+                                       reason=data["reason"])
+        return Response(represent(RefundReadSerializer, refund), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: EscrowReadForCallerSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._respond(services.escrow_cancel(actor=self.actor, escrow_id=int(pk)))
 
 class ProviderEscrowViewSet(ScopedViewSet):
     """``/provider/escrows``: a provider's inbox — the escrows its account is paid from."""
@@ -339,3 +443,65 @@ class ProviderEscrowViewSet(ScopedViewSet):
         escrow = self.get_object()
         audit.record(self.actor, "escrow.read", escrow, {"as": "provider"})
         return Response(escrow_body(escrow, self.actor, ProviderEscrowReadSerializer))
+
+
+class IdFilterMixin(serializers.Serializer):
+    escrow_id = serializers.RegexField(rf"^{ID_PATTERN}$", required=False)
+
+
+class DisputeFilterSerializer(IdFilterMixin):
+    status = serializers.ChoiceField(choices=DisputeStatus.choices, required=False)
+
+
+class RefundFilterSerializer(IdFilterMixin):
+    status = serializers.ChoiceField(choices=RefundStatus.choices, required=False)
+
+
+class DisputeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    # The parties (client's sender key, provider key: their own escrows' disputes), support and admin.
+    required_scopes = {
+        "list": READERS | {Scope.PROVIDER},
+        "retrieve": READERS | {Scope.PROVIDER},
+        "messages": READERS | {Scope.PROVIDER},
+        "withdraw": {Scope.SENDER, Scope.PROVIDER},
+        "resolve": {Scope.SUPPORT, Scope.ADMIN},
+    }
+    idempotency_required_actions = frozenset({"resolve"})
+    serializer_class = DisputeReadSerializer
+    list_filter_serializer = DisputeFilterSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.dispute_list_for(actor)
+
+    def _respond(self, dispute_id: int, code: int = status.HTTP_200_OK) -> Response:
+        return Response(represent(DisputeReadSerializer, selectors.dispute_list_for(self.actor).get(pk=dispute_id)),
+                        status=code)
+
+    @extend_schema(request=DisputeMessageInputSerializer, responses={201: DisputeReadSerializer})
+    @action(detail=True, methods=["post"])
+    def messages(self, request, pk=None):
+        data = self.validated(DisputeMessageInputSerializer)
+        disputes.dispute_add_message(actor=self.actor, dispute_id=int(pk), body=data["body"])
+        return self._respond(int(pk), status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: DisputeReadSerializer})
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        disputes.dispute_withdraw(actor=self.actor, dispute_id=int(pk))
+        return self._respond(int(pk))
+
+    @extend_schema(request=DisputeResolveSerializer, responses={200: DisputeReadSerializer})
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        data = self.validated(DisputeResolveSerializer)
+        disputes.dispute_resolve(actor=self.actor, dispute_id=int(pk), **data)
+        return self._respond(int(pk))
+
+
+class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    required_scopes = {"list": READERS, "retrieve": READERS}
+    serializer_class = RefundReadSerializer
+    list_filter_serializer = RefundFilterSerializer
+
+    def scoped_queryset(self, actor):
+        return selectors.refund_list_for(actor)

@@ -23,6 +23,7 @@ class MilestoneStatus(models.TextChoices):
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
     PAID = "PAID"
+    RESOLVED = "RESOLVED"  # a dispute resolution decided where its money went (release and/or refund)
 
 
 class ProofType(models.TextChoices):
@@ -44,7 +45,8 @@ class EscrowAgreement(models.Model):
     Status = EscrowStatus
     STATE_NOUN = "escrow"  # its name in the API and in error codes (escrow_is_funded)
     ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-        EscrowStatus.DRAFT: frozenset({EscrowStatus.FUNDED, EscrowStatus.CANCELLED}),
+        # DRAFT → REFUNDED: a partly funded escrow gives its deposits back.
+        EscrowStatus.DRAFT: frozenset({EscrowStatus.FUNDED, EscrowStatus.CANCELLED, EscrowStatus.REFUNDED}),
         EscrowStatus.FUNDED: frozenset({EscrowStatus.RELEASABLE, EscrowStatus.RELEASED, EscrowStatus.REFUNDED}),
         EscrowStatus.RELEASABLE: frozenset({EscrowStatus.FUNDED, EscrowStatus.RELEASED, EscrowStatus.REFUNDED}),
         EscrowStatus.RELEASED: frozenset({EscrowStatus.RELEASABLE}),  # only when a settled payout is refunded
@@ -64,6 +66,8 @@ class EscrowAgreement(models.Model):
     release_conditions = models.JSONField(default=dict, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     deadline_handled_at = models.DateTimeField(null=True, blank=True)
+    inspection_hours = models.PositiveIntegerField(
+        default=0, help_text="An approved milestone pays out this many hours after its approval, unless disputed.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -88,12 +92,18 @@ class EscrowAgreement(models.Model):
 class Milestone(models.Model):
     Status = MilestoneStatus
     ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-        MilestoneStatus.WAITING: frozenset({MilestoneStatus.PENDING_REVIEW, MilestoneStatus.APPROVED}),
-        MilestoneStatus.PENDING_REVIEW: frozenset({MilestoneStatus.APPROVED, MilestoneStatus.REJECTED}),
-        MilestoneStatus.REJECTED: frozenset({MilestoneStatus.PENDING_REVIEW, MilestoneStatus.APPROVED}),
-        MilestoneStatus.APPROVED: frozenset({MilestoneStatus.PAID}),
+        MilestoneStatus.WAITING: frozenset({MilestoneStatus.PENDING_REVIEW, MilestoneStatus.APPROVED,
+                                            MilestoneStatus.RESOLVED}),
+        MilestoneStatus.PENDING_REVIEW: frozenset({MilestoneStatus.APPROVED, MilestoneStatus.REJECTED,
+                                                   MilestoneStatus.RESOLVED}),
+        MilestoneStatus.REJECTED: frozenset({MilestoneStatus.PENDING_REVIEW, MilestoneStatus.APPROVED,
+                                             MilestoneStatus.RESOLVED}),
+        MilestoneStatus.APPROVED: frozenset({MilestoneStatus.PAID, MilestoneStatus.RESOLVED}),
         MilestoneStatus.PAID: frozenset({MilestoneStatus.APPROVED}),  # a settled payout came back (refunded)
+        MilestoneStatus.RESOLVED: frozenset(),
     }
+    # Not yet approved: what a proof, the client or the deadline policy may still approve.
+    OPEN_STATUSES = frozenset({MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED})
 
     escrow = models.ForeignKey(EscrowAgreement, on_delete=models.PROTECT, related_name="milestones")
     idx = models.PositiveSmallIntegerField(help_text="1-based, in the order given at creation.")
@@ -203,3 +213,125 @@ class EscrowEvent(models.Model):
     def type(self) -> str:
         """``kind`` in the events API's vocabulary (``TIMELINE_EVENT_TYPES``; ``escrow.<kind>`` for a new kind)."""
         return TIMELINE_EVENT_TYPES.get(self.kind, f"escrow.{self.kind}")
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "OPEN"
+    RESOLVED = "RESOLVED"
+    WITHDRAWN = "WITHDRAWN"
+
+
+class DisputeParty(models.TextChoices):
+    CLIENT = "client"
+    PROVIDER = "provider"
+
+
+class Dispute(models.Model):
+    """A party says the deal went wrong. While OPEN, its milestones never
+    auto-approve, never pay out and the deadline policy skips them
+    (``escrow.disputes``); support resolves it with a release/refund split of
+    ``amount_held``. One OPEN dispute per escrow."""
+
+    Status = DisputeStatus
+    Party = DisputeParty
+    ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+        DisputeStatus.OPEN: frozenset({DisputeStatus.RESOLVED, DisputeStatus.WITHDRAWN}),
+        DisputeStatus.RESOLVED: frozenset(),
+        DisputeStatus.WITHDRAWN: frozenset(),
+    }
+
+    escrow = models.ForeignKey(EscrowAgreement, on_delete=models.PROTECT, related_name="disputes")
+    milestones = models.ManyToManyField(Milestone, related_name="disputes")
+    status = models.CharField(max_length=16, choices=DisputeStatus.choices, default=DisputeStatus.OPEN, db_index=True)
+    opened_by = models.CharField(max_length=16, choices=DisputeParty.choices)
+    opened_by_label = models.CharField(max_length=100)
+    reason = models.TextField(max_length=2000)
+    amount_held = money_field()
+    release_amount = money_field(null=True, blank=True)
+    refund_amount = money_field(null=True, blank=True)
+    resolution_note = models.TextField(max_length=2000, blank=True, default="")
+    resolved_by = models.CharField(max_length=100, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        permissions = [("resolve_dispute", "Can resolve a dispute")]
+        constraints = [
+            models.UniqueConstraint(fields=["escrow"], condition=Q(status=DisputeStatus.OPEN),
+                                    name="dispute_one_open_per_escrow"),
+            models.CheckConstraint(condition=Q(amount_held__gt=0), name="dispute_amount_held_positive"),
+            models.CheckConstraint(
+                condition=Q(release_amount__isnull=True, refund_amount__isnull=True)
+                | Q(release_amount__gte=0, refund_amount__gte=0,
+                    release_amount=F("amount_held") - F("refund_amount")),
+                name="dispute_split_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dispute #{self.pk} on escrow #{self.escrow_id} ({self.status})"
+
+
+class DisputeMessage(models.Model):
+    dispute = models.ForeignKey(Dispute, on_delete=models.PROTECT, related_name="messages")
+    author = models.CharField(max_length=100, help_text="client, provider, or the support/admin actor's label.")
+    body = models.TextField(max_length=5000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Message #{self.pk} on dispute #{self.dispute_id}"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    SETTLED = "SETTLED"
+    FAILED = "FAILED"
+
+
+class Refund(models.Model):
+    """Money back to the client through the PSP (a refund of the funding charge).
+
+    Booked when created (``escrow:<id>`` → ``psp:clearing``, ``amount_refunded``
+    grows), so the running cap — never more than funded and not released or
+    promised — holds under the escrow lock; a ``refund.failed`` books it back.
+    The PSP call carries ``refund-<id>`` as its idempotency key.
+    """
+
+    Status = RefundStatus
+    ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+        RefundStatus.PENDING: frozenset({RefundStatus.SENT, RefundStatus.SETTLED, RefundStatus.FAILED}),
+        RefundStatus.SENT: frozenset({RefundStatus.SETTLED, RefundStatus.FAILED}),
+        RefundStatus.SETTLED: frozenset(),
+        RefundStatus.FAILED: frozenset(),
+    }
+    IN_FLIGHT = frozenset({RefundStatus.PENDING, RefundStatus.SENT})
+
+    escrow = models.ForeignKey(EscrowAgreement, on_delete=models.PROTECT, related_name="refunds")
+    dispute = models.ForeignKey(Dispute, on_delete=models.PROTECT, related_name="refunds", null=True, blank=True)
+    amount = money_field()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING, db_index=True)
+    reason = models.CharField(max_length=2000)
+    funding_ref = models.CharField(max_length=255, blank=True, default="",
+                                   help_text="The PSP funding charge refunded (a deposit's psp_ref).")
+    psp_ref = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    failure_code = models.CharField(max_length=64, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    created_by = models.CharField(max_length=100)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+        permissions = [("retry_refund", "Can retry a failed refund")]
+
+    def __str__(self) -> str:
+        return f"Refund #{self.pk} {self.amount} {self.currency} ({self.status})"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from django.db.models import Q
 
-from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus
+from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus, Refund, RefundStatus
 from kobatela.core.money import ZERO
 from payments.ledger import escrow_account
 from payments.models import LedgerEntry, Payment, PaymentStatus
@@ -56,8 +56,24 @@ def status_disagreements() -> Iterator[str]:
                                .exclude(payments__status=PaymentStatus.SETTLED).values_list("pk", flat=True))
     for pk in paid_without_settlement:
         yield f"milestone #{pk}: PAID without a SETTLED payment"
-    released_unpaid = (EscrowAgreement.objects.filter(status=EscrowStatus.RELEASED)
-                       .filter(Q(milestones__status__in=[s for s in MilestoneStatus.values if s != MilestoneStatus.PAID]))
+    finished = (MilestoneStatus.PAID, MilestoneStatus.RESOLVED)
+    released_unpaid = (EscrowAgreement.objects.filter(status=EscrowStatus.RELEASED, amount_refunded=0)
+                       .filter(Q(milestones__status__in=[s for s in MilestoneStatus.values if s not in finished]))
                        .distinct().values_list("pk", flat=True))
     for pk in released_unpaid:
         yield f"escrow #{pk}: RELEASED with milestones not PAID"
+
+
+def refund_disagreements() -> Iterator[str]:
+    """Each refund is booked once (``refund:<id>``) and, once FAILED, booked back once
+    (``refund_failed:<id>``); an escrow's refunds never exceed what it refunded."""
+    booked = sums_by(LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ESCROW_REFUND, amount__lt=0,
+                                                movement__startswith="refund:"), "movement")
+    returned = sums_by(LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ESCROW_REFUND, amount__gt=0,
+                                                  movement__startswith="refund_failed:"), "movement")
+    for refund in Refund.objects.order_by("pk").iterator():
+        if -booked.get(f"refund:{refund.pk}", ZERO) != refund.amount:
+            yield f"refund #{refund.pk}: {refund.amount} but the ledger booked {-booked.get(f'refund:{refund.pk}', ZERO)}"
+        back = returned.get(f"refund_failed:{refund.pk}", ZERO)
+        if (refund.status == RefundStatus.FAILED) != (back == refund.amount) or back not in (ZERO, refund.amount):
+            yield f"refund #{refund.pk}: {refund.status} but the ledger booked {back} back"

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 
-from escrow.models import EscrowAgreement, EscrowEvent, Milestone
+from escrow.models import Dispute, DisputeParty, DisputeStatus, EscrowAgreement, EscrowEvent, Milestone, Refund
 from kobatela.core.actor import Actor
 from kobatela.core.errors import NotFound
 from kobatela.core.rows import lock_owned_row
+from kobatela.core.scopes import Scope
 
 
 def _milestones_in_order() -> Prefetch:
@@ -73,3 +74,87 @@ def escrow_opened_funding_session(escrow_id: int, session_id: str) -> bool:
 
 def escrow_events_for(escrow: EscrowAgreement) -> QuerySet[EscrowEvent]:
     return EscrowEvent.objects.filter(escrow=escrow)
+
+
+# --- parties, disputes and refunds ------------------------------------------------------
+
+def escrow_party_of(actor: Actor, escrow: EscrowAgreement) -> str | None:
+    """Which side of the deal an API key speaks for: ``client`` (a sender key of the
+    escrow's client), ``provider`` (a provider key of its provider), else ``None``
+    (support, admin, the system, or a stranger)."""
+    if actor.user_id is None:
+        return None
+    if escrow.client_id == actor.user_id and Scope.SENDER in actor.scopes:
+        return DisputeParty.CLIENT
+    if escrow.provider_id == actor.user_id and actor.acts_as_provider:
+        return DisputeParty.PROVIDER
+    return None
+
+
+def escrow_lock_as_party(escrow_id: int, actor: Actor) -> EscrowAgreement:
+    """Lock an escrow the actor is a party of (or any, for support/admin/system): else 404."""
+    escrow = lock_owned_row(EscrowAgreement.objects.all(), escrow_id, actor=None, owner_field="client_id",
+                            missing=NotFound("escrow_not_found", "No such escrow."))
+    if not actor.sees_all and escrow_party_of(actor, escrow) is None:
+        raise NotFound("escrow_not_found", "No such escrow.")
+    return escrow
+
+
+def disputed_milestone_ids(escrow_id: int) -> set[int]:
+    """The milestones of an escrow covered by its OPEN dispute."""
+    return set(Dispute.milestones.through.objects.filter(dispute__escrow_id=escrow_id, dispute__status=DisputeStatus.OPEN)
+               .values_list("milestone_id", flat=True))
+
+
+def milestone_is_disputed(milestone_id: int) -> bool:
+    return Dispute.milestones.through.objects.filter(milestone_id=milestone_id,
+                                                     dispute__status=DisputeStatus.OPEN).exists()
+
+
+def escrow_open_dispute(escrow_id: int) -> Dispute | None:
+    return Dispute.objects.filter(escrow_id=escrow_id, status=DisputeStatus.OPEN).first()
+
+
+def dispute_list_for(actor: Actor) -> QuerySet[Dispute]:
+    """Disputes of the escrows the actor is a party of (all, for support/admin), messages and milestones prefetched."""
+    qs = Dispute.objects.select_related("escrow").prefetch_related("messages", "milestones").order_by("created_at", "id")
+    if actor.sees_all:
+        return qs
+    return qs.filter(escrow__in=EscrowAgreement.objects.filter(escrow_party_filter(actor, as_provider=True)))
+
+
+def dispute_lock(dispute_id: int, actor: Actor | None = None) -> Dispute:
+    """Lock a dispute (after its escrow's lock) the actor may see, else 404."""
+    visible = dispute_list_for(actor) if actor is not None else Dispute.objects.all()
+    ids = visible.filter(pk=dispute_id).values_list("pk", flat=True)
+    try:
+        return Dispute.objects.select_for_update().get(pk__in=ids)
+    except Dispute.DoesNotExist:
+        raise NotFound("dispute_not_found", "No such dispute.") from None
+
+
+def dispute_escrow_id(dispute_id: int, actor: Actor) -> int:
+    escrow_id = dispute_list_for(actor).filter(pk=dispute_id).values_list("escrow_id", flat=True).first()
+    if escrow_id is None:
+        raise NotFound("dispute_not_found", "No such dispute.")
+    return escrow_id
+
+
+def refund_list_for(actor: Actor) -> QuerySet[Refund]:
+    qs = Refund.objects.order_by("-created_at", "-id")
+    return qs if actor.sees_all else qs.filter(escrow__in=EscrowAgreement.objects.filter(escrow_party_filter(actor)))
+
+
+def refund_lock(refund_id: int) -> Refund:
+    try:
+        return Refund.objects.select_for_update().get(pk=refund_id)
+    except Refund.DoesNotExist:
+        raise NotFound("refund_not_found", "No such refund.") from None
+
+
+def refund_escrow_id(refund_id: int) -> int | None:
+    return Refund.objects.filter(pk=refund_id).values_list("escrow_id", flat=True).first()
+
+
+def refunds_in_flight(escrow_id: int) -> bool:
+    return Refund.objects.filter(escrow_id=escrow_id, status__in=Refund.IN_FLIGHT).exists()

@@ -7,7 +7,7 @@ two services touching the same escrow queue up instead of deadlocking.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,15 @@ from escrow.actions import (
     REJECT_FROM,
 )
 from escrow.models import EscrowAgreement, EscrowDeposit, EscrowStatus, Milestone, MilestoneStatus
-from escrow.selectors import escrow_lock, escrow_milestones_lock, escrow_prefetch_milestones, milestone_lock
+from escrow.selectors import (
+    disputed_milestone_ids,
+    escrow_lock,
+    escrow_milestones_lock,
+    escrow_prefetch_milestones,
+    milestone_is_disputed,
+    milestone_lock,
+    refunds_in_flight,
+)
 from kobatela.accounts.models import User
 from kobatela.audit import services as audit
 from kobatela.core import clock
@@ -36,10 +44,10 @@ from kobatela.core.transactions import service_transaction
 from kobatela.events import services as events
 from payments import ledger
 from payments import services as payment_services
-from payments.models import LedgerEntry, Payment
+from payments.models import LedgerEntry, Payment, PaymentStatus
 from payments.psp import get_provider
 from payments.psp.base import FundingSession, FundingSessionRequest
-from payments.selectors import escrow_available_balance, payment_escrow_id
+from payments.selectors import COMMITTED_PAYMENT_STATUSES, escrow_available_balance, payment_escrow_id
 
 # --- helpers -------------------------------------------------------------------
 
@@ -74,6 +82,7 @@ def escrow_create(
     deadline_at: datetime,
     milestones: list[dict[str, Any]],
     release_conditions: dict | None = None,
+    inspection_hours: int = 0,
 ) -> EscrowAgreement:
     if deadline_at <= clock.now():
         raise ValidationFailed(details={"deadline_at": ["Must be in the future."]})
@@ -91,7 +100,7 @@ def escrow_create(
     with service_transaction():
         escrow = EscrowAgreement.objects.create(
             client_id=actor.user_id, provider=provider, amount_total=amount_total, currency=currency,
-            deadline_at=deadline_at, release_conditions=release_conditions or {},
+            deadline_at=deadline_at, release_conditions=release_conditions or {}, inspection_hours=inspection_hours,
         )
         Milestone.objects.bulk_create(
             Milestone(
@@ -231,20 +240,34 @@ def escrow_mark_delivered(*, actor: Actor, escrow_id: int, note: str = "") -> Es
     return escrow
 
 
-def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone: Milestone, reason: str) -> Payment:
+def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone: Milestone, reason: str,
+                      amount: Decimal | None = None) -> Payment:
     """Approve a locked milestone of a locked escrow and create its payout.
 
     Runs inside the caller's transaction (client approval, a proof decision,
-    the deadline policy); the payout is executed after commit.
+    the deadline policy); the payout is executed after commit — or, when the
+    escrow has an inspection window, SCHEDULED for ``approved_at +
+    inspection_hours`` (``escrow_release_due_inspections`` lets it go).
+    ``amount`` below the milestone's is a partial approval: the payout is that
+    amount and the rest stays held, refundable. A milestone under an OPEN
+    dispute is never approved (409 ``milestone_disputed``): automatic callers
+    check :func:`milestone_is_disputed` first and leave it as it is.
     """
+    if milestone_is_disputed(milestone.pk):
+        raise Conflict("milestone_disputed", "The milestone is under an open dispute.",
+                       details={"milestone_idx": milestone.idx})
+    amount = milestone.amount if amount is None else amount
     transition(milestone, MilestoneStatus.APPROVED)
-    milestone.approved_at = timezone.now()
+    milestone.approved_at = clock.now()
     milestone.save(update_fields=["status", "approved_at"])
+    scheduled_for = (milestone.approved_at + timedelta(hours=escrow.inspection_hours)
+                     if escrow.inspection_hours else None)
     payment = payment_services.payment_create_payout(
-        actor=actor, escrow=escrow, amount=milestone.amount, destination=escrow.provider.payout_destination,
-        reason="milestone_approved", milestone=milestone, data={"milestone_idx": milestone.idx},
-        payee=escrow.provider)
-    _event(escrow, "milestone_approved", actor, {"idx": milestone.idx, "reason": reason, "payment_id": payment.pk})
+        actor=actor, escrow=escrow, amount=amount, destination=escrow.provider.payout_destination,
+        reason="milestone_approved", milestone=milestone, scheduled_for=scheduled_for, payee=escrow.provider,
+        data={"milestone_idx": milestone.idx, **({"partial_of": milestone.amount} if amount != milestone.amount else {})})
+    _event(escrow, "milestone_approved", actor, {"idx": milestone.idx, "reason": reason, "payment_id": payment.pk,
+                                                 "amount": amount, "scheduled_for": scheduled_for})
     events.emit(account_id=escrow.client_id, type="milestone.approved", resource=escrow,
                 context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})
     audit.record(actor, "milestone.approved", milestone, {"escrow_id": escrow.pk, "idx": milestone.idx, "reason": reason})
@@ -278,10 +301,11 @@ def escrow_client_approve(*, actor: Actor, escrow_id: int, note: str = "") -> Es
     with service_transaction():
         escrow = escrow_lock(escrow_id, actor)
         _refuse_unless_status(escrow, APPROVE_FROM, "there is nothing to approve")
+        disputed = disputed_milestone_ids(escrow.pk)  # their dispute decides, not an approval
         approved = [
             milestone_approve(actor=actor, escrow=escrow, milestone=m, reason="client_approved")
             for m in escrow_milestones_lock(escrow)
-            if m.status in OPEN_MILESTONE_STATUSES
+            if m.status in OPEN_MILESTONE_STATUSES and m.pk not in disputed
         ]
         if not approved:
             raise Conflict("nothing_to_approve", "Every milestone is already approved.")
@@ -340,28 +364,58 @@ def _apply_payout_settled(*, actor: Actor | str, escrow: EscrowAgreement, paymen
         milestone.paid_at = timezone.now()
         milestone.save(update_fields=["status", "paid_at"])
         _event(escrow, "milestone_paid", actor, {"idx": milestone.idx, "payment_id": payment.pk})
-        if not escrow.milestones.exclude(status=MilestoneStatus.PAID).exists():
-            transition(escrow, EscrowStatus.RELEASED)
-            fields.append("status")
-            _event(escrow, "released", actor, {"amount_released": escrow.amount_released})
     escrow.save(update_fields=fields)
     if milestone is not None:
         events.emit(account_id=escrow.client_id, type="milestone.paid", resource=escrow,
                     context={"milestone_id": milestone.pk, "milestone_idx": milestone.idx})
-    if "status" in fields:
+    escrow_close_if_done(actor=actor, escrow=escrow)
+
+
+def escrow_close_if_done(*, actor: Actor | str, escrow: EscrowAgreement) -> str | None:
+    """A (locked) escrow with nothing left to do ends: every milestone paid or
+    resolved by a dispute, no payout or refund on its way, and nothing held.
+    It becomes RELEASED if anything was paid to the provider, else REFUNDED.
+    Returns the new status, or ``None`` when it stays as it is."""
+    if escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE, EscrowStatus.DRAFT):
+        return None
+    if escrow.amount_funded - escrow.amount_released - escrow.amount_refunded != 0 or escrow.amount_funded == 0:
+        return None
+    if escrow.milestones.exclude(status__in=[MilestoneStatus.PAID, MilestoneStatus.RESOLVED]).exists() and \
+            escrow.amount_refunded == 0:
+        return None
+    if escrow.payments.filter(status__in=COMMITTED_PAYMENT_STATUSES).exists() or refunds_in_flight(escrow.pk):
+        return None
+    released = escrow.amount_released > 0
+    transition(escrow, EscrowStatus.RELEASED if released else EscrowStatus.REFUNDED)
+    escrow.save(update_fields=["status", "updated_at"])
+    if released:
+        _event(escrow, "released", actor, {"amount_released": escrow.amount_released,
+                                            "amount_refunded": escrow.amount_refunded})
         events.emit(account_id=escrow.client_id, type="escrow.released", resource=escrow)
+    else:
+        _event(escrow, "refunded", actor, {"amount": escrow.amount_refunded})
+        events.emit(account_id=escrow.client_id, type="escrow.refunded", resource=escrow)
+    audit.record(actor, f"escrow.{escrow.status.lower()}", escrow,
+                 {"amount_released": escrow.amount_released, "amount_refunded": escrow.amount_refunded})
+    return escrow.status
 
 
 def escrow_return_payout(*, actor: Actor | str, payment_id: int, amount: Decimal | None = None,
-                         currency: str | None = None) -> Payment:
-    """A settled payout came back (the PSP reports it refunded): the money is
-    held again, the milestone waits for a new payout and a released escrow is
-    releasable again. A repeated report changes nothing."""
+                         currency: str | None = None, returned: bool = False, failure_code: str = "") -> Payment:
+    """A settled payout came back: the money is held again, the milestone waits
+    (APPROVED) and a released escrow is releasable again. ``payout.refunded``
+    (``returned=False``) ends the payout (REFUNDED; a new one may be created);
+    ``payout.returned`` (``returned=True``) makes it RETURNED, to be sent again
+    by ``POST /payments/{id}/execute``. A repeated report changes nothing."""
     with service_transaction():
         escrow = _escrow_of_payment(payment_id)
-        payment, refunded_now = payment_services.payment_refund(actor=actor, payment_id=payment_id, amount=amount,
-                                                                currency=currency)
-        if refunded_now and escrow is not None:
+        if returned:
+            payment, changed = payment_services.payment_return(actor=actor, payment_id=payment_id, amount=amount,
+                                                               currency=currency, failure_code=failure_code)
+        else:
+            payment, changed = payment_services.payment_refund(actor=actor, payment_id=payment_id, amount=amount,
+                                                               currency=currency)
+        if changed and escrow is not None:
             _apply_payout_returned(actor=actor, escrow=escrow, payment=payment)
     return payment
 
@@ -439,12 +493,15 @@ def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime |
         if (escrow.deadline_at > now or escrow.deadline_handled_at is not None
                 or escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)):
             return DeadlineOutcome(applied=False, policy=policy)
+        disputed = disputed_milestone_ids(escrow.pk)  # the deadline policy does not run on disputed milestones
         open_milestones = [m for m in escrow_milestones_lock(escrow)
-                           if m.status in (MilestoneStatus.WAITING, MilestoneStatus.PENDING_REVIEW, MilestoneStatus.REJECTED)]
+                           if m.status in Milestone.OPEN_STATUSES and m.pk not in disputed]
         approved: list[int] = []
         notified: list[int] = []
         refunded = ZERO
-        if policy == "refund":
+        if policy == "refund" and disputed:
+            notified = [m.idx for m in open_milestones]  # the dispute decides where the money goes
+        elif policy == "refund":
             refunded = _refund_remaining(actor=actor, escrow=escrow, reason="deadline_passed")
         else:
             for m in open_milestones:
@@ -473,3 +530,62 @@ def escrows_apply_deadlines(*, now: datetime | None = None, limit: int = 500) ->
                    status__in=[EscrowStatus.FUNDED, EscrowStatus.RELEASABLE])
            .order_by("deadline_at").values_list("pk", flat=True)[:limit])
     return sum(escrow_check_deadline(actor=Actor.system("deadline_job"), escrow_id=pk, now=now).applied for pk in due)
+
+
+# --- inspection windows -----------------------------------------------------------------
+
+
+def escrow_release_inspection(*, actor: Actor | str, payment_id: int) -> bool:
+    """Let one SCHEDULED payout whose inspection window has passed leave, under its
+    escrow's lock — the lock a dispute takes to open, so the payout either leaves
+    before the dispute (which then does not cover it) or stays frozen."""
+    with service_transaction():
+        escrow = _escrow_of_payment(payment_id)
+        if escrow is None:
+            return False
+        released = payment_services.payment_release_scheduled(actor=actor, payment_id=payment_id)
+        if released:
+            _event(escrow, "inspection_passed", actor, {"payment_id": payment_id})
+    return released
+
+
+def escrow_release_due_inspections(*, now: datetime | None = None, limit: int = 500) -> int:
+    """The beat job's body (and the sandbox test clock's): every SCHEDULED payout whose
+    ``scheduled_for`` has passed on the platform's clock leaves, unless a dispute holds it."""
+    now = now or clock.now()
+    due = (Payment.objects.filter(status=PaymentStatus.SCHEDULED, scheduled_for__lte=now)
+           .order_by("scheduled_for", "pk").values_list("pk", flat=True)[:limit])
+    actor = Actor.system("inspection_job")
+    return sum(escrow_release_inspection(actor=actor, payment_id=pk) for pk in list(due))
+
+
+# --- cancellation -----------------------------------------------------------------------
+
+
+def escrow_cancel_refusal(escrow: EscrowAgreement) -> Conflict | None:
+    """Why this escrow cannot be cancelled now (None: it can): only a DRAFT with nothing funded."""
+    refusal = _status_refusal(escrow, (EscrowStatus.DRAFT,), "only a draft can be cancelled")
+    if refusal is None and escrow.amount_funded > 0:
+        refusal = Conflict("escrow_has_funds", "Money was deposited: refund it instead of cancelling.",
+                           details={"amount_funded": str(escrow.amount_funded)})
+    return refusal
+
+
+def escrow_cancel(*, actor: Actor, escrow_id: int) -> EscrowAgreement:
+    """An unfunded DRAFT is CANCELLED (nothing to give back)."""
+    with service_transaction():
+        escrow = escrow_lock(escrow_id, actor)
+        refusal = escrow_cancel_refusal(escrow)
+        if refusal is not None:
+            raise refusal
+        transition(escrow, EscrowStatus.CANCELLED)
+        escrow.save(update_fields=["status", "updated_at"])
+        _event(escrow, "cancelled", actor)
+        events.emit(account_id=escrow.client_id, type="escrow.cancelled", resource=escrow)
+        audit.record(actor, "escrow.cancelled", escrow, {})
+    return escrow
+
+
+def _milestone_disputed_hold(payment: Payment) -> str | None:
+    """payments.holds: a payout whose milestone is under an OPEN dispute does not leave."""
+    return "disputed" if payment.milestone_id and milestone_is_disputed(payment.milestone_id) else None

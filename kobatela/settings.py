@@ -179,6 +179,8 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "kobatela.core.tasks.heartbeat", "schedule": 30.0},
     "purge-idempotency-keys": {"task": "kobatela.core.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "escrow-deadlines": {"task": "escrow.tasks.apply_deadlines", "schedule": 300.0},
+    "escrow-inspections": {"task": "escrow.tasks.release_due_inspections", "schedule": 60.0},
+    "refund-sweep": {"task": "escrow.tasks.sweep_refunds", "schedule": 120.0},
     "payout-sweep": {"task": "payments.tasks.sweep_payouts", "schedule": 60.0},
     "ocr-sweep": {"task": "proofs.tasks.sweep_ocr", "schedule": 300.0},
     "ai-sweep": {"task": "proofs.tasks.sweep_ai", "schedule": 120.0},

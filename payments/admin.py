@@ -2,6 +2,7 @@
 
 A retry is ``payment_execute`` with the staff user as actor: it sends a
 PENDING or ERROR payout to the PSP under the payout's own idempotency key
+(a FAILED or RETURNED one under its next generation's)
 (so the provider pays it once however often it is retried) and audits the
 outcome with the staff user. Only ``payments.retry_payment`` (Operations)
 may do it.
@@ -43,8 +44,8 @@ class BlockedFilter(admin.SimpleListFilter):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "escrow_col", "milestone_col", "amount", "currency", "status", "blocked_col", "attempts",
-                    "last_error", "created_at", "settled_at"]
+    list_display = ["id", "escrow_col", "milestone_col", "amount", "currency", "status", "blocked_col", "failure_code",
+                    "attempts", "last_error", "scheduled_for", "created_at", "settled_at"]
     list_select_related = ["milestone", "payee"]
     list_filter = ["status", BlockedFilter, "currency"]
     search_fields = ["psp_ref"]  # shows the box; get_search_results says what is searched
@@ -54,9 +55,8 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ["retry_payout"]
     readonly_fields = ["escrow_col", "milestone_col", "blocked_col"]
     fields = ["id", "owner", "escrow_col", "milestone_col", "amount", "currency", "destination", "payee", "status",
-              "blocked_col", "psp_ref",
-              "attempts", "payout_generation", "last_error", "next_attempt_at", "gave_up_at", "settled_at",
-              "created_at", "updated_at"]
+              "blocked_col", "psp_ref", "failure_code", "scheduled_for", "attempts", "payout_generation", "last_error",
+              "next_attempt_at", "gave_up_at", "settled_at", "created_at", "updated_at"]
 
     @admin.display(description="waiting because")
     def blocked_col(self, obj: Payment) -> str:
@@ -125,6 +125,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         context = dict(extra_context or {})
         if self.has_retry_permission(request) and str(object_id).isdigit():
             status = Payment.objects.filter(pk=object_id).values_list("status", flat=True).first()
-            if status in Payment.EXECUTABLE:
+            if status in Payment.EXECUTABLE | Payment.RETRYABLE_VERDICTS:
                 context["retry_url"] = reverse("admin:payments_payment_retry", args=[object_id])
         return super().change_view(request, object_id, form_url, extra_context=context)

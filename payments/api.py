@@ -21,8 +21,8 @@ class PaymentReadSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Payment
-        fields = ["id", "escrow_id", "milestone_id", "amount", "currency", "status", "blocked_reason", "psp_ref", "attempts",
-                  "last_error", "created_at", "updated_at"]
+        fields = ["id", "escrow_id", "milestone_id", "amount", "currency", "status", "blocked_reason", "psp_ref",
+                  "attempts", "last_error", "failure_code", "scheduled_for", "created_at", "updated_at"]
         read_only_fields = fields
 
 

@@ -30,6 +30,18 @@ def merchant_account(merchant_id: int) -> str:
     return f"merchant:{merchant_id}"
 
 
+def payout_movement(payment_id: int, generation: int = 1) -> str:
+    """The movement of a payout's settlement: ``payout:<id>``, or ``payout:<id>:g<n>`` when a
+    returned payout is sent again and settles a second time."""
+    return f"payout:{payment_id}" if generation == 1 else f"payout:{payment_id}:g{generation}"
+
+
+def payout_settled_ids() -> set[int]:
+    """The payments with at least one settlement movement in the ledger."""
+    movements = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PAYOUT, movement__startswith="payout:")
+    return {int(m.split(":")[1]) for m in movements.values_list("movement", flat=True).distinct()}
+
+
 class UnbalancedPosting(Exception):
     """A bug: a movement whose lines do not sum to zero is never written."""
 

@@ -9,11 +9,15 @@ from kobatela.core.money import money_field
 
 
 class PaymentStatus(models.TextChoices):
+    SCHEDULED = "SCHEDULED"  # approved; leaves at scheduled_for (the escrow's inspection window)
     PENDING = "PENDING"
     SENT = "SENT"
     SETTLED = "SETTLED"
-    ERROR = "ERROR"
-    REFUNDED = "REFUNDED"
+    ERROR = "ERROR"  # our send attempts failed (the PSP was down or refused the request); the sweeper retries
+    FAILED = "FAILED"  # the PSP reported the sent payout failed (failure_code); retried by an explicit execute
+    RETURNED = "RETURNED"  # the bank sent a settled payout back (failure_code); retried by an explicit execute
+    REFUNDED = "REFUNDED"  # a settled payout came back for good (payout.refunded); the milestone may get a new one
+    CANCELLED = "CANCELLED"  # never sent: a dispute resolution decided where its money goes
 
 
 class Payment(models.Model):
@@ -23,17 +27,31 @@ class Payment(models.Model):
     message was lost); ``ERROR`` is retryable up to ``PAYOUT_MAX_ATTEMPTS``.
     The PSP call carries ``payout-<id>`` as its idempotency key, so however
     often a payout is sent, the provider pays it once.
+
+    ``SCHEDULED`` waits for ``scheduled_for`` (an inspection window); ``FAILED``
+    and ``RETURNED`` are the PSP's verdicts (``failure_code``), retried only by
+    ``POST /payments/{id}/execute`` as a new PSP request (next generation).
+    Until then their money stays promised to this payout (see
+    ``payments.selectors.COMMITTED_PAYMENT_STATUSES``).
     """
 
     Status = PaymentStatus
     ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-        PaymentStatus.PENDING: frozenset({PaymentStatus.SENT, PaymentStatus.ERROR, PaymentStatus.SETTLED}),
-        PaymentStatus.ERROR: frozenset({PaymentStatus.SENT, PaymentStatus.ERROR, PaymentStatus.SETTLED}),
-        PaymentStatus.SENT: frozenset({PaymentStatus.SETTLED, PaymentStatus.ERROR}),
-        PaymentStatus.SETTLED: frozenset({PaymentStatus.REFUNDED}),
+        PaymentStatus.SCHEDULED: frozenset({PaymentStatus.PENDING, PaymentStatus.CANCELLED}),
+        PaymentStatus.PENDING: frozenset({PaymentStatus.SENT, PaymentStatus.ERROR, PaymentStatus.SETTLED,
+                                          PaymentStatus.FAILED}),
+        PaymentStatus.ERROR: frozenset({PaymentStatus.SENT, PaymentStatus.ERROR, PaymentStatus.SETTLED,
+                                        PaymentStatus.FAILED}),
+        PaymentStatus.SENT: frozenset({PaymentStatus.SETTLED, PaymentStatus.ERROR, PaymentStatus.FAILED}),
+        PaymentStatus.FAILED: frozenset({PaymentStatus.PENDING, PaymentStatus.CANCELLED}),
+        PaymentStatus.SETTLED: frozenset({PaymentStatus.REFUNDED, PaymentStatus.RETURNED}),
+        PaymentStatus.RETURNED: frozenset({PaymentStatus.PENDING, PaymentStatus.CANCELLED}),
         PaymentStatus.REFUNDED: frozenset(),
+        PaymentStatus.CANCELLED: frozenset(),
     }
     EXECUTABLE = frozenset({PaymentStatus.PENDING, PaymentStatus.ERROR})
+    # The PSP's verdicts: an explicit execute sends them again, as a new PSP request.
+    RETRYABLE_VERDICTS = frozenset({PaymentStatus.FAILED, PaymentStatus.RETURNED})
     SENT_OR_AFTER = frozenset({PaymentStatus.SENT, PaymentStatus.SETTLED})  # the PSP has (or paid) the payout
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
@@ -55,6 +73,9 @@ class Payment(models.Model):
         default=1, help_text="Bumped when the PSP reports the payout failed: the next send is a new PSP request."
     )
     last_error = models.CharField(max_length=500, blank=True, default="")
+    failure_code = models.CharField(max_length=64, blank=True, default="",
+                                    help_text="The PSP's code for a failed or returned payout.")
+    scheduled_for = models.DateTimeField(null=True, blank=True, help_text="A SCHEDULED payout leaves at this time.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     gave_up_at = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
@@ -64,14 +85,15 @@ class Payment(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
-            # One live payout per milestone; a refunded one may be replaced.
+            # One live payout per milestone; a refunded or cancelled one may be replaced.
             models.UniqueConstraint(
                 fields=["milestone"],
-                condition=Q(milestone__isnull=False) & ~Q(status=PaymentStatus.REFUNDED),
-                name="payment_one_live_per_milestone",
+                condition=Q(milestone__isnull=False) & ~Q(status__in=[PaymentStatus.REFUNDED, PaymentStatus.CANCELLED]),
+                name="payment_one_live_per_milestone_v2",
             ),
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="payment_sweep_idx")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="payment_sweep_idx"),
+                   models.Index(fields=["status", "scheduled_for"], name="payment_scheduled_idx")]
         permissions = [("retry_payment", "Can retry a payout")]
 
     def __str__(self) -> str:
@@ -90,8 +112,8 @@ class LedgerEntry(models.Model):
     class Kind(models.TextChoices):
         DEPOSIT = "deposit"
         PAYOUT = "payout"
-        PAYOUT_REFUND = "payout_refund"
-        ESCROW_REFUND = "escrow_refund"
+        PAYOUT_REFUND = "payout_refund"  # a settled payout came back (refunded or returned)
+        ESCROW_REFUND = "escrow_refund"  # money to the client (a refund; reversed when the PSP fails it)
         PURCHASE = "purchase"
         MANDATE_FUNDING = "mandate_funding"
         MANDATE_RELEASE = "mandate_release"

@@ -22,6 +22,7 @@ from decimal import Decimal
 from django.db.models import QuerySet, Sum
 
 from kobatela.core.money import ZERO
+from payments.ledger import payout_settled_ids
 from payments.models import LedgerEntry, Payment, PaymentStatus
 
 Check = Callable[[], Iterable[str]]
@@ -55,12 +56,12 @@ def _unbalanced_movements() -> Iterator[str]:
 
 
 def _payout_disagreements() -> Iterator[str]:
-    payout_movements = set(LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PAYOUT).values_list("movement", flat=True))
+    paid_ids = payout_settled_ids()
     for payment in Payment.objects.filter(escrow__isnull=False).exclude(status=PaymentStatus.PENDING).order_by("pk").iterator():
-        has_payout = f"payout:{payment.pk}" in payout_movements
-        if payment.status in (PaymentStatus.SETTLED, PaymentStatus.REFUNDED) and not has_payout:
+        has_payout = payment.pk in paid_ids
+        if payment.status in (PaymentStatus.SETTLED, PaymentStatus.REFUNDED, PaymentStatus.RETURNED) and not has_payout:
             yield f"payment #{payment.pk}: {payment.status} but no payout in the ledger"
-        if payment.status in (PaymentStatus.SENT, PaymentStatus.ERROR) and has_payout:
+        if payment.status in (PaymentStatus.SENT, PaymentStatus.ERROR) and has_payout and payment.payout_generation == 1:
             yield f"payment #{payment.pk}: {payment.status} but the ledger shows it paid"
 
 

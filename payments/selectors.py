@@ -11,7 +11,9 @@ from kobatela.core.rows import lock_owned_row
 from payments.models import Payment, PaymentStatus
 
 # Payouts on their way or still retryable: their money is promised.
-COMMITTED_PAYMENT_STATUSES = (PaymentStatus.PENDING, PaymentStatus.SENT, PaymentStatus.ERROR)
+# A FAILED or RETURNED payout keeps its money until it is retried or a dispute resolution cancels it.
+COMMITTED_PAYMENT_STATUSES = (PaymentStatus.SCHEDULED, PaymentStatus.PENDING, PaymentStatus.SENT, PaymentStatus.ERROR,
+                              PaymentStatus.FAILED, PaymentStatus.RETURNED)
 
 
 def payment_list_for(actor: Actor) -> QuerySet[Payment]:
@@ -21,7 +23,7 @@ def payment_list_for(actor: Actor) -> QuerySet[Payment]:
 
 def escrow_available_balance(escrow) -> Decimal:
     """What an escrow holds and has not promised to a payout yet:
-    funded − released − refunded − payouts PENDING, SENT or ERROR.
+    funded − released − refunded − payouts not yet settled (COMMITTED_PAYMENT_STATUSES).
 
     Exact only while the escrow row is locked: every payout is created, and
     settles or comes back, under that lock.

@@ -28,6 +28,7 @@ from kobatela.core.state import transition
 from kobatela.core.transactions import require_transaction, service_transaction
 from kobatela.events import services as events
 from payments import ledger
+from payments.holds import payout_hold_reason
 from payments.models import LedgerEntry, Payment, PaymentStatus
 from payments.payees import payee_record_payout_outcome, payout_block_reason
 from payments.psp import get_provider
@@ -38,8 +39,11 @@ logger = logging.getLogger(__name__)
 
 
 def payment_create_payout(*, actor: Actor | str, escrow, amount: Decimal, destination: str, reason: str,
-                          milestone=None, data: dict | None = None, payee=None) -> Payment:
-    """A payout from a locked escrow, inside the caller's transaction; it leaves after commit.
+                          milestone=None, data: dict | None = None, payee=None, scheduled_for=None) -> Payment:
+    """A payout from a locked escrow, inside the caller's transaction; it leaves after commit
+    — or, given ``scheduled_for`` (an inspection window), stays SCHEDULED until
+    ``payment_release_scheduled`` lets it go; a payout to a payee not verified waits
+    with its ``blocked_reason``.
 
     Never more than the escrow holds unpromised: milestone payouts and payee
     spends draw on the same funds (409 ``insufficient_escrow_funds``). A
@@ -53,12 +57,45 @@ def payment_create_payout(*, actor: Actor | str, escrow, amount: Decimal, destin
         owner_id=escrow.client_id, escrow=escrow, milestone=milestone, amount=amount,
         currency=escrow.currency, destination=destination, payee=payee,
         blocked_reason=payout_block_reason(payee.payout_status if payee is not None else None),
+        status=PaymentStatus.SCHEDULED if scheduled_for else PaymentStatus.PENDING, scheduled_for=scheduled_for,
     )
     audit.record(actor, "payment.created", payment,
                  {"escrow_id": escrow.pk, "amount": payment.amount, "reason": reason,
-                  **({"blocked_reason": payment.blocked_reason} if payment.blocked_reason else {}), **(data or {})})
-    if not payment.blocked_reason:
+                  **({"blocked_reason": payment.blocked_reason} if payment.blocked_reason else {}), **(data or {}),
+                  **({"scheduled_for": scheduled_for} if scheduled_for else {})})
+    if scheduled_for:
+        events.emit(account_id=payment.owner_id, type="payment.scheduled", resource=payment)
+    elif not payment.blocked_reason:
         enqueue_on_commit("payments.tasks.execute_payout", payment.pk)
+    return payment
+
+
+def payment_release_scheduled(*, actor: Actor | str, payment_id: int) -> bool:
+    """A SCHEDULED payout whose time has come leaves (PENDING, sent after commit),
+    unless :func:`payout_hold_reason` holds it (a dispute opened in time). Runs in the
+    caller's transaction, after the escrow's lock. Returns whether it was released."""
+    require_transaction("payment_release_scheduled (after the escrow lock)")
+    payment = payment_lock(payment_id)
+    if payment.status != PaymentStatus.SCHEDULED or payment.scheduled_for > clock.now():
+        return False
+    hold = payout_hold_reason(payment)
+    if hold:
+        return False
+    transition(payment, PaymentStatus.PENDING)
+    payment.save(update_fields=["status", "updated_at"])
+    audit.record(actor, "payment.released", payment, {"scheduled_for": payment.scheduled_for})
+    enqueue_on_commit("payments.tasks.execute_payout", payment.pk)
+    return True
+
+
+def payment_cancel(*, actor: Actor | str, payment_id: int, reason: str) -> Payment:
+    """A payout that never left (SCHEDULED, FAILED, RETURNED) is cancelled: its money is
+    no longer promised to it. Runs in the caller's transaction (a dispute resolution)."""
+    require_transaction("payment_cancel (after the escrow lock)")
+    payment = payment_lock(payment_id)
+    transition(payment, PaymentStatus.CANCELLED)
+    payment.save(update_fields=["status", "updated_at"])
+    audit.record(actor, "payment.cancelled", payment, {"reason": reason, "amount": payment.amount})
     return payment
 
 
@@ -88,6 +125,14 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
     """
     with service_transaction():
         payment = payment_lock(payment_id, scoped_to)
+        hold = payout_hold_reason(payment) if payment.status not in Payment.SENT_OR_AFTER else None
+        if hold:
+            if scoped_to is not None:
+                raise Conflict("payment_on_hold", "The payout may not leave now.",
+                               details={"status": payment.status, "reason": hold})
+            return payment
+        if payment.status in Payment.RETRYABLE_VERDICTS and scoped_to is not None:
+            _retry_verdict(payment, actor)
         if payment.status not in Payment.EXECUTABLE:
             if scoped_to is not None and not (resumed and payment.status in Payment.SENT_OR_AFTER):
                 # an explicit request: say why nothing happens
@@ -124,6 +169,18 @@ def payment_execute(*, payment_id: int, actor: Actor | str, scoped_to: Actor | N
             events.emit(account_id=payment.owner_id, type="payment.sent", resource=payment)
             audit.record(actor, "payment.sent", payment, {"psp_ref": result.psp_ref, "attempt": payment.attempts})
     return payment
+
+
+def _retry_verdict(payment: Payment, actor: Actor | str) -> None:
+    """An explicit retry of a FAILED or RETURNED payout: PENDING again, sent as a new PSP
+    request (its generation was bumped when the PSP gave its verdict)."""
+    previous = payment.status
+    transition(payment, PaymentStatus.PENDING)
+    payment.next_attempt_at = None
+    payment.gave_up_at = None
+    payment.save(update_fields=["status", "next_attempt_at", "gave_up_at", "updated_at"])
+    audit.record(actor, "payment.retried", payment, {"from": previous, "failure_code": payment.failure_code,
+                                                     "generation": payment.payout_generation})
 
 
 def _record_failure(*, payment_id: int, actor: Actor | str, error: PspError) -> Payment:
@@ -187,7 +244,8 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
         payment.save(update_fields=["status", "psp_ref", "settled_at", "updated_at"])
         events.emit(account_id=payment.owner_id, type="payment.settled", resource=payment)
         if payment.escrow_id:
-            ledger.transfer(movement=f"payout:{payment.pk}", kind=LedgerEntry.Kind.PAYOUT, currency=payment.currency,
+            ledger.transfer(movement=ledger.payout_movement(payment.pk, payment.payout_generation),
+                            kind=LedgerEntry.Kind.PAYOUT, currency=payment.currency,
                             amount=payment.amount, source=ledger.escrow_account(payment.escrow_id),
                             target=ledger.PSP_CLEARING)
         payee_record_payout_outcome(actor=actor, payment=payment)
@@ -198,7 +256,7 @@ def payment_settle(*, actor: Actor | str, payment_id: int, psp_ref: str = "", am
 def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "") -> Payment:
     with service_transaction():
         payment = payment_lock(payment_id)
-        if payment.status in (PaymentStatus.SENT, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
+        if payment.status not in Payment.EXECUTABLE:
             return payment
         _check_psp_ref(payment, psp_ref)
         transition(payment, PaymentStatus.SENT)
@@ -209,23 +267,74 @@ def payment_mark_sent(*, actor: Actor | str, payment_id: int, psp_ref: str = "")
     return payment
 
 
-def payment_fail(*, actor: Actor | str, payment_id: int, reason: str, psp_ref: str = "") -> Payment:
-    """The PSP reports it could not pay: the payout is ERROR and the sweeper
-    retries it as a new PSP request (next generation of its idempotency key)."""
+def payment_fail(*, actor: Actor | str, payment_id: int, reason: str, psp_ref: str = "",
+                 failure_code: str = "") -> Payment:
+    """The PSP reports the payout failed (``payout.failed``): the payout is FAILED
+    with the PSP's ``failure_code`` and an Alert is raised. Nothing left the
+    escrow's ledger account (a payout is booked when it settles), so its money
+    is held there still, promised to this payout until ``POST
+    /payments/{id}/execute`` sends it again as a new PSP request (next
+    generation of its idempotency key) or a dispute resolution cancels it. A
+    repeated report changes nothing."""
     with service_transaction():
         payment = payment_lock(payment_id)
-        if payment.status in (PaymentStatus.ERROR, PaymentStatus.SETTLED, PaymentStatus.REFUNDED):
+        if payment.status not in (PaymentStatus.PENDING, PaymentStatus.SENT, PaymentStatus.ERROR):
             return payment
         _check_psp_ref(payment, psp_ref)
-        transition(payment, PaymentStatus.ERROR)
+        transition(payment, PaymentStatus.FAILED)
         payment.last_error = reason[:500]
+        payment.failure_code = (failure_code or "payout_failed")[:64]
         payment.payout_generation += 1
-        payment.next_attempt_at = timezone.now() + _retry_delay(payment.attempts)
-        payment.save(update_fields=["status", "last_error", "payout_generation", "next_attempt_at", "updated_at"])
-        events.emit(account_id=payment.owner_id, type="payment.failed", resource=payment)
-        audit.record(actor, "payment.failed", payment, {"error": payment.last_error, "source": "psp"})
+        payment.next_attempt_at = None
+        payment.save(update_fields=["status", "last_error", "failure_code", "payout_generation", "next_attempt_at",
+                                    "updated_at"])
+        audit.alert_raise(type="payout_failed", actor=actor,
+                          message=f"The PSP failed payout #{payment.pk} ({payment.failure_code}); retry it or resolve.",
+                          data={"payment_id": payment.pk, "failure_code": payment.failure_code})
+        events.emit(account_id=payment.owner_id, type="payment.failed", resource=payment,
+                    context={"failure_code": payment.failure_code})
+        audit.record(actor, "payment.failed", payment, {"error": payment.last_error, "source": "psp",
+                                                        "failure_code": payment.failure_code})
         payee_record_payout_outcome(actor=actor, payment=payment)
     return payment
+
+
+def payment_return(*, actor: Actor | str, payment_id: int, failure_code: str = "", amount: Decimal | None = None,
+                   currency: str | None = None) -> tuple[Payment, bool]:
+    """The bank sent a settled payout back (``payout.returned``): the payment is
+    RETURNED with the PSP's ``failure_code``, its money is booked back into the
+    escrow's ledger account, an Alert is raised, and ``POST
+    /payments/{id}/execute`` may send it again (next generation). Returns the
+    payment and whether it changed now (``False``: already returned).
+
+    Runs inside the caller's transaction, which has locked the payment's
+    escrow first (``escrow.services.escrow_return_payout``).
+    """
+    require_transaction("payment_return (after the escrow lock: escrow.services orchestrates settlement)")
+    with transaction.atomic():
+        payment = payment_lock(payment_id)
+        if payment.status != PaymentStatus.SETTLED:
+            if payment.status in (PaymentStatus.RETURNED, PaymentStatus.REFUNDED, PaymentStatus.CANCELLED) or (
+                    payment.payout_generation > 1 and payment.status in Payment.EXECUTABLE | Payment.SENT_OR_AFTER):
+                return payment, False  # a replay, or the return of an earlier generation already handled
+            transition(payment, PaymentStatus.RETURNED)  # refused: 409 payment_is_<status>
+        _check_amount(payment, amount, currency)
+        if payment.escrow_id:
+            ledger.transfer(movement=f"payout_return:{payment.pk}:g{payment.payout_generation}",
+                            kind=LedgerEntry.Kind.PAYOUT_REFUND, currency=payment.currency, amount=payment.amount,
+                            source=ledger.PSP_CLEARING, target=ledger.escrow_account(payment.escrow_id))
+        transition(payment, PaymentStatus.RETURNED)
+        payment.failure_code = (failure_code or "payout_returned")[:64]
+        payment.payout_generation += 1
+        payment.settled_at = None
+        payment.save(update_fields=["status", "failure_code", "payout_generation", "settled_at", "updated_at"])
+        audit.alert_raise(type="payout_returned", actor=actor,
+                          message=f"Settled payout #{payment.pk} was returned ({payment.failure_code}); retry it or resolve.",
+                          data={"payment_id": payment.pk, "failure_code": payment.failure_code})
+        events.emit(account_id=payment.owner_id, type="payment.returned", resource=payment,
+                    context={"failure_code": payment.failure_code})
+        audit.record(actor, "payment.returned", payment, {"amount": payment.amount, "failure_code": payment.failure_code})
+    return payment, True
 
 
 def payment_refund(*, actor: Actor | str, payment_id: int, amount: Decimal | None = None,

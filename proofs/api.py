@@ -13,12 +13,13 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from escrow.actions import ACTIONS
 from escrow.models import ProofType
+from escrow.rules import ACTIONS
 from escrow.selectors import escrow_list_for
 from kobatela.audit.reads import AuditedReadsMixin, record_read
 from kobatela.core import clock
 from kobatela.core.errors import NotFound
+from kobatela.core.money import AmountField
 from kobatela.core.pagination import CursorPagination
 from kobatela.core.parsers import DecimalJSONParser
 from kobatela.core.scopes import Scope
@@ -192,6 +193,8 @@ class ProofFilterSerializer(serializers.Serializer):
 class DecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "reject"])
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    # A partial approval: pay this much (below the milestone's amount; a note is required).
+    amount = AmountField(required=False)
 
 
 READERS = {Scope.SENDER, Scope.SUPPORT, Scope.ADMIN}

@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import redis
@@ -32,7 +33,7 @@ from pypdf.errors import PyPdfError
 from escrow import services as escrow_services
 from escrow.actions import PROOFS_FROM, current_milestone
 from escrow.models import ProofType
-from escrow.selectors import escrow_list_for, escrow_lock, escrow_milestones_lock, milestone_lock
+from escrow.selectors import escrow_list_for, escrow_lock, escrow_milestones_lock, milestone_is_disputed, milestone_lock
 from kobatela.audit import services as audit
 from kobatela.core import clock
 from kobatela.core.actor import Actor
@@ -247,7 +248,8 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
 
         escrow_services.milestone_mark_pending_review(actor=actor, escrow=escrow, milestone=milestone)
         outcome = "pending_review"
-        if is_photo and check.verifiable_and_clean and verdict.auto_approve:
+        # A milestone under an open dispute is never auto-approved: its proof waits for the dispute.
+        if is_photo and check.verifiable_and_clean and verdict.auto_approve and not milestone_is_disputed(milestone.pk):
             proof.status = ProofStatus.APPROVED
             proof.decided_by_label = "system:auto"
             proof.decided_at = clock.now()
@@ -643,7 +645,8 @@ def proofs_sweep_ai(*, now=None) -> int:
 # --- decisions --------------------------------------------------------------------------
 
 
-def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, note: str = "") -> Proof:
+def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, note: str = "",
+                 amount: Decimal | None = None) -> Proof:
     """A reviewer's verdict. Approval approves the milestone and pays out after
     commit, and supersedes the milestone's other pending proofs; rejection
     sends the milestone back to accept a new proof. A note is required when
@@ -669,9 +672,11 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, 
                                     "decided_at": proof.decided_at.isoformat() if proof.decided_at else None})
         reasons = _require_note(proof, note)
         milestone = milestone_lock(proof.milestone_id)
+        _check_partial_approval(decision, amount, note, milestone)
         superseded: list[int] = []
         if decision == ProofDecision.APPROVE:
-            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason=f"proof {proof.pk} approved")
+            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, amount=amount,
+                                              reason=f"proof {proof.pk} approved" + (f" for {amount}" if amount else ""))
             proof.status = ProofStatus.APPROVED
             superseded = _supersede_others(actor, proof)
         else:
@@ -712,6 +717,21 @@ def _require_note(proof: Proof, note: str) -> list[str]:
         raise ValidationFailed("note_required", f"Explain the decision in a note: {words}.",
                                details={"note": [f"Required because {words}."], "reasons": reasons})
     return reasons
+
+
+def _check_partial_approval(decision: ProofDecision, amount: Decimal | None, note: str, milestone) -> None:
+    """A partial approval (``amount``) pays less than the milestone, with a note saying why;
+    the rest stays in the escrow, refundable."""
+    if amount is None:
+        return
+    if decision != ProofDecision.APPROVE:
+        raise ValidationFailed(details={"amount": ["Only an approval takes an amount."]})
+    if not (0 < amount < milestone.amount):
+        raise ValidationFailed("invalid_partial_amount", "A partial approval is more than zero and below the milestone's amount.",
+                               details={"amount": [f"Between 0 and {milestone.amount}, both excluded."]})
+    if not note:
+        raise ValidationFailed("note_required", "A partial approval needs a note.",
+                               details={"note": ["Required with an amount."]})
 
 
 # --- AI-flag triage (admin) -------------------------------------------------------------

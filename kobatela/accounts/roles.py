@@ -7,16 +7,18 @@ is the union of their groups' permissions:
   proofs, payments, the audit log and alerts; decides proofs, triages AI
   flags, acknowledges and resolves alerts.
 * ``Operations`` has all of that, plus what re-runs machinery: reprocess a
-  stored webhook, send a proof back to OCR or the AI advisor, retry a payout.
+  stored webhook, send a proof back to OCR or the AI advisor, retry a payout
+  or a failed refund; and it works the dispute queue (resolves disputes).
 
 Nothing here edits money, statuses or audit rows: the admin grants no
 add/change/delete on them (the one "change" below, on outbound webhook
 deliveries, is what ``webhooks.admin`` checks for its redeliver action; the
 admin is read-only, so it edits nothing).
 
-The groups are created by the data migration ``accounts/0002_admin_roles``,
-which keeps its own copy of this table (a migration is a snapshot); a test
-checks the two agree. ``sync_roles`` is idempotent.
+The groups are created by the data migration ``accounts/0002_admin_roles``
+and updated by ``escrow/0004_dispute_roles`` (disputes and refunds); each
+keeps its own copy of this table (a migration is a snapshot) and a test
+checks that the latest agrees with it. ``sync_roles`` is idempotent.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _REVIEWER = (
     "audit.view_auditlog",
     "audit.view_alert",
     "audit.acknowledge_alert",
+    "escrow.view_dispute",
+    "escrow.view_refund",
 )
 
 ROLES: dict[str, tuple[str, ...]] = {
@@ -50,6 +54,8 @@ ROLES: dict[str, tuple[str, ...]] = {
         "webhooks.change_webhookdelivery",  # what webhooks.admin's redeliver action checks
         "proofs.reprocess_proof",
         "payments.retry_payment",
+        "escrow.resolve_dispute",  # support works the dispute queue
+        "escrow.retry_refund",
     ),
 }
 

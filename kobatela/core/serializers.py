@@ -29,3 +29,15 @@ def _instance(serializer_class: type[serializers.BaseSerializer]) -> serializers
 def represent(serializer_class: type[serializers.BaseSerializer], instance: Any) -> dict[str, Any]:
     """``serializer_class(instance).data``, with the fields built only once per class."""
     return _instance(serializer_class).to_representation(instance)
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes a JSON string only: DRF's would turn ``0`` or ``true``
+    into ``"0"``/``"True"``, accepting a body the schema refuses."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)

@@ -44,7 +44,10 @@ __all__ = [
     "PspError",
     "PspPermanentError",
     "PspTransientError",
+    "RefundRequest",
+    "RefundResult",
     "payout_idempotency_key",
+    "refund_idempotency_key",
     "psp_minor_units",
 ]
 
@@ -85,6 +88,14 @@ def payout_idempotency_key(payment_id: int, generation: int = 1) -> str:
     if isinstance(generation, bool) or not isinstance(generation, int) or generation < 1:
         raise ValueError(f"generation must be a positive int, not {generation!r}")
     return f"payout-{payment_id}" if generation == 1 else f"payout-{payment_id}-g{generation}"
+
+
+def refund_idempotency_key(refund_id: int) -> str:
+    """The idempotency key a refund carries to the PSP: ``refund-<refund id>``, from our
+    own row, so a retried send refunds once."""
+    if isinstance(refund_id, bool) or not isinstance(refund_id, int) or refund_id <= 0:
+        raise ValueError(f"refund_id must be a positive int, not {refund_id!r}")
+    return f"refund-{refund_id}"
 
 
 def _check_amount(amount: Any) -> None:
@@ -161,6 +172,37 @@ class PayoutRequest:
         if not isinstance(self.destination, str) or not self.destination.strip():
             raise ValueError("destination (the payee's PSP account reference) is required")
         object.__setattr__(self, "metadata", dict(self.metadata or {}))
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """Give ``amount`` of the funding charge ``funding_ref`` back to the client.
+    The idempotency key is always :func:`refund_idempotency_key` of ``refund_id``."""
+
+    refund_id: int
+    amount: Decimal
+    currency: str
+    funding_ref: str
+    idempotency_key: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        expected = refund_idempotency_key(self.refund_id)
+        if not self.idempotency_key:
+            object.__setattr__(self, "idempotency_key", expected)
+        elif self.idempotency_key != expected:
+            raise ValueError(f"A refund's idempotency key is {expected!r}, not {self.idempotency_key!r}")
+        _check_amount(self.amount)
+        object.__setattr__(self, "currency", normalize_currency(self.currency))
+        object.__setattr__(self, "metadata", dict(self.metadata or {}))
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """The PSP accepted the refund: its reference and raw status; settlement arrives by webhook."""
+
+    psp_ref: str
+    raw_status: str
 
 
 def _check_status(status: str) -> None:
@@ -270,3 +312,7 @@ class PaymentProvider(abc.ABC):
     @abc.abstractmethod
     def fetch_payout_status(self, psp_ref: str) -> PayoutStatus:
         """Read a payout's status at the PSP (for sweepers and reconciliation)."""
+
+    @abc.abstractmethod
+    def create_refund(self, req: RefundRequest) -> RefundResult:
+        """Refund part or all of a funding charge. The same ``req.idempotency_key`` never refunds twice."""

@@ -56,6 +56,8 @@ from .base import (
     PayoutStatusValue,
     PspPermanentError,
     PspTransientError,
+    RefundRequest,
+    RefundResult,
     psp_minor_units,
 )
 
@@ -68,6 +70,7 @@ __all__ = [
     "funding_session_ref",
     "recorded_funding_sessions",
     "recorded_payouts",
+    "recorded_refunds",
     "reset",
     "set_payout_status",
 ]
@@ -114,6 +117,7 @@ class _State:
     by_ref: dict[str, str] = field(default_factory=dict)  # psp_ref → idempotency key
     sessions: dict[str, tuple[FundingSessionRequest, FundingSession]] = field(default_factory=dict)
     failed_once: set[str] = field(default_factory=set)  # keys whose transient-once failure happened
+    refunds: dict[str, tuple[RefundRequest, RefundResult]] = field(default_factory=dict)  # idempotency key → refund
 
 
 _state = _State()
@@ -126,6 +130,13 @@ def reset() -> None:
         _state.by_ref.clear()
         _state.sessions.clear()
         _state.failed_once.clear()
+        _state.refunds.clear()
+
+
+def recorded_refunds() -> dict[str, RefundRequest]:
+    """A snapshot: idempotency key → the refund made for it in this process (one per key)."""
+    with _state.lock:
+        return {key: req for key, (req, _) in _state.refunds.items()}
 
 
 def recorded_payouts() -> dict[str, SandboxPayout]:
@@ -264,3 +275,21 @@ class SandboxProvider(PaymentProvider):
         raise PspPermanentError(
             f"No such payout: {psp_ref!r}.", provider=self.name, psp_code="resource_missing", http_status=404
         )
+
+    def create_refund(self, req: RefundRequest) -> RefundResult:
+        """Answered ``pending`` (``sbx_re_<digest>``); ``refund.settled``/``refund.failed`` arrive by
+        signed webhook. ``metadata["sandbox_hook"]`` takes the payout hooks (``fail:permanent``…)."""
+        key = req.idempotency_key
+        with _state.lock:
+            existing = _state.refunds.get(key)
+            if existing is not None:
+                first, result = existing
+                if (Decimal(first.amount), first.currency, first.funding_ref) != (Decimal(req.amount), req.currency,
+                                                                                    req.funding_ref):
+                    raise _conflict(key)
+                return result
+            _apply_hook(str(req.metadata.get("sandbox_hook", "")), key)
+            psp_minor_units(req.amount, req.currency, provider=self.name)
+            result = RefundResult(psp_ref=f"sbx_re_{_digest(key)}", raw_status="pending")
+            _state.refunds[key] = (req, result)
+            return result

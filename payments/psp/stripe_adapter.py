@@ -61,6 +61,8 @@ from .base import (
     PspError,
     PspPermanentError,
     PspTransientError,
+    RefundRequest,
+    RefundResult,
     psp_minor_units,
 )
 
@@ -256,3 +258,25 @@ class StripeProvider(PaymentProvider):
         if (getattr(transfer, "amount_reversed", 0) or 0) > 0:
             return "SENT", "partially_reversed"
         return "SENT", "created"
+
+    def create_refund(self, req: RefundRequest) -> RefundResult:
+        """A Refund of the funding PaymentIntent (``funding_ref``), keyed ``refund-<id>``;
+        Stripe's ``refund.updated``/``refund.failed`` events report the outcome."""
+        if not req.funding_ref.startswith("pi_"):
+            raise PspPermanentError(
+                f"Stripe refunds a PaymentIntent (pi_...), not {req.funding_ref[:40]!r}.",
+                provider=self.name, psp_code="invalid_funding_ref",
+            )
+        params = {
+            "payment_intent": req.funding_ref,
+            "amount": psp_minor_units(req.amount, req.currency, provider=self.name),
+            "metadata": self._metadata(req.metadata, refund_id=req.refund_id),
+        }
+        refund = self._call(
+            "create_refund",
+            lambda: self._client.v1.refunds.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": req.idempotency_key},
+            ),
+        )
+        return RefundResult(psp_ref=refund.id, raw_status=str(getattr(refund, "status", "") or "pending"))

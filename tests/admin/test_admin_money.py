@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 PAYMENTS = reverse("admin:payments_payment_changelist")
 WEBHOOKS = reverse("admin:webhooks_inboundevent_changelist")
 READ_ONLY = ["audit.Alert", "audit.AuditLog", "escrow.EscrowAgreement", "payments.Payment", "proofs.Proof",
-             "spend.UsageMandate"]
+             "spend.UsageMandate", "escrow.Dispute", "escrow.Refund"]
 
 
 @pytest.fixture(autouse=True)
@@ -139,3 +139,42 @@ def test_mandate_detail_is_read_only_with_its_purchases(superuser_client):
     assert 'type="text"' not in html and "<textarea" not in html
     listing = superuser_client.get(reverse("admin:spend_usagemandate_changelist"), {"q": str(mandate.pk)})
     assert [m.pk for m in listing.context["cl"].result_list] == [mandate.pk]
+
+
+def test_operations_retry_a_payout_the_psp_failed_and_a_failed_refund(operator, operator_client, reviewer_client):
+    """#15: a FAILED payout is retried as a new PSP request; a FAILED refund as a new refund."""
+    from decimal import Decimal
+
+    from escrow.models import Refund
+    from escrow.refunds import escrow_refund, refund_fail
+    from payments import services as payment_services
+    from tests.factories import actor_for
+
+    escrow = fund(make_escrow(amounts=("100.00",)))
+    with transaction.atomic():
+        locked = escrow_lock(escrow.pk)
+        payment = escrow_services.milestone_approve(actor="system:test", escrow=locked,
+                                                    milestone=locked.milestones.get(), reason="test",
+                                                    amount=Decimal("70.00"))
+    execute_payout(payment.pk)
+    payment_services.payment_fail(actor="system:test", payment_id=payment.pk, reason="closed", failure_code="closed")
+    listing = operator_client.get(PAYMENTS).content.decode()
+    assert "closed" in listing  # the failure code is shown
+    assert 'id="kb-retry-form"' in operator_client.get(
+        reverse("admin:payments_payment_change", args=[payment.pk])).content.decode()
+    response = operator_client.post(PAYMENTS, {"action": "retry_payout", "_selected_action": [payment.pk]}, follow=True)
+    assert f"Payout #{payment.pk}: SENT." in response.content.decode()
+    assert set(sandbox.recorded_payouts()) == {f"payout-{payment.pk}", f"payout-{payment.pk}-g2"}
+
+    refund = escrow_refund(actor=actor_for(escrow.client), escrow_id=escrow.pk, amount=Decimal("30.00"), reason="r")
+    refund_fail(actor="system:test", refund_id=refund.pk, failure_code="card_expired")
+    refunds = reverse("admin:escrow_refund_changelist")
+    assert "card_expired" in reviewer_client.get(refunds).content.decode()
+    assert reviewer_client.post(refunds, {"action": "retry_refund", "_selected_action": [refund.pk]}).status_code == 200
+    assert Refund.objects.count() == 1  # a reviewer has no such action
+    done = operator_client.post(refunds, {"action": "retry_refund", "_selected_action": [refund.pk]}, follow=True)
+    assert "1 refund(s) retried as a new refund." in done.content.decode()
+    retry = Refund.objects.exclude(pk=refund.pk).get()
+    assert (retry.amount, retry.status) == (Decimal("30.00"), "PENDING")
+    page = reviewer_client.get(reverse("admin:escrow_escrowagreement_change", args=[escrow.pk])).content.decode()
+    assert "payouts" in page.lower() and "card_expired" in page

@@ -57,6 +57,9 @@ RULES_BEYOND_THE_SCHEMA = {
     ("POST", "/api/v1/apikeys"): "user_id names an active account (400, API.md); expires_at is in the future",
     ("POST", "/api/v1/escrows"): "deadline_at is in the future; the provider is not the client; the milestone "
                                  "amounts add up to amount_total",
+    ("POST", "/api/v1/escrows/{id}/disputes"): "milestone_idx names a milestone of this escrow",
+    ("POST", "/api/v1/disputes/{id}/resolve"): "release_amount + refund_amount = the dispute's amount_held",
+    ("POST", "/api/v1/proofs/{id}/decision"): "a partial approval's amount is below the milestone's, with a note",
     ("POST", "/api/v1/mandates"): "expires_at is in the future, after starts_at; the beneficiary is not the sender",
     ("POST", "/api/v1/proofs"): "the file is a readable image or PDF, of a type the proof type accepts",
     ("POST", "/api/v1/spend/allow"): "exactly one of merchant_id and category_id",
@@ -141,6 +144,18 @@ class Seeds:
             payment = escrow_services.milestone_approve(actor="system:test", escrow=locked,
                                                         milestone=locked.milestones.get(), reason="seed")
         return [payment.pk]
+
+    def _disputes(self):
+        from escrow.disputes import dispute_open
+
+        escrow = fund(make_escrow(client=self.user, amounts=("60.00", "40.00")))
+        return [dispute_open(actor=self.actor, escrow_id=escrow.pk, reason="seed").pk]
+
+    def _refunds(self):
+        from escrow.refunds import escrow_refund
+
+        escrow = fund(make_escrow(client=self.user))
+        return [escrow_refund(actor=self.actor, escrow_id=escrow.pk, amount=Decimal("10.00"), reason="seed").pk]
 
     def _mandates(self):
         return [make_mandate(sender=self.user).pk]

@@ -1,7 +1,7 @@
 """``allowed_actions`` is the truth: every action listed succeeds, every action not listed is refused.
 
 For each escrow state and each kind of caller, the escrow is read, then
-every action of the table (``escrow.actions.ACTIONS``) is taken on a fresh
+every action of the table (``escrow.rules.ACTIONS``) is taken on a fresh
 escrow in the same state: listed ⇔ 2xx.
 """
 
@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from escrow.actions import ACTIONS
+from escrow.rules import ACTIONS
 from escrow.services import escrow_settle_payout
 from payments.models import Payment
 from proofs.services import proof_submit

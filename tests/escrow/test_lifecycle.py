@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 # The lifecycles, written out here rather than read from the models: a wrong
 # edge in ALLOWED_TRANSITIONS must make these tests fail, not follow it.
 ESCROW_TRANSITIONS = {
-    "DRAFT": {"FUNDED", "CANCELLED"},
+    "DRAFT": {"FUNDED", "CANCELLED", "REFUNDED"},  # REFUNDED: a partly funded draft gives its deposits back
     "FUNDED": {"RELEASABLE", "RELEASED", "REFUNDED"},
     "RELEASABLE": {"FUNDED", "RELEASED", "REFUNDED"},
     "RELEASED": {"RELEASABLE"},  # a settled payout came back (refunded)
@@ -30,19 +30,24 @@ ESCROW_TRANSITIONS = {
     "CANCELLED": set(),
 }
 MILESTONE_TRANSITIONS = {
-    "WAITING": {"PENDING_REVIEW", "APPROVED"},
-    "PENDING_REVIEW": {"APPROVED", "REJECTED"},
-    "REJECTED": {"PENDING_REVIEW", "APPROVED"},
-    "APPROVED": {"PAID"},
+    "WAITING": {"PENDING_REVIEW", "APPROVED", "RESOLVED"},  # RESOLVED: a dispute resolution decided
+    "PENDING_REVIEW": {"APPROVED", "REJECTED", "RESOLVED"},
+    "REJECTED": {"PENDING_REVIEW", "APPROVED", "RESOLVED"},
+    "APPROVED": {"PAID", "RESOLVED"},
     "PAID": {"APPROVED"},  # a settled payout came back (refunded)
+    "RESOLVED": set(),
 }
 # A milestone's payout is part of the escrow's lifecycle (and its table is tested nowhere else).
 PAYMENT_TRANSITIONS = {
-    "PENDING": {"SENT", "ERROR", "SETTLED"},
-    "ERROR": {"SENT", "ERROR", "SETTLED"},
-    "SENT": {"SETTLED", "ERROR"},
-    "SETTLED": {"REFUNDED"},
+    "SCHEDULED": {"PENDING", "CANCELLED"},  # an inspection window passed, or a dispute resolution decided
+    "PENDING": {"SENT", "ERROR", "SETTLED", "FAILED"},
+    "ERROR": {"SENT", "ERROR", "SETTLED", "FAILED"},
+    "SENT": {"SETTLED", "ERROR", "FAILED"},
+    "FAILED": {"PENDING", "CANCELLED"},  # retried by an explicit execute
+    "SETTLED": {"REFUNDED", "RETURNED"},
+    "RETURNED": {"PENDING", "CANCELLED"},
     "REFUNDED": set(),
+    "CANCELLED": set(),
 }
 
 

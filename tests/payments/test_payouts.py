@@ -5,9 +5,9 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.db import connection, transaction
 import time_machine
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 from django.utils import timezone
 
 from escrow import services as escrow_services
@@ -15,13 +15,12 @@ from escrow.selectors import escrow_lock
 from kobatela.audit.models import Alert, AuditLog
 from payments import services
 from payments.models import LedgerEntry, Payment, PaymentStatus
-from payments.psp import sandbox
+from payments.psp import get_provider, sandbox
 from payments.psp.base import PayoutRequest, payout_idempotency_key
-from payments.psp import get_provider
 from payments.reconcile import reconcile
 from payments.tasks import execute_payout
 from tests.conftest import assert_error
-from tests.factories import UserFactory, fund, make_escrow
+from tests.factories import UserFactory, actor_for, fund, make_escrow
 
 
 @pytest.fixture(autouse=True)
@@ -219,8 +218,11 @@ def test_a_payout_the_psp_failed_is_resent_as_a_new_request():
     payment.refresh_from_db()
     services.payment_fail(actor="system:test", payment_id=payment.pk, reason="account closed", psp_ref=payment.psp_ref)
     payment.refresh_from_db()
-    assert payment.status == PaymentStatus.ERROR and payment.payout_generation == 2
-    assert services.payment_execute(payment_id=payment.pk, actor="system:test").status == PaymentStatus.SENT
+    assert payment.status == PaymentStatus.FAILED and payment.payout_generation == 2
+    # the sweeper and the task leave a FAILED payout alone: only an explicit execute sends it again
+    assert services.payment_execute(payment_id=payment.pk, actor="system:test").status == PaymentStatus.FAILED
+    assert services.payment_execute(payment_id=payment.pk, actor="system:test",
+                                    scoped_to=actor_for(payment.owner)).status == PaymentStatus.SENT
     keys = set(sandbox.recorded_payouts())
     assert keys == {f"payout-{payment.pk}", f"payout-{payment.pk}-g2"}
 

@@ -478,3 +478,42 @@ def test_map_stripe_error(exc, expected):
     mapped = map_stripe_error(exc)
     assert type(mapped) is expected
     assert mapped.provider == "stripe"
+
+
+# --- refunds (#15): a refund of the funding charge, keyed refund-<id> ---------------------------
+
+
+def test_refund_request_always_carries_refund_id_key():
+    from payments.psp.base import RefundRequest
+
+    assert RefundRequest(refund_id=5, amount=Decimal("1.00"), currency="usd", funding_ref="pi_1").idempotency_key == "refund-5"
+    with pytest.raises(ValueError):
+        RefundRequest(refund_id=5, amount=Decimal("1.00"), currency="USD", funding_ref="pi_1", idempotency_key="other")
+
+
+def test_sandbox_refund_is_idempotent_and_refuses_a_changed_request():
+    from payments.psp.base import RefundRequest
+
+    provider = SandboxProvider()
+    first = provider.create_refund(RefundRequest(refund_id=9, amount=Decimal("40.00"), currency="USD", funding_ref=""))
+    again = provider.create_refund(RefundRequest(refund_id=9, amount=Decimal("40.00"), currency="USD", funding_ref=""))
+    assert first == again and first.psp_ref.startswith("sbx_re_") and list(sandbox.recorded_refunds()) == ["refund-9"]
+    with pytest.raises(PspPermanentError):
+        provider.create_refund(RefundRequest(refund_id=9, amount=Decimal("41.00"), currency="USD", funding_ref=""))
+
+
+def test_stripe_refund_is_a_refund_of_the_payment_intent_with_refund_id_key(fake):
+    from payments.psp.base import RefundRequest
+
+    stripe = make_stripe(fake)
+    result = stripe.create_refund(RefundRequest(refund_id=12, amount=Decimal("40.00"), currency="EUR",
+                                                funding_ref="pi_fund", metadata={"escrow_id": 3}))
+    [request] = fake.requests
+    assert (request.method, request.path) == ("POST", "/v1/refunds")
+    assert request.headers["Idempotency-Key"] == "refund-12"
+    assert (request.form["payment_intent"], request.form["amount"]) == ("pi_fund", "4000")
+    assert request.form["metadata[refund_id]"] == "12" and request.form["metadata[escrow_id]"] == "3"
+    assert (result.psp_ref, result.raw_status) == (next(iter(fake.refunds)), "pending")
+    with pytest.raises(PspPermanentError):  # funded through the API, not a PaymentIntent: refused before any request
+        stripe.create_refund(RefundRequest(refund_id=13, amount=Decimal("1.00"), currency="EUR", funding_ref=""))
+    assert len(fake.requests) == 1

@@ -9,11 +9,10 @@ from django.utils import timezone
 
 from kobatela.audit.models import AuditLog
 from kobatela.core.errors import ValidationFailed
-from payments.ledger import PSP_CLEARING, balance
+from payments.ledger import PSP_CLEARING, balance, mandate_account
 from payments.models import LedgerEntry
 from payments.reconcile import reconcile
 from spend import services
-from payments.ledger import mandate_account
 from spend.models import MandateStatus, UsageMandate
 from spend.tasks import expire_mandates
 from tests.conftest import assert_error

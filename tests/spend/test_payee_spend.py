@@ -8,9 +8,9 @@ import time_machine
 from django.db import IntegrityError
 from django.utils import timezone
 
+from escrow import services as escrow_services
 from kobatela.audit.models import AuditLog
 from kobatela.core.errors import Conflict
-from escrow import services as escrow_services
 from payments.models import Payment
 from payments.psp import sandbox
 from payments.reconcile import reconcile

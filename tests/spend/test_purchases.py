@@ -7,11 +7,10 @@ from django.utils import timezone
 
 from kobatela.audit.models import AuditLog
 from kobatela.core.errors import Conflict
-from payments.ledger import balance
+from payments.ledger import balance, mandate_account, merchant_account
 from payments.models import LedgerEntry
 from payments.reconcile import reconcile
 from spend import services
-from payments.ledger import mandate_account, merchant_account
 from spend.models import Purchase, UsageMandate
 from tests.conftest import assert_error
 from tests.factories import UserFactory

@@ -12,17 +12,16 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from payments.ledger import balance
+from payments.ledger import balance, mandate_account
 from payments.models import Payment
 from payments.psp import sandbox
 from payments.reconcile import reconcile
 from spend import services
-from payments.ledger import mandate_account
 from spend.models import AllowedPayee, Purchase, UsageMandate
 from tests.conftest import _keyed_client
-from tests.support.concurrency import run_concurrently
 from tests.factories import UserFactory, fund, make_escrow
 from tests.spend.builders import allow_payee, make_mandate, make_merchant, purchase_body
+from tests.support.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -146,6 +146,7 @@ class FakeStripe:
         self.requests: list[RecordedRequest] = []
         self.payment_intents: dict[str, dict] = {}
         self.transfers: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
         # Called in the server's thread with each request, before it is answered.
         self.on_request: Callable[[RecordedRequest], None] | None = None
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -249,6 +250,19 @@ class FakeStripe:
             }
             self.transfers[tr_id] = transfer
             return 200, dict(transfer)
+        if request.method == "POST" and path == "/v1/refunds":
+            re_id = self._next_id("re")
+            refund = {
+                "id": re_id,
+                "object": "refund",
+                "amount": int(form["amount"]),
+                "payment_intent": form["payment_intent"],
+                "metadata": self._metadata(form),
+                "status": "pending",
+                "created": now,
+            }
+            self.refunds[re_id] = refund
+            return 200, dict(refund)
         if request.method == "GET" and path.startswith("/v1/transfers/"):
             transfer = self.transfers.get(path.rsplit("/", 1)[1])
             if transfer is None:

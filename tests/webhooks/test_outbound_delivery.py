@@ -12,7 +12,8 @@ import shutil
 import ssl
 import subprocess
 import threading
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 import time_machine
@@ -24,10 +25,10 @@ from django.utils import timezone as dj_timezone
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from kobatela.audit.models import Alert, AuditLog
-from tests.factories import UserFactory, fund, make_escrow
-from tests.support.webhook_receiver import WebhookReceiver
 from kobatela.events import services as events
 from kobatela.events.models import Event
+from tests.factories import UserFactory, fund, make_escrow
+from tests.support.webhook_receiver import WebhookReceiver
 from webhooks import targets, transport
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.outbound import delivery as outbound

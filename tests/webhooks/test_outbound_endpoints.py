@@ -8,10 +8,10 @@ import ipaddress
 import pytest
 
 from kobatela.audit.models import AuditLog
+from kobatela.events.catalogue import EVENT_TYPES
 from tests.conftest import assert_error
 from tests.factories import make_escrow
 from webhooks import targets
-from kobatela.events.catalogue import EVENT_TYPES
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db

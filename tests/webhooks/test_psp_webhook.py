@@ -470,15 +470,18 @@ def test_payout_sent_marks_a_pending_payment_sent():
 
 
 @pytest.mark.django_db
-def test_payout_failed_puts_a_sent_payment_in_error_for_the_sweeper(sent_payments):
+def test_payout_failed_makes_a_sent_payment_failed_with_its_code(sent_payments):
+    """#15: FAILED with the PSP's failure_code and an alert; retried only by an explicit execute."""
     _, (payment,) = sent_payments()
-    response = deliver(encode(payout_event("payout.failed", payment, reason="account closed")))
+    response = deliver(encode(payout_event("payout.failed", payment, reason="account closed",
+                                           failure_code="account_closed")))
     assert response.json() == {"received": True, "status": "processed"}
     payment.refresh_from_db()
-    assert payment.status == PaymentStatus.ERROR and payment.last_error == "account closed"
-    assert payment.next_attempt_at is not None
+    assert payment.status == PaymentStatus.FAILED and payment.last_error == "account closed"
+    assert payment.failure_code == "account_closed" and payment.next_attempt_at is None
+    assert Alert.objects.filter(type="payout_failed").count() == 1
     assert InboundEvent.objects.get().result == {"action": "payout.failed", "payment_id": payment.pk,
-                                                 "payment_status": "ERROR"}
+                                                 "payment_status": "FAILED"}
 
 
 @pytest.mark.django_db
@@ -601,4 +604,5 @@ def test_every_action_has_a_schema_and_a_handler():
     from webhooks.inbound.schemas import ACTIONS
 
     assert process.HANDLERS.keys() == ACTIONS.keys() == {
-        "funding.succeeded", "payout.sent", "payout.settled", "payout.failed", "payout.refunded", "account.verified"}
+        "funding.succeeded", "payout.sent", "payout.settled", "payout.failed", "payout.refunded",
+        "payout.returned", "refund.settled", "refund.failed", "account.verified"}

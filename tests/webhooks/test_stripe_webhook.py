@@ -532,7 +532,8 @@ def test_payout_failed_records_the_reason(django_capture_on_commit_callbacks):
         "failure_message": "The bank account has been closed.", "metadata": {"payment_id": str(payment.pk)}}))
     assert response.json() == {"received": True, "status": "processed"}
     payment.refresh_from_db()
-    assert (payment.status, payment.last_error) == (PaymentStatus.ERROR, "The bank account has been closed.")
+    assert (payment.status, payment.last_error, payment.failure_code) == (
+        PaymentStatus.FAILED, "The bank account has been closed.", "account_closed")
 
 
 # --- admin ---------------------------------------------------------------------------------------------
@@ -565,3 +566,23 @@ def test_admin_shows_ignored_and_unusable_events_with_their_reason_and_reprocess
     assert (failed.status, failed.attempts) == (InboundEvent.Status.FAILED, 2)
     assert unusable_alerts().count() == 1
     assert books() == before
+
+
+@pytest.mark.django_db
+def test_stripe_refund_failed_books_the_refund_back(django_capture_on_commit_callbacks):
+    """#15: Stripe's refund.failed (a Refund carrying our refund_id) fails our refund; replayed, nothing more."""
+    from escrow.models import Refund
+    from escrow.refunds import escrow_refund
+
+    escrow = fund(make_escrow(amounts=("100.00",)))
+    with django_capture_on_commit_callbacks(execute=True):
+        refund = escrow_refund(actor=actor_for(escrow.client), escrow_id=escrow.pk, amount=Decimal("40.00"), reason="r")
+    event = stripe_event("refund.failed", {"id": "re_1", "object": "refund", "amount": 4000, "currency": "usd",
+                                           "failure_reason": "expired_or_canceled_card", "status": "failed",
+                                           "metadata": {"refund_id": str(refund.pk)}})
+    assert deliver(event).json() == {"received": True, "status": "processed"}
+    refund.refresh_from_db()
+    escrow.refresh_from_db()
+    assert (refund.status, refund.failure_code, escrow.amount_refunded) == ("FAILED", "expired_or_canceled_card", 0)
+    assert deliver(event).json() == {"duplicate": True}
+    assert Refund.objects.get(pk=refund.pk).status == "FAILED"

@@ -17,6 +17,7 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from escrow.models import EscrowDeposit
+from escrow.refunds import refund_fail, refund_settle
 from escrow.selectors import escrow_list_for, escrow_opened_funding_session
 from escrow.services import escrow_deposit, escrow_return_payout, escrow_settle_payout
 from kobatela.accounts.models import PayoutStatus
@@ -110,7 +111,8 @@ def _on_payout_settled(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
 def _on_payout_failed(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     reason = data["reason"] or "The PSP reported the payout as failed."
     return _payment_result(payment_services.payment_fail(actor=actor, payment_id=data["payment_id"], reason=reason,
-                                                         psp_ref=data.get("psp_ref") or ""))
+                                                         psp_ref=data.get("psp_ref") or "",
+                                                         failure_code=data.get("failure_code") or ""))
 
 
 def _on_payout_refunded(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +132,28 @@ def _on_account_verified(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     return {"user_id": user.pk, "payout_status": user.payout_status}
 
 
+def _on_payout_returned(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
+    return _payment_result(
+        escrow_return_payout(actor=actor, payment_id=data["payment_id"], amount=data.get("amount"),
+                             currency=data.get("currency"), returned=True,
+                             failure_code=data.get("failure_code") or data.get("reason") or "")
+    )
+
+
+def _refund_result(refund) -> dict[str, Any]:
+    return {"refund_id": refund.pk, "refund_status": refund.status}
+
+
+def _on_refund_settled(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
+    return _refund_result(refund_settle(actor=actor, refund_id=data["refund_id"], psp_ref=data["psp_ref"],
+                                        amount=data.get("amount"), currency=data.get("currency")))
+
+
+def _on_refund_failed(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
+    return _refund_result(refund_fail(actor=actor, refund_id=data["refund_id"], failure_code=data["failure_code"],
+                                      reason=data["reason"]))
+
+
 # Keyed like schemas.ACTIONS (a test keeps the two maps on the same actions): the generic
 # PSP's event types; Stripe's are translated to these.
 HANDLERS: dict[str, Callable[[Actor, dict[str, Any]], dict[str, Any]]] = {
@@ -139,6 +163,9 @@ HANDLERS: dict[str, Callable[[Actor, dict[str, Any]], dict[str, Any]]] = {
     "payout.failed": _on_payout_failed,
     "payout.refunded": _on_payout_refunded,
     "account.verified": _on_account_verified,
+    "payout.returned": _on_payout_returned,
+    "refund.settled": _on_refund_settled,
+    "refund.failed": _on_refund_failed,
 }
 
 

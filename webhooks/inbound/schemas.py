@@ -42,6 +42,7 @@ class PayoutData(serializers.Serializer):
     amount = AmountField(required=False)
     currency = CurrencyField(required=False)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    failure_code = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
 
 class PayoutSettledData(PayoutData):
@@ -62,6 +63,17 @@ class AccountVerifiedData(serializers.Serializer):
     account = serializers.CharField(max_length=255)
 
 
+class RefundData(serializers.Serializer):
+    """refund.settled / refund.failed: amount and currency, when given, must be the refund's."""
+
+    refund_id = _id_field()
+    psp_ref = serializers.CharField(max_length=MAX_PSP_REF, required=False, allow_blank=True, default="")
+    amount = AmountField(required=False)
+    currency = CurrencyField(required=False)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    failure_code = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
 # The actions we take, named as the generic PSP names its event types (Stripe's
 # are translated to these), each with the schema of its data.
 ACTIONS: dict[str, type[serializers.Serializer]] = {
@@ -71,6 +83,9 @@ ACTIONS: dict[str, type[serializers.Serializer]] = {
     "payout.failed": PayoutData,
     "payout.refunded": PayoutRefundedData,
     "account.verified": AccountVerifiedData,
+    "payout.returned": PayoutData,
+    "refund.settled": RefundData,
+    "refund.failed": RefundData,
 }
 
 

@@ -37,7 +37,7 @@ from webhooks.models import InboundEvent
 
 # The metadata keys Kobatela writes on what it creates at Stripe (payments.psp.stripe_adapter):
 # an object carrying none of them is not ours.
-OUR_METADATA_KEYS = frozenset({"escrow_id", "payment_id"})
+OUR_METADATA_KEYS = frozenset({"escrow_id", "payment_id", "refund_id"})
 
 
 def _stripe_money(obj: dict[str, Any], amount_key: str) -> dict[str, Any]:
@@ -90,6 +90,8 @@ def _stripe_payout(obj: dict[str, Any]) -> dict[str, Any]:
     reason = obj.get("failure_message") or obj.get("failure_code")
     if isinstance(reason, str):
         data["reason"] = reason[:500]
+    if isinstance(obj.get("failure_code"), str):
+        data["failure_code"] = obj["failure_code"][:64]
     return data
 
 
@@ -99,6 +101,15 @@ def _stripe_transfer_reversed(obj: dict[str, Any]) -> dict[str, Any]:
     return {"payment_id": _our_transfer_payment_id(obj), **_stripe_money(obj, "amount_reversed")}
 
 
+def _stripe_refund(obj: dict[str, Any]) -> dict[str, Any]:
+    # The Refund (re_…) of the funding PaymentIntent, keyed refund-<id> (payments.psp.stripe_adapter).
+    data = {"refund_id": _metadata(obj).get("refund_id"), "psp_ref": obj.get("id"), **_stripe_money(obj, "amount")}
+    reason = obj.get("failure_reason")
+    if isinstance(reason, str):
+        data["failure_code"] = reason[:64]
+    return data
+
+
 # Stripe type → (action, the object type it carries, how to read the action's data from that object).
 STRIPE_EVENTS: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "payment_intent.succeeded": ("funding.succeeded", "payment_intent", _stripe_funding),
@@ -106,6 +117,11 @@ STRIPE_EVENTS: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, An
     "payout.paid": ("payout.settled", "payout", _stripe_payout),
     "payout.failed": ("payout.failed", "payout", _stripe_payout),
     "transfer.reversed": ("payout.refunded", "transfer", _stripe_transfer_reversed),
+    # Stripe's refund.updated says succeeded or failed in the object's status; the one
+    # action per type this table holds cannot tell them apart, so only refund.failed is
+    # mapped and a Stripe refund's success is read from refund.settled by the generic PSP
+    # or confirmed by support (README "When a part fails").
+    "refund.failed": ("refund.failed", "refund", _stripe_refund),
 }
 
 
