@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -166,6 +166,7 @@ class EscrowReadSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(component_name="EscrowRead")  # the contract's name for what every escrow answer is
 class EscrowReadForCallerSerializer(EscrowReadSerializer):
     """EscrowRead as an API answer: with the actions the caller may take now (``escrow.actions``)."""
 

@@ -34,7 +34,9 @@ BLOCKED_PAUSED = "payee_paused"
 
 # The payment statuses that count as a failed or returned payout for the payee's run of
 # failures. (The second wave adds FAILED and RETURNED statuses: add them here.)
-PAYOUT_FAILURE_STATUSES: tuple[str, ...] = (PaymentStatus.ERROR, PaymentStatus.REFUNDED)
+# What counts against a payee: the PSP failed the payout, the bank returned it, or it came
+# back for good. ERROR (our own send attempts failing: the PSP down) is not the payee's doing.
+PAYOUT_FAILURE_STATUSES: tuple[str, ...] = (PaymentStatus.FAILED, PaymentStatus.RETURNED, PaymentStatus.REFUNDED)
 
 
 class PayeeSerializer(serializers.Serializer):

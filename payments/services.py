@@ -334,6 +334,7 @@ def payment_return(*, actor: Actor | str, payment_id: int, failure_code: str = "
         events.emit(account_id=payment.owner_id, type="payment.returned", resource=payment,
                     context={"failure_code": payment.failure_code})
         audit.record(actor, "payment.returned", payment, {"amount": payment.amount, "failure_code": payment.failure_code})
+        payee_record_payout_outcome(actor=actor, payment=payment)
     return payment, True
 
 

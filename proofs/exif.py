@@ -170,7 +170,7 @@ def _gps_time(gps_ifd: dict) -> datetime | None:
             return None
         seconds = parts[0] * 3600 + parts[1] * 60 + parts[2]
         day = datetime(*(int(g) for g in match.groups()), tzinfo=timezone.utc)
-        return day + timedelta(seconds=float(seconds.quantize(Decimal("0.000001"))))
+        return day + timedelta(microseconds=int((seconds * 1_000_000).to_integral_value()))
     except (ValueError, OverflowError, ArithmeticError):
         return None
 

@@ -88,7 +88,9 @@ class UploadPageView(APIView):
 
     def _page(self, request, template: str, context: dict, code: int):
         nonce = secrets.token_urlsafe(16)
-        return _private(render(request, template, {**context, "nonce": nonce}, status=code), nonce)
+        response = render(request, template, {**context, "nonce": nonce}, status=code)
+        response.is_page = True  # a page for a person, also when it says 401/410 (ApiJsonErrorsMiddleware)
+        return _private(response, nonce)
 
     @extend_schema(responses={(200, "text/html"): OpenApiTypes.STR, (401, "text/html"): OpenApiTypes.STR,
                               (410, "text/html"): OpenApiTypes.STR, (429, "text/html"): OpenApiTypes.STR})

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Back up Kobatela: the PostgreSQL database (pg_dump, custom format) and every
-# object of the file storage (proof files; local MEDIA_ROOT or S3), with a
-# manifest of SHA-256 sums. Restore with scripts/restore.sh.
+# Back up Kobatela: the latest signed audit checkpoint (sealed just before),
+# the PostgreSQL database (pg_dump, custom format) and every object of the
+# file storage (proof files; local MEDIA_ROOT or S3), with a manifest of
+# SHA-256 sums. Restore with scripts/restore.sh.
 #
 #   scripts/backup.sh [--help] [DEST]      # DEST defaults to ./backups
 #
-# Environment: DATABASE_URL (required) and the application's own settings
-# (MEDIA_STORAGE, MEDIA_ROOT or AWS_*), read by `manage.py export_storage`.
+# Environment: DATABASE_URL (required; DATABASE_OWNER_URL, when set, is used
+# for pg_dump) and the application's own settings (MEDIA_STORAGE, MEDIA_ROOT or
+# AWS_*, AUDIT_*), read by `manage.py export_storage` and the audit commands.
 # PYTHON (default .venv/bin/python, else python3) and PG_BIN (folder of
 # pg_dump; default: PATH, then the newest /usr/lib/postgresql/*/bin).
 # Prints the backup folder on its last line. Exit non-zero on any failure,
@@ -14,8 +16,9 @@
 #
 # What goes in is the ARTEFACTS list below: each name N has a function
 # backup_N (writes into $OUT) and a matching restore_N in scripts/restore.sh.
-# Adding an artefact (e.g. the latest signed audit checkpoint) is one function
-# and one word in that list here and in restore.sh.
+# Adding an artefact is one function and one word in that list here and in
+# restore.sh. The checkpoint comes first: every row it covers is in the dump
+# taken after it, so the restore can prove the restored chain against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,11 +32,16 @@ DEST=${1:-backups}
 source scripts/backup_common.sh
 
 # --- artefacts -------------------------------------------------------------------
-ARTEFACTS=(database storage)
+ARTEFACTS=(checkpoint database storage)
+
+backup_checkpoint() {
+  "$PYTHON" manage.py seal_audit_log >/dev/null
+  "$PYTHON" manage.py audit_checkpoint --latest >"$OUT/audit-checkpoint.json"
+}
 
 backup_database() {
   "$(pg_tool pg_dump)" --format=custom --compress=6 \
-    --file "$OUT/database.dump" --dbname "$DATABASE_URL"
+    --file "$OUT/database.dump" --dbname "${DATABASE_OWNER_URL:-$DATABASE_URL}"
 }
 
 backup_storage() {

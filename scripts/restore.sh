@@ -24,16 +24,22 @@ BACKUP=${1:?usage: scripts/restore.sh [--verify] BACKUP_DIR}
 source scripts/backup_common.sh
 
 # --- artefacts (the same names as backup.sh's ARTEFACTS) -------------------------
+restore_checkpoint() {  # the backup's signed checkpoint must verify with the configured public keys
+  "$PYTHON" manage.py audit_checkpoint --verify "$BACKUP/audit-checkpoint.json" >/dev/null
+}
+
 restore_database() {
-  local tables
-  tables=$("$(pg_tool psql)" -At -d "$DATABASE_URL" -c \
+  local tables url=${DATABASE_OWNER_URL:-$DATABASE_URL}   # the tables belong to the owner role
+  tables=$("$(pg_tool psql)" -At -d "$url" -c \
     "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
   if [ "$tables" != "0" ]; then
     echo "restore: the target database has $tables tables; restore only into an empty database" >&2
     return 1
   fi
   "$(pg_tool pg_restore)" --exit-on-error --no-owner --no-privileges --single-transaction \
-    --dbname "$DATABASE_URL" "$BACKUP/database.dump"
+    --dbname "$url" "$BACKUP/database.dump"
+  # The application role's grants (left out of the dump), and any migration newer than the backup.
+  "$PYTHON" manage.py migrate --noinput >/dev/null
 }
 
 restore_storage() {
@@ -54,7 +60,11 @@ done
 if [ "$verify" = 1 ]; then
   t0=$(date +%s%N)
   "$PYTHON" manage.py reconcile
-  "$PYTHON" manage.py verify_audit_chain
+  if [ -f "$BACKUP/audit-checkpoint.json" ]; then
+    "$PYTHON" manage.py verify_audit_chain --checkpoint "$BACKUP/audit-checkpoint.json"
+  else
+    "$PYTHON" manage.py verify_audit_chain
+  fi
   echo "restore: verified (reconcile, verify_audit_chain) in $(seconds_since "$t0")s"
 fi
 echo "restore: total $(seconds_since "$started")s"

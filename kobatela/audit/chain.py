@@ -318,12 +318,21 @@ def _external_checkpoints(report: ChainReport, since_day: str | None) -> list[ch
     return found
 
 
-def audit_chain_verify(*, external: bool = True, since_day: str | None = None) -> ChainReport:
+def audit_chain_verify(*, external: bool = True, since_day: str | None = None,
+                       documents: Iterable[tuple[str, dict]] = ()) -> ChainReport:
     """Check the sealed chain row by row and against every signed checkpoint in the
-    external sink (or those written since ``since_day``, YYYY-MM-DD); each problem
-    names the exact range of sequence numbers."""
+    external sink (or those written since ``since_day``, YYYY-MM-DD) and the given
+    checkpoint ``documents`` ((name, JSON) pairs, e.g. the one a backup carries);
+    each problem names the exact range of sequence numbers."""
     report = ChainReport()
     signed = _external_checkpoints(report, since_day) if external else []
+    keys = checkpoints.verification_keys()
+    for name, document in documents:
+        try:
+            signed.append(checkpoints.parse_document(document, keys, name=name))
+        except checkpoints.CheckpointInvalid as exc:
+            report.problems.append(Problem("checkpoint_invalid", None, None, f"{name}: {exc}"))
+    report.checkpoints_checked = len(signed)
     at = _walk(report, {cp.last_seq for cp in signed})
     head = report.head_seq
 

@@ -69,7 +69,9 @@ class ApiJsonErrorsMiddleware:
     with its HTML debug pages, bypassing ``handler404``/``handler500``; an API
     client must get the error shape there too (``make run`` runs with DEBUG).
     Any non-JSON error response under ``/api/`` is replaced by the handler's
-    answer for its status; an exception no one handled is logged as Django
+    answer for its status — except a page a view meant to show a person
+    (``response.is_page = True``: the providers' upload page says "this link
+    is closed" with its 410); an exception no one handled is logged as Django
     logs it and answered by ``handler500`` (a database outage: 503)."""
 
     prefix = "/api/"
@@ -81,7 +83,7 @@ class ApiJsonErrorsMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if (request.path.startswith(self.prefix) and response.status_code >= 400
-                and "json" not in response.get("Content-Type", "")):
+                and "json" not in response.get("Content-Type", "") and not getattr(response, "is_page", False)):
             code = self._codes.get(response.status_code, "internal_error" if response.status_code >= 500 else "error")
             message = "No such resource." if response.status_code == 404 else "The request failed."
             replaced = JsonResponse(error_body(code, message), status=response.status_code)

@@ -51,7 +51,7 @@ def geofenced_output(escrow: EscrowAgreement) -> dict:
     fence = {"lat": "4.321000", "lng": "15.312000", "radius_m": "250.00"}
     return expected(
         escrow, amount_total="60.50", amount_funded="0.00", amount_released="0.00", amount_refunded="0.00",
-        currency="USD", status="DRAFT", release_conditions={},
+        currency="USD", status="DRAFT", inspection_hours=0, release_conditions={},
         milestones=[
             {"id": pk, "idx": idx, "label": f"Step {idx}", "amount": amount, "status": "WAITING",
              "proof_type": "PHOTO", "proof_requirements": {}, "geofence": fence}
@@ -64,7 +64,7 @@ def invoiced_output(escrow: EscrowAgreement) -> dict:
     [pk] = milestone_ids(escrow)
     return expected(
         escrow, amount_total="99.99", amount_funded="99.99", amount_released="0.00", amount_refunded="0.00",
-        currency="EUR", status="FUNDED", release_conditions={},
+        currency="EUR", status="FUNDED", inspection_hours=0, release_conditions={},
         milestones=[{"id": pk, "idx": 1, "label": "Step 1", "amount": "99.99", "status": "WAITING",
                      "proof_type": "INVOICE", "proof_requirements": {"expected_amount": "99.99", "currency": "EUR"},
                      "geofence": None}],

@@ -80,6 +80,12 @@ def take(api, action: str, escrow):
     if action == "create_upload_link":
         return api.post(f"{path}/upload-links", {"milestone_idx": idx, "expires_in_hours": 1, "max_uploads": 1},
                         format="json")
+    if action == "dispute":
+        return api.post(f"{path}/disputes", {"reason": "the work is not done"}, format="json", **key)
+    if action == "refund":
+        return api.post(f"{path}/refund", {"reason": "the client asked"}, format="json", **key)
+    if action == "cancel":
+        return api.post(f"{path}/cancel", {}, format="json")
     raise AssertionError(f"add how to take {action!r} to this test")
 
 
@@ -109,11 +115,12 @@ def test_listed_actions_succeed_and_the_others_are_refused(scenario, django_capt
             if not succeeded:
                 assert response.status_code in (403, 404, 409), response.content[:300]
     expected = {
-        "draft": {"client": ["deposit", "create_upload_link"], "provider": [], "admin": ["create_upload_link"]},
-        "funded": {"client": ["mark_delivered", "submit_proof", "approve", "create_upload_link"],
-                   "provider": ["mark_delivered", "submit_proof"], "admin": ["create_upload_link"]},
-        "releasable": {"client": ["submit_proof", "approve", "reject", "create_upload_link"],
-                       "provider": ["submit_proof"], "admin": ["create_upload_link"]},
+        "draft": {"client": ["deposit", "create_upload_link", "cancel"], "provider": [],
+                  "admin": ["create_upload_link", "cancel"]},
+        "funded": {"client": ["mark_delivered", "submit_proof", "approve", "create_upload_link", "dispute", "refund"],
+                   "provider": ["mark_delivered", "submit_proof", "dispute"], "admin": ["create_upload_link", "refund"]},
+        "releasable": {"client": ["submit_proof", "approve", "reject", "create_upload_link", "dispute", "refund"],
+                       "provider": ["submit_proof", "dispute"], "admin": ["create_upload_link", "refund"]},
         "all_approved": {"client": ["reject"], "provider": [], "admin": []},
         "released": {"client": [], "provider": [], "admin": []},
     }[scenario]

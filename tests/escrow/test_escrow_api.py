@@ -184,7 +184,8 @@ def test_get_escrow_query_count_does_not_grow_with_milestones(sender_api, django
         with CaptureQueriesContext(connection) as ctx:
             assert sender_api.get(f"/api/v1/escrows/{escrow.pk}").status_code == 200
         counts.append(len(ctx.captured_queries))
-    assert counts[0] == counts[1] <= 8, counts
+    # 9: the read is audited, and allowed_actions' dispute rule reads the escrow's open dispute.
+    assert counts[0] == counts[1] <= 9, counts
 
 
 @pytest.mark.parametrize("deadline_in", [timedelta(0), -timedelta(seconds=1), -timedelta(days=365)])

@@ -8,14 +8,15 @@ import uuid
 import pytest
 from django.urls import URLResolver, get_resolver
 
-from escrow.models import EscrowAgreement, EscrowStatus
+from escrow.disputes import dispute_open
+from escrow.models import Dispute, EscrowAgreement, EscrowStatus, Refund
 from kobatela.accounts.models import ApiKey, User
 from kobatela.events.models import Event
 from payments.models import Payment, Transaction
 from proofs.models import Proof, UploadLink
 from spend.models import Purchase, UsageMandate
 from tests.conftest import assert_error
-from tests.factories import UserFactory
+from tests.factories import UserFactory, actor_for
 from tests.providers.world import clean_photo, doubtful_photo, photo_escrow, tenant_escrow
 from tests.spend.builders import make_mandate
 from webhooks.models import WebhookEndpoint
@@ -64,6 +65,8 @@ def _resources(provider: User) -> dict[str, tuple[type, object]]:
         "proofs": (Proof, Proof.objects.filter(escrow__provider=provider)),
         "payments": (Payment, Payment.objects.filter(escrow__provider=provider)),
         "upload-links": (UploadLink, UploadLink.objects.filter(escrow__provider=provider)),
+        "disputes": (Dispute, Dispute.objects.filter(escrow__provider=provider)),
+        "refunds": (Refund, Refund.objects.none()),
         "users": (User, User.objects.none()),
         "apikeys": (ApiKey, ApiKey.objects.none()),
         "transactions": (Transaction, Transaction.objects.none()),
@@ -74,11 +77,16 @@ def _resources(provider: User) -> dict[str, tuple[type, object]]:
     }
 
 
+# A body every write route of the sweep accepts (unknown fields are ignored), so that what
+# answers is the lookup of the id, not the validation of an empty body.
+PROBE_BODY = {"reason": "BOLA probe", "body": "BOLA probe"}
+
+
 def _call(api, method: str, path: str):
     headers = {"HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex}
     if method == "GET":
         return api.get(path, **headers)
-    return getattr(api, method.lower())(path, {}, format="json", **headers)
+    return getattr(api, method.lower())(path, PROBE_BODY, format="json", **headers)
 
 
 def _answer(response) -> tuple[int, str | None]:
@@ -93,9 +101,11 @@ def test_bola_sweep_a_provider_key_reaches_only_its_own_escrows(keyed_client):
     provider_api = keyed_client(["provider"])
     me = provider_api.user
     own = tenant_escrow(provider=me)
-    tenant_escrow()  # another client, another provider
+    other = tenant_escrow()  # another client, another provider, with a dispute
     tenant_escrow(client=me)  # the provider's account as a client: a provider key does not see it either
     make_mandate()
+    for tenant in (own, other):  # disputes opened by the clients: the provider's own, and another's
+        dispute_open(actor=actor_for(tenant.escrow.client), escrow_id=tenant.escrow.pk, reason="late")
     resources = _resources(me)
     routes = id_routes()
     assert ("POST", "/api/v1/escrows/{id}/mark-delivered", "escrows") in routes
@@ -122,8 +132,13 @@ def test_bola_sweep_a_provider_key_reaches_only_its_own_escrows(keyed_client):
     # What the provider may reach, it reaches; and only that.
     assert answered_own == {
         ("GET", "/api/v1/provider/escrows/{id}"),
+        ("HEAD", "/api/v1/provider/escrows/{id}"),
         ("POST", "/api/v1/escrows/{id}/mark-delivered"),
         ("GET", "/api/v1/proofs/{id}/file-url"),
+        ("POST", "/api/v1/escrows/{id}/disputes"),
+        ("GET", "/api/v1/disputes/{id}"),
+        ("POST", "/api/v1/disputes/{id}/messages"),
+        ("POST", "/api/v1/disputes/{id}/withdraw"),
     }
     own.escrow.refresh_from_db()
 
@@ -137,7 +152,7 @@ def test_provider_inbox_lists_only_provided_escrows_without_client_data(keyed_cl
     assert [e["id"] for e in body["results"]] == [mine.pk]
     read = provider_api.get(f"/api/v1/provider/escrows/{mine.pk}").json()
     assert "client_id" not in read and read["provider_id"] == provider_api.user.pk
-    assert read["allowed_actions"] == ["mark_delivered", "submit_proof"]
+    assert read["allowed_actions"] == ["mark_delivered", "submit_proof", "dispute"]
     assert provider_api.get("/api/v1/provider/escrows?status=DRAFT").json()["results"] == []
     assert_error(provider_api.get("/api/v1/provider/escrows?status=nope"), 400)
 

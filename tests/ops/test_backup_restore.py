@@ -7,6 +7,7 @@ and RTO figures of docs/operations/database-failover-restore.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.databases import ROOT, fresh_database
+from tests.support.databases import ROOT, database_env, fresh_database
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +56,15 @@ print("COUNTS", EscrowAgreement.objects.count(), Payment.objects.count(), Proof.
 """
 
 
-def _env(url: str, media: Path) -> dict[str, str]:
-    """A production-like process environment (not the test settings, whose media folder is per process)."""
+def _env(url: str, media: Path, checkpoints: Path) -> dict[str, str]:
+    """A production-like process environment (not the test settings, whose media folder is per process);
+    the audit checkpoints' sink is the drill's own (it outlives the database, as in production)."""
     return {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_"))},
-            "DJANGO_SETTINGS_MODULE": "kobatela.settings", "DJANGO_ENV": "test", "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "kobatela.settings", "DJANGO_ENV": "test", **database_env(url),
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(64), "DJANGO_SECURE_SSL_REDIRECT": "false",
             "CELERY_TASK_ALWAYS_EAGER": "true", "MEDIA_STORAGE": "local", "MEDIA_ROOT": str(media),
-            "LOG_LEVEL": "WARNING", "PYTHON": sys.executable}
+            "LOG_LEVEL": "WARNING", "PYTHON": sys.executable, "AUDIT_CHECKPOINT_STORAGE": "local",
+            "AUDIT_CHECKPOINT_DIR": str(checkpoints)}
 
 
 def _run(argv: list[str], env: dict[str, str]) -> str:
@@ -76,8 +79,8 @@ def _counts(output: str) -> list[int]:
 
 def test_a_backup_restores_into_a_fresh_database_that_reconciles_and_verifies(tmp_path):
     with fresh_database("kobatela_backup_src") as source, fresh_database("kobatela_backup_dst") as target:
-        source_env = _env(source, tmp_path / "media-source")
-        target_env = _env(target, tmp_path / "media-restored")
+        source_env = _env(source, tmp_path / "media-source", tmp_path / "audit-checkpoints")
+        target_env = _env(target, tmp_path / "media-restored", tmp_path / "audit-checkpoints")
         _run([sys.executable, "manage.py", "migrate", "--noinput"], source_env)
         seeded = _counts(_run([sys.executable, "manage.py", "shell", "-c", SEED], source_env))
         escrows, payments, proofs, audit_rows = seeded
@@ -87,7 +90,9 @@ def test_a_backup_restores_into_a_fresh_database_that_reconciles_and_verifies(tm
         folder = Path(_run(["bash", "scripts/backup.sh", str(tmp_path / "backups")], source_env).splitlines()[-1])
         backup_seconds = time.monotonic() - started
         manifest = (folder / "MANIFEST").read_text()
-        assert "artefacts database storage" in manifest and (folder / "database.dump").stat().st_size > 0
+        assert "artefacts checkpoint database storage" in manifest and (folder / "database.dump").stat().st_size > 0
+        checkpoint = json.loads((folder / "audit-checkpoint.json").read_text())
+        assert checkpoint["verified"] and checkpoint["checkpoint"]["row_count"] >= audit_rows
         assert len(list((folder / "storage").rglob("*.jpg"))) == 3
 
         started = time.monotonic()

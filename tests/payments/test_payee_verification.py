@@ -10,6 +10,7 @@ from django.utils import timezone
 from escrow import services as escrow_services
 from kobatela.accounts.models import PayoutStatus, User
 from kobatela.audit.models import Alert
+from kobatela.core.errors import Conflict
 from kobatela.events.models import Event
 from payments import services as payment_services
 from payments.models import Payment, PaymentStatus
@@ -139,10 +140,14 @@ def test_three_failed_or_returned_payouts_in_a_row_pause_the_provider(django_cap
     alert = Alert.objects.get(type="payee_paused")
     assert alert.data["user_id"] == provider.pk and alert.data["failures_in_row"] == 3
     assert Event.objects.filter(type="payee.paused", account_id=provider.pk).count() == 1
-    # What failed now waits too, and new payouts wait, until someone verifies the payee again.
+    # A FAILED payout is retried only on request (#15), and the request is refused while the
+    # payee is paused; new payouts wait, until someone verifies the payee again.
     with django_capture_on_commit_callbacks(execute=True):
         sweep_later()
-    assert Payment.objects.get(pk=payments[3].pk).blocked_reason == "payee_paused"
+    assert Payment.objects.get(pk=payments[3].pk).status == PaymentStatus.FAILED
+    with pytest.raises(Conflict) as refused:
+        payment_services.payment_execute(payment_id=payments[3].pk, actor="system:test", scoped_to=actor_for(payments[3].owner))
+    assert refused.value.code == "payee_paused"
     assert approved_payout(provider, django_capture_on_commit_callbacks).blocked_reason == "payee_paused"
 
 

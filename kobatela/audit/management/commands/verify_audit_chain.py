@@ -1,4 +1,6 @@
+import json
 from datetime import timedelta
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -15,12 +17,20 @@ class Command(BaseCommand):
                             help="Skip the external checkpoints (the chain's own consistency only).")
         parser.add_argument("--days", type=int, default=None,
                             help="Only the external checkpoints of the last N days (default: all of them).")
+        parser.add_argument("--checkpoint", action="append", default=[], metavar="FILE",
+                            help="Also a signed checkpoint document (JSON), e.g. the one a backup carries.")
 
     def handle(self, *args, **options):
         since = None
         if options["days"] is not None:
             since = f"{timezone.now() - timedelta(days=options['days']):%Y-%m-%d}"
-        report = audit_chain_verify(external=not options["no_external"], since_day=since)
+        documents = []
+        for name in options["checkpoint"]:
+            try:
+                documents.append((name, json.loads(Path(name).read_text())))
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"{name}: cannot read a checkpoint document ({exc})") from exc
+        report = audit_chain_verify(external=not options["no_external"], since_day=since, documents=documents)
         latest = report.latest_checkpoint
         summary = (f"{report.checked} sealed rows (up to seq {report.head_seq}), {report.unsealed} not sealed yet, "
                    f"{report.checkpoints_checked} signed checkpoints"
