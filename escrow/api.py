@@ -173,6 +173,7 @@ class EscrowReadForCallerSerializer(EscrowReadSerializer):
     allowed_actions = serializers.ListField(child=serializers.ChoiceField(choices=sorted(ACTIONS)), read_only=True)
 
 
+@extend_schema_serializer(component_name="ProviderEscrowRead")
 class ProviderEscrowReadSerializer(EscrowReadForCallerSerializer):
     """EscrowRead for its provider: without the client's personal data (no client id)."""
 
@@ -192,6 +193,7 @@ class DeadlineOutcomeSerializer(serializers.Serializer):
     refunded = serializers.DecimalField(max_digits=18, decimal_places=2)
 
 
+@extend_schema_serializer(component_name="EscrowDeadlineChecked")
 class EscrowDeadlineCheckedSerializer(EscrowReadForCallerSerializer):
     deadline_outcome = DeadlineOutcomeSerializer(help_text="What the deadline policy did on this call.")
 

@@ -163,6 +163,11 @@ def sender_api(db) -> KeyedClient:
 
 
 @pytest.fixture
+def provider_api(db) -> KeyedClient:
+    return _keyed_client(["provider"])
+
+
+@pytest.fixture
 def anon_api() -> APIClient:
     return APIClient()
 

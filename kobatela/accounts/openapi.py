@@ -140,9 +140,13 @@ class AutoSchema(SpectacularAutoSchema):
         for status in sorted(self._error_statuses(operation) | codes.statuses() | declared):
             if not codes.enum.get(status) and not codes.patterns.get(status):
                 codes.add(status, error_codes.fallback_code(status) or "error")
+            # A view that answers this status with a page for a person (the upload link's "this
+            # link is closed", text/html) keeps its declared content; every other error is JSON.
+            pages = {media: body for media, body in responses.get(str(status), {}).get("content", {}).items()
+                     if "json" not in media}
             responses[str(status)] = {
                 "description": _error_description(status, codes),
-                "content": {"application/json": {"schema": _error_schema(codes.code_schema(status))}},
+                "content": pages or {"application/json": {"schema": _error_schema(codes.code_schema(status))}},
             }
         for status, response in responses.items():
             if status.startswith("2") and not response.get("description"):

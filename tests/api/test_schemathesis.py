@@ -106,6 +106,8 @@ class Seeds:
 
     def __init__(self, api) -> None:
         self.user, self.actor = api.user, actor_for(api.user)
+        # A provider key's objects are the escrows its account provides (it sees no other).
+        self.as_provider = "provider" in api.api_key.scopes
         self._ids: dict[str, list[int]] = {}
 
     def ids(self, resource: str) -> list[int]:
@@ -121,8 +123,14 @@ class Seeds:
         spare, _ = api_key_create(actor="system:test", user=self.user, name="spare", scopes=["sender"])
         return [spare.pk]  # never the test's own key: DELETE revokes it
 
+    def _party(self) -> dict:
+        return {"provider": self.user} if self.as_provider else {"client": self.user}
+
     def _escrows(self):
-        return [make_escrow(client=self.user).pk, fund(make_escrow(client=self.user, amounts=("60.00", "40.00"))).pk]
+        return [make_escrow(**self._party()).pk, fund(make_escrow(**self._party(), amounts=("60.00", "40.00"))).pk]
+
+    def _provider(self):  # /provider/escrows/{id}
+        return self._escrows()
 
     def _events(self):
         make_escrow(client=self.user)
@@ -226,7 +234,7 @@ def _aim_at_seeded(case, seeds: Seeds, turn: int) -> None:
 
 # The scopes whose keys run every operation: one line per scope (a ``<scope>_api``
 # fixture in tests/conftest.py makes the key).
-KEYS = ["admin", "sender"]
+KEYS = ["admin", "sender", "provider"]
 
 
 @pytest.mark.parametrize("keyed", KEYS, indirect=True)
