@@ -30,9 +30,9 @@ from escrow.actions import (
     UPLOAD_LINK_FROM,
     current_milestone,
 )
-from escrow.disputes import dispute_coverage, escrow_dispute_refusal
+from escrow.disputes import DISPUTABLE_ESCROW_STATUSES, dispute_coverage, escrow_dispute_refusal
 from escrow.models import DisputeParty, EscrowAgreement, Milestone
-from escrow.refunds import escrow_refund_refusal
+from escrow.refunds import REFUNDABLE_STATUSES, escrow_refund_refusal
 from escrow.selectors import escrow_open_dispute, escrow_party_of
 from escrow.services import escrow_cancel_refusal
 from kobatela.core.actor import Actor
@@ -48,8 +48,8 @@ def _client_or_admin(actor: Actor, escrow: EscrowAgreement) -> bool:
 def may_dispute(actor: Actor, escrow: EscrowAgreement) -> bool:
     """The client or the provider, on a funded escrow with no open dispute and something not yet paid out."""
     party = escrow_party_of(actor, escrow)
-    if party is None:
-        return False
+    if party is None or escrow.status not in DISPUTABLE_ESCROW_STATUSES:
+        return False  # the service's first refusals, decided from the row alone (no query)
     _, held = dispute_coverage(escrow, lock=False)
     return escrow_dispute_refusal(escrow, party=party, disputed=escrow_open_dispute(escrow.pk) is not None,
                                   coverable=held > 0) is None
@@ -57,8 +57,10 @@ def may_dispute(actor: Actor, escrow: EscrowAgreement) -> bool:
 
 def may_refund(actor: Actor, escrow: EscrowAgreement) -> bool:
     """The client (or an admin), with something refundable and no dispute open."""
-    return _client_or_admin(actor, escrow) and escrow_refund_refusal(
-        escrow, disputed=escrow_open_dispute(escrow.pk) is not None) is None
+    if not _client_or_admin(actor, escrow) or escrow.status not in REFUNDABLE_STATUSES \
+            or escrow.amount_funded <= escrow.amount_released + escrow.amount_refunded:
+        return False  # nothing held at all: the service's refusal, decided from the row alone (no query)
+    return escrow_refund_refusal(escrow, disputed=escrow_open_dispute(escrow.pk) is not None) is None
 
 
 def may_cancel(actor: Actor, escrow: EscrowAgreement) -> bool:
