@@ -15,7 +15,7 @@ finds this file by itself; the command line still wins).
 import os
 
 logger_class = "kobatela.core.gunicorn_logging.JsonLogger"
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # "-": stdout (JSON); empty: no access log
 errorlog = "-"
 
 

@@ -110,6 +110,9 @@ export CELERY_TASK_ALWAYS_EAGER=true
 # One API key drives every request: a per-key limit that never answers 429, still
 # counted in Redis on every request as in production (its cost is in the figures).
 export RATE_LIMIT_BURST_PER_SECOND=1000000 RATE_LIMIT_PER_MINUTE=60000000
+# No access log line per request, as in the figures before #18 (a deployment ships
+# them to its log pipeline; the app's own logs stay at WARNING).
+export GUNICORN_ACCESS_LOG=
 export REDIS_URL CELERY_BROKER_URL DATABASE_URL
 
 log "migrating"

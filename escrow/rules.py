@@ -31,7 +31,7 @@ from escrow.actions import (
     current_milestone,
 )
 from escrow.disputes import DISPUTABLE_ESCROW_STATUSES, dispute_coverage, escrow_dispute_refusal
-from escrow.models import DisputeParty, EscrowAgreement, Milestone
+from escrow.models import DisputeParty, EscrowAgreement, EscrowStatus, Milestone
 from escrow.refunds import REFUNDABLE_STATUSES, escrow_refund_refusal
 from escrow.selectors import escrow_open_dispute, escrow_party_of
 from escrow.services import escrow_cancel_refusal
@@ -60,6 +60,10 @@ def may_refund(actor: Actor, escrow: EscrowAgreement) -> bool:
     if not _client_or_admin(actor, escrow) or escrow.status not in REFUNDABLE_STATUSES \
             or escrow.amount_funded <= escrow.amount_released + escrow.amount_refunded:
         return False  # nothing held at all: the service's refusal, decided from the row alone (no query)
+    if escrow.status == EscrowStatus.DRAFT:
+        # A draft has no dispute (disputes need a funded escrow) and no payout promised (payouts
+        # need an approval): the service's refusal reduces to the funds it holds, checked above.
+        return True
     return escrow_refund_refusal(escrow, disputed=escrow_open_dispute(escrow.pk) is not None) is None
 
 

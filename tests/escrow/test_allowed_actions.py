@@ -30,6 +30,14 @@ def draft(client, provider):
     return photo_escrow(client=client, provider=provider, amounts=("100.00",), funded=False)
 
 
+def part_funded(client, provider):
+    from decimal import Decimal
+
+    from tests.factories import fund
+
+    return fund(draft(client, provider), Decimal("40.00"))
+
+
 def funded(client, provider):
     return photo_escrow(client=client, provider=provider, amounts=("100.00",))
 
@@ -56,7 +64,7 @@ def released(client, provider, capture):
     return escrow
 
 
-SCENARIOS = ["draft", "funded", "releasable", "all_approved", "released"]
+SCENARIOS = ["draft", "part_funded", "funded", "releasable", "all_approved", "released"]
 CALLERS = ["client", "provider", "admin", "support"]
 
 
@@ -117,6 +125,8 @@ def test_listed_actions_succeed_and_the_others_are_refused(scenario, django_capt
     expected = {
         "draft": {"client": ["deposit", "create_upload_link", "cancel"], "provider": [],
                   "admin": ["create_upload_link", "cancel"]},
+        "part_funded": {"client": ["deposit", "create_upload_link", "refund"], "provider": [],
+                        "admin": ["create_upload_link", "refund"]},
         "funded": {"client": ["mark_delivered", "submit_proof", "approve", "create_upload_link", "dispute", "refund"],
                    "provider": ["mark_delivered", "submit_proof", "dispute"], "admin": ["create_upload_link", "refund"]},
         "releasable": {"client": ["submit_proof", "approve", "reject", "create_upload_link", "dispute", "refund"],
