@@ -33,7 +33,7 @@ from escrow.actions import (
 from escrow.disputes import DISPUTABLE_ESCROW_STATUSES, dispute_coverage, escrow_dispute_refusal
 from escrow.models import DisputeParty, EscrowAgreement, EscrowStatus, Milestone
 from escrow.refunds import REFUNDABLE_STATUSES, escrow_refund_refusal
-from escrow.selectors import escrow_open_dispute, escrow_party_of
+from escrow.selectors import disputed_milestone_ids, escrow_open_dispute, escrow_party_of
 from escrow.services import escrow_cancel_refusal
 from kobatela.core.actor import Actor
 from kobatela.core.scopes import Scope
@@ -88,7 +88,11 @@ def _proof_welcome(actor: Actor, escrow: EscrowAgreement, milestones: list[Miles
 
 
 def _something_to_approve(actor: Actor, escrow: EscrowAgreement, milestones: list[Milestone]) -> bool:
-    return escrow.status in APPROVE_FROM and any(m.status in OPEN_MILESTONE_STATUSES for m in milestones)
+    """As ``escrow_client_approve``: an open milestone that no open dispute covers (its dispute decides it)."""
+    if escrow.status not in APPROVE_FROM:
+        return False
+    open_ids = {m.pk for m in milestones if m.status in OPEN_MILESTONE_STATUSES}
+    return bool(open_ids) and bool(open_ids - disputed_milestone_ids(escrow.pk))
 
 
 def _link_possible(actor: Actor, escrow: EscrowAgreement, milestones: list[Milestone]) -> bool:

@@ -308,6 +308,9 @@ def escrow_client_approve(*, actor: Actor, escrow_id: int, note: str = "") -> Es
             if m.status in OPEN_MILESTONE_STATUSES and m.pk not in disputed
         ]
         if not approved:
+            if disputed:
+                raise Conflict("nothing_to_approve", "The milestones left are under an open dispute: "
+                               "its resolution decides them.", details={"disputed_milestone_ids": sorted(disputed)})
             raise Conflict("nothing_to_approve", "Every milestone is already approved.")
         _event(escrow, "client_approved", actor, {"note": note, "milestones": len(approved)})
         audit.record(actor, "escrow.client_approved", escrow, {"note": note, "milestones": len(approved)})

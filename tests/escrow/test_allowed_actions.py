@@ -42,6 +42,14 @@ def funded(client, provider):
     return photo_escrow(client=client, provider=provider, amounts=("100.00",))
 
 
+def disputed(client, provider):
+    from escrow.disputes import dispute_open
+
+    escrow = funded(client, provider)
+    dispute_open(actor=actor_for(client), escrow_id=escrow.pk, reason="the work is late")
+    return escrow
+
+
 def releasable(client, provider):
     escrow = funded(client, provider)
     _proof(escrow, doubtful_photo())
@@ -64,7 +72,7 @@ def released(client, provider, capture):
     return escrow
 
 
-SCENARIOS = ["draft", "part_funded", "funded", "releasable", "all_approved", "released"]
+SCENARIOS = ["draft", "part_funded", "funded", "disputed", "releasable", "all_approved", "released"]
 CALLERS = ["client", "provider", "admin", "support"]
 
 
@@ -129,6 +137,8 @@ def test_listed_actions_succeed_and_the_others_are_refused(scenario, django_capt
                         "admin": ["create_upload_link", "refund"]},
         "funded": {"client": ["mark_delivered", "submit_proof", "approve", "create_upload_link", "dispute", "refund"],
                    "provider": ["mark_delivered", "submit_proof", "dispute"], "admin": ["create_upload_link", "refund"]},
+        "disputed": {"client": ["mark_delivered", "submit_proof", "create_upload_link"],
+                     "provider": ["mark_delivered", "submit_proof"], "admin": ["create_upload_link"]},
         "releasable": {"client": ["submit_proof", "approve", "reject", "create_upload_link", "dispute", "refund"],
                        "provider": ["submit_proof", "dispute"], "admin": ["create_upload_link", "refund"]},
         "all_approved": {"client": ["reject"], "provider": [], "admin": []},
