@@ -11,7 +11,10 @@ event                                                  stored    reason (example
 a type we do not act on (whatever its metadata:        IGNORED   event_type_not_handled
 Stripe copies a PaymentIntent's onto its Charge)
 a type we act on whose object carries none of our      IGNORED   not_ours
-metadata keys (``escrow_id``, ``payment_id``)
+metadata keys (``escrow_id``, ``payment_id``,
+``refund_id``)
+a refund event whose Refund is not final yet           IGNORED   refund_not_final
+(``pending``, ``requires_action``)
 our keys, but the object or data is unusable           FAILED    unexpected_object,
 (schema, wrong object, a transfer not ours)                      invalid_event_data,
                                                                  transfer_group_mismatch
@@ -23,6 +26,18 @@ look like ours, so something of ours (or someone holding our secret) is
 wrong. A usable event refused by a business rule (an amount mismatch, a
 transition the payment cannot make) is FAILED too, without an alert, as
 before.
+
+Refunds: every refund event (``refund.created``, ``refund.updated``,
+``charge.refund.updated``, ``refund.failed``) carries the Refund, and its
+``status`` decides — ``succeeded`` → ``refund.settled``, ``failed`` or
+``canceled`` → ``refund.failed`` (``failure_reason`` as the failure code),
+anything else waits for a later event. Our refund is the one named by
+``metadata.refund_id`` (set by ``payments.psp.stripe_adapter.create_refund``,
+which sends it with the key ``refund-<id>``); a Refund whose id is not the
+one ours was sent as moves nothing (``refund_psp_ref_mismatch``). Stripe does
+not promise the order of events: a ``succeeded`` arriving after a ``failed``
+(or the reverse) is refused by the refund's state (409), stored FAILED for
+support, and moves nothing.
 """
 
 from __future__ import annotations
