@@ -42,8 +42,9 @@ class DeadlineOutcome:
     refund_id: int | None = None  # the Refund the ``refund`` policy booked, if any
 
     def as_dict(self) -> dict[str, Any]:
+        """``deadline_outcome`` as the API answers it (the contract's fields)."""
         return {"applied": self.applied, "policy": self.policy, "approved": list(self.approved_idx),
-                "notified": list(self.notified_idx), "refunded": str(self.refunded), "refund_id": self.refund_id}
+                "notified": list(self.notified_idx), "refunded": str(self.refunded)}
 
 
 def _refund_remaining(*, actor: Actor | str, escrow: EscrowAgreement) -> Refund | None:
@@ -105,12 +106,13 @@ def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime |
         escrow.save(update_fields=["deadline_handled_at", "updated_at"])
         outcome = DeadlineOutcome(True, policy, tuple(approved), tuple(notified),
                                   refund.amount if refund else ZERO, refund.pk if refund else None)
-        _event(escrow, "deadline_passed", actor, outcome.as_dict())
+        recorded = {**outcome.as_dict(), "refund_id": outcome.refund_id}
+        _event(escrow, "deadline_passed", actor, recorded)
         if notified:
             audit.alert_raise(type="escrow_deadline_missed", actor=actor,
                               message=f"Escrow #{escrow.pk} passed its deadline with milestones {notified} unproven.",
                               data={"escrow_id": escrow.pk, "milestones": notified})
-        audit.record(actor, "escrow.deadline_applied", escrow, outcome.as_dict())
+        audit.record(actor, "escrow.deadline_applied", escrow, recorded)
     return outcome
 
 
