@@ -7,7 +7,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from escrow import disputes, refunds, selectors, services
+from escrow import deadlines, disputes, refunds, selectors, services
 from escrow.models import (
     Dispute,
     DisputeStatus,
@@ -393,7 +393,7 @@ class EscrowViewSet(ScopedViewSet):
     @extend_schema(request=None, responses={200: EscrowDeadlineCheckedSerializer})
     @action(detail=True, methods=["post"], url_path="check-deadline")
     def check_deadline(self, request, pk=None):
-        outcome = services.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
+        outcome = deadlines.escrow_check_deadline(actor=self.actor, escrow_id=int(pk))
         escrow = selectors.escrow_list_for(self.actor).get(pk=pk)  # milestones prefetched, after the service committed
         # EscrowRead like every other lifecycle action, with what the policy did added.
         return Response({**escrow_body(escrow, self.actor), "deadline_outcome": outcome.as_dict()})

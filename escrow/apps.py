@@ -8,9 +8,10 @@ class EscrowConfig(AppConfig):
     def ready(self) -> None:
         from escrow import reconcile
         from escrow.api import DisputeReadSerializer, EscrowReadSerializer, RefundReadSerializer
+        from escrow.deadlines import escrows_apply_deadlines
         from escrow.models import Dispute, EscrowAgreement, Refund
         from escrow.refunds import refunds_sweep
-        from escrow.services import _milestone_disputed_hold, escrow_release_due_inspections, escrows_apply_deadlines
+        from escrow.services import _milestone_disputed_hold, escrow_release_due_inspections
         from kobatela.core.clock import register_clock_job
         from kobatela.events.registry import register_resource
         from payments.holds import register_hold_check

@@ -136,6 +136,14 @@ def _locked_escrow_and_refund(refund_id: int) -> tuple[EscrowAgreement, Refund]:
     return escrow_lock(escrow_id), refund_lock(refund_id)
 
 
+def _check_psp_ref(refund: Refund, psp_ref: str) -> None:
+    """A report naming another PSP refund than the one ours was sent as (someone else's
+    refund carrying our metadata) moves nothing. Before the send is recorded, any counts."""
+    if psp_ref and refund.psp_ref and psp_ref != refund.psp_ref:
+        raise Unprocessable("refund_psp_ref_mismatch", "The PSP reports another refund than the one this refund is.",
+                            details={"expected": refund.psp_ref, "reported": psp_ref})
+
+
 def refund_settle(*, actor: Actor | str, refund_id: int, psp_ref: str = "", amount: Decimal | None = None,
                   currency: str | None = None) -> Refund:
     """``refund.settled``: the client has the money. A repeated report changes nothing."""
@@ -143,6 +151,7 @@ def refund_settle(*, actor: Actor | str, refund_id: int, psp_ref: str = "", amou
         escrow, refund = _locked_escrow_and_refund(refund_id)
         if refund.status == RefundStatus.SETTLED:
             return refund
+        _check_psp_ref(refund, psp_ref)
         if (amount is not None and amount != refund.amount) or (currency is not None and currency != refund.currency):
             raise Unprocessable("refund_amount_mismatch", "The PSP reports another amount or currency for this refund.",
                                 details={"expected": f"{refund.amount} {refund.currency}",
@@ -158,17 +167,20 @@ def refund_settle(*, actor: Actor | str, refund_id: int, psp_ref: str = "", amou
     return refund
 
 
-def refund_fail(*, actor: Actor | str, refund_id: int, failure_code: str = "", reason: str = "") -> Refund:
+def refund_fail(*, actor: Actor | str, refund_id: int, failure_code: str = "", reason: str = "",
+                psp_ref: str = "") -> Refund:
     """``refund.failed`` (or the PSP refused the request): the money is booked back into
     the escrow, refundable again; an Alert is raised. A repeated report changes nothing."""
     with service_transaction():
         escrow, refund = _locked_escrow_and_refund(refund_id)
         if refund.status == RefundStatus.FAILED:
             return refund
+        _check_psp_ref(refund, psp_ref)
         transition(refund, RefundStatus.FAILED)  # a SETTLED refund cannot fail: 409 refund_is_settled
+        refund.psp_ref = refund.psp_ref or psp_ref
         refund.failure_code = (failure_code or "refund_failed")[:64]
         refund.last_error = (reason or "The PSP reported the refund failed.")[:500]
-        refund.save(update_fields=["status", "failure_code", "last_error", "updated_at"])
+        refund.save(update_fields=["status", "psp_ref", "failure_code", "last_error", "updated_at"])
         ledger.transfer(movement=f"refund_failed:{refund.pk}", kind=LedgerEntry.Kind.ESCROW_REFUND,
                         currency=refund.currency, amount=refund.amount, source=ledger.PSP_CLEARING,
                         target=ledger.escrow_account(escrow.pk))

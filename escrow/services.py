@@ -6,12 +6,10 @@ two services touching the same escrow queue up instead of deadlocking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
@@ -47,7 +45,7 @@ from payments import services as payment_services
 from payments.models import LedgerEntry, Payment, PaymentStatus
 from payments.psp import get_provider
 from payments.psp.base import FundingSession, FundingSessionRequest
-from payments.selectors import COMMITTED_PAYMENT_STATUSES, escrow_available_balance, payment_escrow_id
+from payments.selectors import COMMITTED_PAYMENT_STATUSES, payment_escrow_id
 
 # --- helpers -------------------------------------------------------------------
 
@@ -438,101 +436,6 @@ def _apply_payout_returned(*, actor: Actor | str, escrow: EscrowAgreement, payme
     _event(escrow, "payout_refunded", actor, {"payment_id": payment.pk, "amount": payment.amount})
     if "status" in fields:
         events.emit(account_id=escrow.client_id, type="escrow.releasable", resource=escrow)
-
-
-# --- refunds and deadlines ------------------------------------------------------------
-
-
-def _refund_remaining(*, actor: Actor | str, escrow: EscrowAgreement, reason: str) -> Decimal:
-    """Return what the (locked) escrow holds and has promised to no payout."""
-    refundable = escrow_available_balance(escrow)
-    if refundable > 0:
-        ledger.transfer(movement=f"escrow_refund:{escrow.pk}:{escrow.amount_refunded + refundable}",
-                        kind=LedgerEntry.Kind.ESCROW_REFUND, currency=escrow.currency, amount=refundable,
-                        source=ledger.escrow_account(escrow.pk), target=ledger.PSP_CLEARING)
-        escrow.amount_refunded += refundable
-    transition(escrow, EscrowStatus.REFUNDED)
-    escrow.save(update_fields=["status", "amount_refunded", "updated_at"])
-    _event(escrow, "refunded", actor, {"amount": refundable, "reason": reason})
-    events.emit(account_id=escrow.client_id, type="escrow.refunded", resource=escrow)
-    audit.record(actor, "escrow.refunded", escrow, {"amount": refundable, "reason": reason})
-    return refundable
-
-
-@dataclass(frozen=True)
-class DeadlineOutcome:
-    applied: bool
-    policy: str
-    approved_idx: tuple[int, ...] = ()
-    notified_idx: tuple[int, ...] = ()
-    refunded: Decimal = ZERO
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"applied": self.applied, "policy": self.policy, "approved": list(self.approved_idx),
-                "notified": list(self.notified_idx), "refunded": str(self.refunded)}
-
-
-def escrow_check_deadline(*, actor: Actor | str, escrow_id: int, now: datetime | None = None) -> DeadlineOutcome:
-    """Apply ``ESCROW_DEADLINE_POLICY`` once ``deadline_at`` has passed on a funded escrow.
-
-    Policies (per milestone not yet approved):
-
-    - ``auto_approve`` (default): a milestone with a proof waiting for review
-      is approved and paid — the client let the deadline pass without
-      disputing it; one with no proof is left as it is and the owner is
-      notified (an escrow event and an operator alert).
-    - ``notify``: never moves money; only the notification above, for all.
-    - ``refund``: what no approved milestone needs goes back to the client
-      and the escrow becomes REFUNDED.
-
-    Idempotent: an escrow is handled once (``deadline_handled_at``); later
-    calls report ``applied: false``.
-    """
-    policy = settings.ESCROW_DEADLINE_POLICY
-    now = now or clock.now()
-    scoped_actor = actor if isinstance(actor, Actor) else None
-    with service_transaction():
-        escrow = escrow_lock(escrow_id, scoped_actor)
-        if (escrow.deadline_at > now or escrow.deadline_handled_at is not None
-                or escrow.status not in (EscrowStatus.FUNDED, EscrowStatus.RELEASABLE)):
-            return DeadlineOutcome(applied=False, policy=policy)
-        disputed = disputed_milestone_ids(escrow.pk)  # the deadline policy does not run on disputed milestones
-        open_milestones = [m for m in escrow_milestones_lock(escrow)
-                           if m.status in Milestone.OPEN_STATUSES and m.pk not in disputed]
-        approved: list[int] = []
-        notified: list[int] = []
-        refunded = ZERO
-        if policy == "refund" and disputed:
-            notified = [m.idx for m in open_milestones]  # the dispute decides where the money goes
-        elif policy == "refund":
-            refunded = _refund_remaining(actor=actor, escrow=escrow, reason="deadline_passed")
-        else:
-            for m in open_milestones:
-                if policy == "auto_approve" and m.status == MilestoneStatus.PENDING_REVIEW:
-                    milestone_approve(actor=actor, escrow=escrow, milestone=m, reason="deadline_auto_approved")
-                    approved.append(m.idx)
-                else:
-                    notified.append(m.idx)
-        escrow.deadline_handled_at = now
-        escrow.save(update_fields=["deadline_handled_at", "updated_at"])
-        outcome = DeadlineOutcome(True, policy, tuple(approved), tuple(notified), refunded)
-        _event(escrow, "deadline_passed", actor, outcome.as_dict())
-        if notified:
-            audit.alert_raise(type="escrow_deadline_missed", actor=actor,
-                              message=f"Escrow #{escrow.pk} passed its deadline with milestones {notified} unproven.",
-                              data={"escrow_id": escrow.pk, "milestones": notified})
-        audit.record(actor, "escrow.deadline_applied", escrow, outcome.as_dict())
-    return outcome
-
-
-def escrows_apply_deadlines(*, now: datetime | None = None, limit: int = 500) -> int:
-    """The beat job's body: every funded escrow past its deadline, once."""
-    now = now or clock.now()
-    due = (EscrowAgreement.objects
-           .filter(deadline_at__lte=now, deadline_handled_at__isnull=True,
-                   status__in=[EscrowStatus.FUNDED, EscrowStatus.RELEASABLE])
-           .order_by("deadline_at").values_list("pk", flat=True)[:limit])
-    return sum(escrow_check_deadline(actor=Actor.system("deadline_job"), escrow_id=pk, now=now).applied for pk in due)
 
 
 # --- inspection windows -----------------------------------------------------------------

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from escrow import refunds, services
+from escrow import deadlines, refunds, services
 from kobatela.core.actor import Actor
 from kobatela.core.locks import periodic_job
 
@@ -10,7 +10,7 @@ from kobatela.core.locks import periodic_job
 @shared_task
 def apply_deadlines() -> int:
     with periodic_job("escrow_deadlines") as acquired:
-        return services.escrows_apply_deadlines() if acquired else 0
+        return deadlines.escrows_apply_deadlines() if acquired else 0
 
 
 @shared_task

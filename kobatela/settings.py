@@ -380,7 +380,7 @@ PSP_WEBHOOK_TOLERANCE_SECONDS = env.int("PSP_WEBHOOK_TOLERANCE_SECONDS", default
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
 
 # Past an escrow's deadline: auto_approve (default) | notify | refund — see
-# escrow.services.escrow_check_deadline for what each does.
+# escrow.deadlines.escrow_check_deadline for what each does.
 ESCROW_DEADLINE_POLICY = env.str("ESCROW_DEADLINE_POLICY", default="auto_approve")
 # Payout retries (sweeper): attempts before giving up with an Alert, and the
 # base of the exponential backoff between them.

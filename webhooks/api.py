@@ -80,7 +80,7 @@ class StripeObjectSerializer(serializers.Serializer):
     object = serializers.ChoiceField(choices=sorted({object_type for _, object_type, _ in
                                                      stripe.STRIPE_EVENTS.values()}))
     metadata = serializers.DictField(child=serializers.CharField(), required=False,
-                                     help_text="Kobatela's keys: `escrow_id` or `payment_id`.")
+                                     help_text="Kobatela's keys: `escrow_id`, `payment_id` or `refund_id`.")
 
 
 class StripeEventSerializer(serializers.Serializer):

@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -6,8 +7,9 @@ import time_machine
 from django.db import transaction
 from django.utils import timezone
 
-from escrow import services
-from escrow.models import EscrowAgreement, EscrowStatus, Milestone, MilestoneStatus
+from escrow import deadlines, services
+from escrow.models import EscrowAgreement, EscrowStatus, Milestone, MilestoneStatus, Refund, RefundStatus
+from escrow.refunds import refund_settle, refunds_sweep
 from escrow.selectors import escrow_lock
 from kobatela.audit.models import Alert
 from kobatela.core.errors import Conflict
@@ -177,12 +179,14 @@ def test_deadline_notify_policy_never_moves_money(settings):
     escrow = fund(make_escrow(deadline_in=timedelta(hours=1)))
     _put_in_review(escrow)
     with time_machine.travel(timezone.now() + timedelta(hours=2)):
-        outcome = services.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
+        outcome = deadlines.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
     assert outcome.approved_idx == () and outcome.notified_idx == (1,)
     assert not Payment.objects.filter(escrow=escrow).exists()
 
 
-def test_deadline_refund_policy_returns_the_rest(settings, django_capture_on_commit_callbacks):
+def test_deadline_refund_policy_returns_the_rest_through_the_psp(settings, django_capture_on_commit_callbacks):
+    """The ``refund`` policy refunds what no approved milestone needs through the refund service:
+    a Refund row sent to the PSP; the escrow ends when the refund and the payout have settled."""
     settings.ESCROW_DEADLINE_POLICY = "refund"
     escrow = fund(make_escrow(amounts=("70.00", "30.00"), deadline_in=timedelta(hours=1)))
     with django_capture_on_commit_callbacks(execute=True):
@@ -190,20 +194,85 @@ def test_deadline_refund_policy_returns_the_rest(settings, django_capture_on_com
             locked = escrow_lock(escrow.pk)
             services.milestone_approve(actor="system:test", escrow=locked, milestone=locked.milestones.get(idx=1),
                                        reason="test")
-    with time_machine.travel(timezone.now() + timedelta(hours=2)):
-        outcome = services.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
+    payout = Payment.objects.get(escrow=escrow)
+    with time_machine.travel(timezone.now() + timedelta(hours=2)), \
+            django_capture_on_commit_callbacks(execute=True):
+        outcome = deadlines.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
+    refund = Refund.objects.get(escrow=escrow)
+    assert outcome.refunded == Decimal("30.00") and outcome.refund_id == refund.pk
+    assert (refund.amount, refund.status, refund.reason) == (Decimal("30.00"), RefundStatus.SENT, "deadline_passed")
     escrow.refresh_from_db()
-    assert outcome.refunded == Decimal("30.00")
-    assert escrow.status == EscrowStatus.REFUNDED and escrow.amount_refunded == Decimal("30.00")
+    assert escrow.status == EscrowStatus.FUNDED and escrow.amount_refunded == Decimal("30.00")
     assert reconcile() == []
+    refund_settle(actor="system:test", refund_id=refund.pk, psp_ref=refund.psp_ref)
+    escrow.refresh_from_db()
+    assert escrow.status == EscrowStatus.FUNDED  # the payout is still on its way
+    payout.refresh_from_db()
+    services.escrow_settle_payout(actor="system:test", payment_id=payout.pk, psp_ref=payout.psp_ref)
+    escrow.refresh_from_db()
+    # As the refund path ends an escrow part paid, part refunded.
+    assert (escrow.status, escrow.amount_released, escrow.amount_refunded) == (
+        EscrowStatus.RELEASED, Decimal("70.00"), Decimal("30.00"))
+    assert reconcile() == []
+
+
+def test_deadline_refund_policy_requests_one_psp_refund_and_ends_refunded(settings, monkeypatch,
+                                                                           django_capture_on_commit_callbacks):
+    """The beat job, a second beat, the client's check-deadline and the refund sweeper all run
+    past the deadline: one Refund row, one PSP refund (sandbox, key ``refund-<id>``, one attempt);
+    the sandbox PSP's signed refund.settled makes the escrow REFUNDED; replayed, nothing more."""
+    from django.test import Client
+
+    from kobatela.events.models import Event
+    from payments.ledger import balance, escrow_account
+    from payments.psp import sandbox
+    from tests.webhooks.test_psp_webhook import SECRET, sign_headers
+
+    monkeypatch.setenv("PSP_WEBHOOK_SECRET", SECRET)
+    sandbox.reset()
+    settings.ESCROW_DEADLINE_POLICY = "refund"
+    escrow = fund(make_escrow(amounts=("60.00", "40.00"), deadline_in=timedelta(hours=1)))
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert deadlines.escrows_apply_deadlines() == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            assert deadlines.escrows_apply_deadlines() == 0
+            assert deadlines.escrow_check_deadline(actor=actor_for(escrow.client), escrow_id=escrow.pk).applied is False
+        assert refunds_sweep(pending_grace_seconds=0) == 0  # SENT: nothing left for the sweeper
+    refund = Refund.objects.get(escrow=escrow)
+    assert (refund.amount, refund.status, refund.attempts, refund.created_by) == (
+        Decimal("100.00"), RefundStatus.SENT, 1, "system:deadline_job")
+    assert list(sandbox.recorded_refunds()) == [f"refund-{refund.pk}"]
+    assert sandbox.recorded_refunds()[f"refund-{refund.pk}"].amount == Decimal("100.00")
+    escrow.refresh_from_db()
+    assert (escrow.status, escrow.amount_refunded) == (EscrowStatus.FUNDED, Decimal("100.00"))
+    assert Event.objects.filter(type="refund.created").count() == 1
+    assert reconcile() == []
+
+    body = json.dumps({"type": "refund.settled", "data": {"refund_id": refund.pk, "psp_ref": refund.psp_ref,
+                                                          "amount": "100.00", "currency": refund.currency}}).encode()
+    for _ in range(2):  # the second is the same message again: a duplicate
+        response = Client().post("/api/v1/psp/webhook", data=body, content_type="application/json",
+                                 headers=sign_headers(body, msg_id="msg-deadline-refund"))
+        assert response.status_code == 200, response.content
+    assert response.json() == {"duplicate": True}
+    refund.refresh_from_db()
+    escrow.refresh_from_db()
+    assert refund.status == RefundStatus.SETTLED
+    assert (escrow.status, escrow.amount_refunded) == (EscrowStatus.REFUNDED, Decimal("100.00"))
+    assert balance(escrow_account(escrow.pk)) == 0
+    assert Event.objects.filter(type="escrow.refunded").count() == 1
+    assert list(sandbox.recorded_refunds()) == [f"refund-{refund.pk}"]
+    assert reconcile() == []
+    sandbox.reset()
 
 
 def test_beat_job_applies_due_deadlines_once():
     due = fund(make_escrow(deadline_in=timedelta(hours=1)))
     not_due = fund(make_escrow(deadline_in=timedelta(days=5)))
     with time_machine.travel(timezone.now() + timedelta(hours=2)):
-        assert services.escrows_apply_deadlines() == 1
-        assert services.escrows_apply_deadlines() == 0
+        assert deadlines.escrows_apply_deadlines() == 1
+        assert deadlines.escrows_apply_deadlines() == 0
     due.refresh_from_db(), not_due.refresh_from_db()
     assert due.deadline_handled_at is not None and not_due.deadline_handled_at is None
 
@@ -221,6 +290,6 @@ def test_milestone_payouts_and_payee_spends_share_the_escrow_funds(sender_api, s
     assert not Payment.objects.filter(escrow=escrow, milestone__isnull=False).exists()
     settings.ESCROW_DEADLINE_POLICY = "refund"
     with time_machine.travel(timezone.now() + timedelta(hours=2)):
-        outcome = services.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
+        outcome = deadlines.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk)
     assert outcome.refunded == Decimal("50.00")  # the 50.00 promised to the payee stays
     assert reconcile() == []

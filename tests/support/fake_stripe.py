@@ -13,6 +13,7 @@ e.g. ``form["metadata[payment_id]"]``):
 
 * ``POST /v1/payment_intents`` → a PaymentIntent with ``client_secret``;
 * ``POST /v1/transfers`` → a Transfer;
+* ``POST /v1/refunds`` → a pending Refund of a PaymentIntent (``fake.update_refund`` moves it on);
 * ``GET /v1/transfers/<id>`` → that Transfer, or a 404 ``resource_missing``.
 
 Like Stripe, a POST repeated with the same ``Idempotency-Key`` replays the
@@ -192,6 +193,16 @@ class FakeStripe:
             transfer["amount_reversed"] = reversed_amount
             transfer["reversed"] = reversed_amount >= transfer["amount"]
 
+    def update_refund(self, refund_id: str, status: str, failure_reason: str | None = None) -> dict:
+        """Stripe moves a refund on (succeeded, failed, canceled…): the Refund as its
+        ``refund.updated`` event carries it."""
+        with self._lock:
+            refund = self.refunds[refund_id]
+            refund["status"] = status
+            if failure_reason is not None:
+                refund["failure_reason"] = failure_reason
+            return dict(refund, metadata=dict(refund["metadata"]))
+
     # -- server side ------------------------------------------------------------
 
     def _record_and_next_reply(self, request: RecordedRequest) -> Reply:
@@ -252,10 +263,12 @@ class FakeStripe:
             return 200, dict(transfer)
         if request.method == "POST" and path == "/v1/refunds":
             re_id = self._next_id("re")
+            intent = self.payment_intents.get(form["payment_intent"], {})
             refund = {
                 "id": re_id,
                 "object": "refund",
                 "amount": int(form["amount"]),
+                "currency": intent.get("currency", "usd"),
                 "payment_intent": form["payment_intent"],
                 "metadata": self._metadata(form),
                 "status": "pending",

@@ -14,6 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
 from escrow import services as escrow_services
+from escrow.deadlines import escrow_check_deadline
+from escrow.refunds import refund_settle
 from escrow.selectors import escrow_lock
 from kobatela.events import services as events
 from kobatela.events.models import Event
@@ -120,11 +122,18 @@ def test_rejection_failure_refund_and_delivery_events(sender_api):
     assert Event.objects.get(type="payment.failed").data["last_error"] == "account closed"
 
 
-def test_refund_on_deadline_emits_escrow_refunded(sender_api, settings):
+def test_refund_on_deadline_emits_refund_created_then_escrow_refunded(sender_api, settings):
+    """The deadline's refund goes through the refund service: refund.created now,
+    escrow.refunded once the PSP settles it."""
     settings.ESCROW_DEADLINE_POLICY = "refund"
     escrow = fund(make_escrow(client=sender_api.user))
-    escrow_services.escrow_check_deadline(actor="system:test", escrow_id=escrow.pk,
-                                          now=escrow.deadline_at + timedelta(seconds=1))
+    outcome = escrow_check_deadline(actor="system:test", escrow_id=escrow.pk,
+                                    now=escrow.deadline_at + timedelta(seconds=1))
+    created = Event.objects.get(type="refund.created")
+    assert (created.data["id"], created.data["amount"], created.data["status"]) == (outcome.refund_id, "100.00",
+                                                                                    "PENDING")
+    assert not Event.objects.filter(type="escrow.refunded").exists()
+    refund_settle(actor="system:test", refund_id=outcome.refund_id)
     refunded = Event.objects.get(type="escrow.refunded")
     assert refunded.data["status"] == "REFUNDED" and refunded.data["amount_refunded"] == "100.00"
 

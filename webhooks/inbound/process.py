@@ -151,7 +151,7 @@ def _on_refund_settled(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
 
 def _on_refund_failed(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     return _refund_result(refund_fail(actor=actor, refund_id=data["refund_id"], failure_code=data["failure_code"],
-                                      reason=data["reason"]))
+                                      reason=data["reason"], psp_ref=data["psp_ref"]))
 
 
 # Keyed like schemas.ACTIONS (a test keeps the two maps on the same actions): the generic

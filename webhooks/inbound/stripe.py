@@ -11,7 +11,10 @@ event                                                  stored    reason (example
 a type we do not act on (whatever its metadata:        IGNORED   event_type_not_handled
 Stripe copies a PaymentIntent's onto its Charge)
 a type we act on whose object carries none of our      IGNORED   not_ours
-metadata keys (``escrow_id``, ``payment_id``)
+metadata keys (``escrow_id``, ``payment_id``,
+``refund_id``)
+a refund event whose Refund is not final yet           IGNORED   refund_not_final
+(``pending``, ``requires_action``)
 our keys, but the object or data is unusable           FAILED    unexpected_object,
 (schema, wrong object, a transfer not ours)                      invalid_event_data,
                                                                  transfer_group_mismatch
@@ -23,6 +26,18 @@ look like ours, so something of ours (or someone holding our secret) is
 wrong. A usable event refused by a business rule (an amount mismatch, a
 transition the payment cannot make) is FAILED too, without an alert, as
 before.
+
+Refunds: every refund event (``refund.created``, ``refund.updated``,
+``charge.refund.updated``, ``refund.failed``) carries the Refund, and its
+``status`` decides — ``succeeded`` → ``refund.settled``, ``failed`` or
+``canceled`` → ``refund.failed`` (``failure_reason`` as the failure code),
+anything else waits for a later event. Our refund is the one named by
+``metadata.refund_id`` (set by ``payments.psp.stripe_adapter.create_refund``,
+which sends it with the key ``refund-<id>``); a Refund whose id is not the
+one ours was sent as moves nothing (``refund_psp_ref_mismatch``). Stripe does
+not promise the order of events: a ``succeeded`` arriving after a ``failed``
+(or the reverse) is refused by the refund's state (409), stored FAILED for
+support, and moves nothing.
 """
 
 from __future__ import annotations
@@ -102,26 +117,53 @@ def _stripe_transfer_reversed(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stripe_refund(obj: dict[str, Any]) -> dict[str, Any]:
-    # The Refund (re_…) of the funding PaymentIntent, keyed refund-<id> (payments.psp.stripe_adapter).
+    # The Refund (re_…) of the funding PaymentIntent, keyed refund-<id> with metadata.refund_id
+    # (payments.psp.stripe_adapter); its psp_ref must be the one our refund was sent as.
     data = {"refund_id": _metadata(obj).get("refund_id"), "psp_ref": obj.get("id"), **_stripe_money(obj, "amount")}
+    status = obj.get("status")
     reason = obj.get("failure_reason")
-    if isinstance(reason, str):
+    if isinstance(reason, str) and reason:
         data["failure_code"] = reason[:64]
+    elif status == "canceled":
+        data["failure_code"] = "refund_canceled"
+    if status in ("failed", "canceled"):
+        data["reason"] = f"Stripe reports the refund {status}" + (f" ({reason})." if isinstance(reason, str) and reason
+                                                                  else ".")
     return data
 
 
+# A Refund's status at Stripe → our action. pending and requires_action (and any status
+# Stripe may add) are not an outcome: the event is stored IGNORED, a later one tells.
+REFUND_OUTCOMES = {"succeeded": "refund.settled", "failed": "refund.failed", "canceled": "refund.failed"}
+
+
+def _refund_action(obj: dict[str, Any]) -> str | Ignored:
+    status = obj.get("status")
+    if not isinstance(status, str):
+        raise ValidationFailed("invalid_event_data", "The event data has invalid fields.",
+                               details={"status": ["The refund's status is required."]})
+    action = REFUND_OUTCOMES.get(status)
+    if action is None:
+        return Ignored("refund_not_final", f"The refund is {status[:40]} at Stripe; its outcome comes in a later event.")
+    return action
+
+
 # Stripe type → (action, the object type it carries, how to read the action's data from that object).
-STRIPE_EVENTS: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+# An action that is a function reads it from the object (a Refund: by its status).
+STRIPE_EVENTS: dict[str, tuple[str | Callable[[dict[str, Any]], str | Ignored], str,
+                               Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "payment_intent.succeeded": ("funding.succeeded", "payment_intent", _stripe_funding),
     "transfer.created": ("payout.sent", "transfer", _stripe_transfer_created),
     "payout.paid": ("payout.settled", "payout", _stripe_payout),
     "payout.failed": ("payout.failed", "payout", _stripe_payout),
     "transfer.reversed": ("payout.refunded", "transfer", _stripe_transfer_reversed),
-    # Stripe's refund.updated says succeeded or failed in the object's status; the one
-    # action per type this table holds cannot tell them apart, so only refund.failed is
-    # mapped and a Stripe refund's success is read from refund.settled by the generic PSP
-    # or confirmed by support (README "When a part fails").
-    "refund.failed": ("refund.failed", "refund", _stripe_refund),
+    # Every refund event carries the Refund: its status says settled, failed or not yet.
+    # refund.updated covers every refund; charge.refund.updated (some payment methods) and
+    # refund.created (a card refund may succeed at once) carry the same object.
+    "refund.created": (_refund_action, "refund", _stripe_refund),
+    "refund.updated": (_refund_action, "refund", _stripe_refund),
+    "charge.refund.updated": (_refund_action, "refund", _stripe_refund),
+    "refund.failed": (_refund_action, "refund", _stripe_refund),
 }
 
 
@@ -153,4 +195,8 @@ def parse_stripe_event(*, body: dict[str, Any]) -> ParsedEvent | Ignored:
     if obj.get("object") != object_type:
         raise ValidationFailed("unexpected_object", f"A {event_type} event must carry a {object_type}.",
                                details={"object": [f"Expected {object_type}."]})
+    if callable(action):
+        action = action(obj)
+        if isinstance(action, Ignored):
+            return action
     return ParsedEvent(action=action, data=validate(action, read(obj)))
