@@ -49,7 +49,10 @@ def id_routes() -> list[tuple[str, str, str]]:
         path = "/" + re.sub(r"\(\?P<\w+>[^)]*\)", "{id}", regex.replace("^", "").replace("$", ""))
         actions = getattr(callback, "actions", None)
         view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-        methods = list(actions) if actions else [m for m in ("get", "post", "patch", "delete") if hasattr(view_class, m)]
+        # DRF adds "head" to a viewset's actions at its first GET (a HEAD is a GET): leave it out,
+        # so that the list does not depend on what ran before.
+        methods = [m for m in actions if m != "head"] if actions else [
+            m for m in ("get", "post", "patch", "delete") if hasattr(view_class, m)]
         prefix = path.removeprefix("/api/v1/").split("/{id}")[0]
         routes += [(method.upper(), path, prefix) for method in methods]
     return routes
@@ -132,7 +135,6 @@ def test_bola_sweep_a_provider_key_reaches_only_its_own_escrows(keyed_client):
     # What the provider may reach, it reaches; and only that.
     assert answered_own == {
         ("GET", "/api/v1/provider/escrows/{id}"),
-        ("HEAD", "/api/v1/provider/escrows/{id}"),
         ("POST", "/api/v1/escrows/{id}/mark-delivered"),
         ("GET", "/api/v1/proofs/{id}/file-url"),
         ("POST", "/api/v1/escrows/{id}/disputes"),
