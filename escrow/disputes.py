@@ -28,6 +28,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from escrow import hooks
 from escrow.models import (
     Dispute,
     DisputeMessage,
@@ -210,6 +211,7 @@ def dispute_resolve(*, actor: Actor, dispute_id: int, release_amount: Decimal, r
             if m.status not in (MilestoneStatus.PAID, MilestoneStatus.RESOLVED):
                 transition(m, MilestoneStatus.RESOLVED)
                 m.save(update_fields=["status"])
+                hooks.milestone_closed(actor=actor, milestone=m, reason=f"dispute {dispute.pk} resolved")
         transition(dispute, DisputeStatus.RESOLVED)
         dispute.release_amount, dispute.refund_amount = release_amount, refund_amount
         dispute.resolution_note, dispute.resolved_by, dispute.resolved_at = note, actor.label, timezone.now()

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import IntegrityError
 from django.utils import timezone
 
-from escrow import repository
+from escrow import hooks, repository
 from escrow.actions import (
     APPROVE_FROM,
     DEPOSIT_FROM,
@@ -258,6 +258,7 @@ def milestone_approve(*, actor: Actor | str, escrow: EscrowAgreement, milestone:
     transition(milestone, MilestoneStatus.APPROVED)
     milestone.approved_at = clock.now()
     milestone.save(update_fields=["status", "approved_at"])
+    hooks.milestone_closed(actor=actor, milestone=milestone, reason=reason)  # proofs: its pending proofs are superseded
     scheduled_for = (milestone.approved_at + timedelta(hours=escrow.inspection_hours)
                      if escrow.inspection_hours else None)
     payment = payment_services.payment_create_payout(

@@ -256,8 +256,8 @@ def _record_submission(*, actor, escrow_id, milestone_idx, proof_type, stored_na
             proof.decision_note = ("Photo verified: EXIF capture time inside the milestone's window, GPS position inside "
                                    "its geofence, a camera named, no earlier proof alike.")
             proof.save(update_fields=["status", "decided_by_label", "decided_at", "decision_note"])
-            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason="photo_auto_approved")
             _supersede_others(actor, proof)
+            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, reason="photo_auto_approved")
             outcome = "auto_approved"
         elif is_photo:
             outcome = "unverifiable"
@@ -281,25 +281,44 @@ DOCUMENT_REVIEW = {"decision": "review", "rule": "documents_are_reviewed",
 BAND_FIELDS = ("band0", "band1", "band2", "band3")
 
 
-def _supersede_others(actor, approved: Proof) -> list[int]:
-    """The milestone has its approved proof: its other pending proofs leave the
-    queue as SUPERSEDED (their OCR/AI claims refuse them from now on)."""
-    others = list(Proof.objects.select_for_update().filter(milestone_id=approved.milestone_id,
-                                                           status=ProofStatus.PENDING).exclude(pk=approved.pk))
+def proof_supersede_pending(*, actor: Actor | str, milestone_id: int, why: str,
+                            approved: Proof | None = None) -> list[int]:
+    """The milestone is closed (approved by any path, or resolved by a dispute):
+    its pending proofs — all but ``approved``, the one that closed it, if any —
+    leave the queue as SUPERSEDED, one audit row each; their OCR/AI claims refuse
+    them from now on. Runs in the caller's transaction. Returns their ids."""
+    others = Proof.objects.select_for_update().filter(milestone_id=milestone_id, status=ProofStatus.PENDING)
+    if approved is not None:
+        others = others.exclude(pk=approved.pk)
+    others = list(others.order_by("pk"))
     for other in others:
         other.status = ProofStatus.SUPERSEDED
         other.decided_by_label = "system:superseded"
         other.decided_at = clock.now()
-        other.decision_note = f"Proof #{approved.pk} of this milestone was approved."
+        other.decision_note = why
         if other.ocr_status in (OcrStatus.QUEUED, OcrStatus.RUNNING):
             other.ocr_status, other.ocr_error = OcrStatus.SKIPPED, "superseded"
         if other.ai_status in (AiStatus.QUEUED, AiStatus.RUNNING):
             other.ai_status, other.ai_error = AiStatus.DISABLED, "superseded"
         other.save(update_fields=["status", "decided_by_label", "decided_at", "decision_note", "ocr_status",
                                   "ocr_error", "ai_status", "ai_error"])
-        audit.record(actor, "proof.superseded", other, {"approved_proof_id": approved.pk,
-                                                        "milestone_id": approved.milestone_id})
+        audit.record(actor, "proof.superseded", other, {"approved_proof_id": approved.pk if approved else None,
+                                                        "milestone_id": milestone_id, "why": why})
     return [other.pk for other in others]
+
+
+def _supersede_others(actor: Actor | str, approved: Proof) -> list[int]:
+    """``approved`` closes its milestone: supersede the others now, naming it, before
+    ``milestone_approve`` tells :func:`supersede_on_milestone_closed` (which then finds none)."""
+    return proof_supersede_pending(actor=actor, milestone_id=approved.milestone_id, approved=approved,
+                                   why=f"Proof #{approved.pk} of this milestone was approved.")
+
+
+def supersede_on_milestone_closed(*, actor: Actor | str, milestone, reason: str) -> None:
+    """``escrow.hooks`` listener (registered in ``ProofsConfig.ready``): a milestone closed
+    another way — client approval, the deadline policy, a dispute resolution."""
+    proof_supersede_pending(actor=actor, milestone_id=milestone.pk,
+                            why=f"The milestone was closed without this proof ({reason}).")
 
 
 def _schedule_ocr(proof_id: int) -> None:
@@ -674,19 +693,19 @@ def proof_decide(*, actor: Actor, proof_id: int, decision: ProofDecision | str, 
         milestone = milestone_lock(proof.milestone_id)
         _check_partial_approval(decision, amount, note, milestone)
         superseded: list[int] = []
-        if decision == ProofDecision.APPROVE:
-            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, amount=amount,
-                                              reason=f"proof {proof.pk} approved" + (f" for {amount}" if amount else ""))
-            proof.status = ProofStatus.APPROVED
-            superseded = _supersede_others(actor, proof)
-        else:
-            escrow_services.milestone_reject(actor=actor, escrow=escrow, milestone=milestone, reason=note or "proof rejected")
-            proof.status = ProofStatus.REJECTED
+        # the decision is saved first: approving the milestone supersedes what is still PENDING on it
+        proof.status = ProofStatus.APPROVED if decision == ProofDecision.APPROVE else ProofStatus.REJECTED
         proof.decided_by = actor.user
         proof.decided_by_label = actor.label
         proof.decided_at = timezone.now()
         proof.decision_note = note
         proof.save(update_fields=["status", "decided_by", "decided_by_label", "decided_at", "decision_note"])
+        if decision == ProofDecision.APPROVE:
+            superseded = _supersede_others(actor, proof)
+            escrow_services.milestone_approve(actor=actor, escrow=escrow, milestone=milestone, amount=amount,
+                                              reason=f"proof {proof.pk} approved" + (f" for {amount}" if amount else ""))
+        else:
+            escrow_services.milestone_reject(actor=actor, escrow=escrow, milestone=milestone, reason=note or "proof rejected")
         events.emit(account_id=proof.owner_id, type=f"proof.{proof.status.lower()}", resource=proof)
         audit.record(actor, f"proof.{proof.status.lower()}", proof,
                      {"note": note, "ai_flagged": proof.ai_flagged, "milestone_idx": milestone.idx,
