@@ -14,14 +14,15 @@ import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from prometheus_client import REGISTRY
 
 from kobatela.audit import chain, checkpoints
 from kobatela.audit import services as audit
 from kobatela.audit.models import AuditCheckpoint, AuditLog, AuditSeal
 from kobatela.core import roles
 from payments.models import LedgerEntry
+from tests.support.observed_stack import total
 from tests.support.pg_roles import connect_as, superuser, superuser_name
 
 pytestmark = pytest.mark.django_db
@@ -124,12 +125,21 @@ def test_seal_lag_gauge_and_health_section(admin_api):
     audit.record("system:test", "thing.done", ("thing", 2), {})
     section = chain.lag()
     assert section["unsealed_rows"] >= 2 and section["lag_seconds"] >= 0
-    assert REGISTRY.get_sample_value("kobatela_audit_unsealed_rows") == section["unsealed_rows"]
+    page = _scrape()  # computed at the scrape from chain.lag(), not left behind by the last sealer run
+    assert total(page, "kobatela_audit_unsealed_rows") == section["unsealed_rows"]
+    assert total(page, "kobatela_audit_seal_lag_seconds") >= section["lag_seconds"]
     audit.audit_seal()
     body = admin_api.get("/health").json()
     assert body["audit_seal"]["unsealed_rows"] == 0
     assert body["audit_seal"]["sealed_up_to"] == AuditLog.objects.order_by("-pk").first().pk
-    assert REGISTRY.get_sample_value("kobatela_audit_seal_lag_seconds") == 0
+    page = _scrape()
+    assert total(page, "kobatela_audit_seal_lag_seconds") == 0 and total(page, "kobatela_audit_unsealed_rows") == 0
+
+
+def _scrape() -> str:
+    response = Client(REMOTE_ADDR="127.0.0.1").get("/metrics")
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 # -- tampering as the superuser: found, with the range --------------------------------------
