@@ -33,7 +33,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
-from prometheus_client import Gauge
 
 from kobatela.audit import checkpoints
 from kobatela.audit.models import AuditCheckpoint, AuditLog, AuditSeal
@@ -46,13 +45,6 @@ SEAL_JOB = "audit_seal"
 SEAL_BATCH_ROWS = 5000
 GAP_WAIT_SECONDS = 5.0
 _CHUNK = 5000
-
-SEAL_LAG = Gauge("kobatela_audit_seal_lag_seconds",
-                 "Age of the oldest audit row not sealed yet, in seconds (0: everything is sealed).",
-                 multiprocess_mode="max")
-UNSEALED_ROWS = Gauge("kobatela_audit_unsealed_rows", "Audit rows written but not sealed yet.",
-                      multiprocess_mode="max")
-
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
@@ -200,18 +192,16 @@ def audit_seal(*, batch_rows: int = SEAL_BATCH_ROWS, gap_wait_seconds: float = G
         except Exception as exc:  # the sink is down: the seals stand, the next run writes the checkpoint
             error = f"{type(exc).__name__}: {exc}"
             logger.exception("audit checkpoint not written", extra={"reason": error})
-        lag()
         return SealResult(sealed, _head()[0], checkpoint, checkpoint_error=error)
 
 
 def lag() -> dict:
-    """How far sealing is behind (also set on the Prometheus gauges)."""
+    """How far sealing is behind: the detailed /health's ``audit_seal`` section and, at each
+    scrape, the ``kobatela_audit_*`` gauges of /metrics (``kobatela.audit.metrics``)."""
     head_seq, _ = _head()
     oldest = AuditLog.objects.filter(pk__gt=head_seq).order_by("pk").values_list("created_at", flat=True).first()
     unsealed = AuditLog.objects.filter(pk__gt=head_seq).count() if oldest else 0
     seconds = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
-    SEAL_LAG.set(seconds)
-    UNSEALED_ROWS.set(unsealed)
     last = AuditCheckpoint.objects.order_by("-id").values("last_seq", "created_at").first()
     return {"lag_seconds": round(seconds, 3), "unsealed_rows": unsealed, "sealed_up_to": head_seq,
             "last_checkpoint_seq": last["last_seq"] if last else None,

@@ -14,14 +14,15 @@ import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from prometheus_client import REGISTRY
 
 from kobatela.audit import chain, checkpoints
 from kobatela.audit import services as audit
 from kobatela.audit.models import AuditCheckpoint, AuditLog, AuditSeal
 from kobatela.core import roles
 from payments.models import LedgerEntry
+from tests.support.observed_stack import total
 from tests.support.pg_roles import connect_as, superuser, superuser_name
 
 pytestmark = pytest.mark.django_db
@@ -124,12 +125,21 @@ def test_seal_lag_gauge_and_health_section(admin_api):
     audit.record("system:test", "thing.done", ("thing", 2), {})
     section = chain.lag()
     assert section["unsealed_rows"] >= 2 and section["lag_seconds"] >= 0
-    assert REGISTRY.get_sample_value("kobatela_audit_unsealed_rows") == section["unsealed_rows"]
+    page = _scrape()  # computed at the scrape from chain.lag(), not left behind by the last sealer run
+    assert total(page, "kobatela_audit_unsealed_rows") == section["unsealed_rows"]
+    assert total(page, "kobatela_audit_seal_lag_seconds") >= section["lag_seconds"]
     audit.audit_seal()
     body = admin_api.get("/health").json()
     assert body["audit_seal"]["unsealed_rows"] == 0
     assert body["audit_seal"]["sealed_up_to"] == AuditLog.objects.order_by("-pk").first().pk
-    assert REGISTRY.get_sample_value("kobatela_audit_seal_lag_seconds") == 0
+    page = _scrape()
+    assert total(page, "kobatela_audit_seal_lag_seconds") == 0 and total(page, "kobatela_audit_unsealed_rows") == 0
+
+
+def _scrape() -> str:
+    response = Client(REMOTE_ADDR="127.0.0.1").get("/metrics")
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 # -- tampering as the superuser: found, with the range --------------------------------------
@@ -399,3 +409,32 @@ def test_production_start_warns_when_connected_as_owner_or_superuser(settings):
     assert warning.id == "kobatela.W010" and "owns" in warning.msg
     with roles.connected_as({"USER": superuser_name()}):
         assert any("superuser" in w.msg for w in database_role_check(None))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_reads_the_rows_written_after_the_backup_as_the_lost_range(tmp_path):
+    """What ``restore.sh --verify`` meets on a real restore (docs/operations/database-failover-restore.md):
+    the external sink kept the checkpoints written after the backup, so the rows they cover and the
+    restored copy lacks are ``tail_removed`` (the RPO, made visible) and the restored id sequence is
+    behind them (``sequence_rewound``); against the backup's own checkpoint the copy is whole."""
+    rows = _history(5)
+    out = StringIO()
+    call_command("audit_checkpoint", "--latest", stdout=out)  # what scripts/backup.sh keeps
+    backup_checkpoint = tmp_path / "audit-checkpoint.json"
+    backup_checkpoint.write_text(out.getvalue())
+    lost = _history(3)  # written, sealed and checkpointed outside after the backup
+    kept = rows[-1].pk
+    _as_insider(("DELETE FROM audit_auditlog WHERE id > %s", [kept]),  # the restored copy: the backup's state
+                ("DELETE FROM audit_auditseal WHERE seq > %s", [kept]),
+                ("DELETE FROM audit_auditcheckpoint WHERE last_seq > %s", [kept]),
+                ("SELECT setval(pg_get_serial_sequence('audit_auditlog', 'id'), %s)", [kept]))
+    report = audit.audit_chain_verify(documents=[("backup", json.loads(backup_checkpoint.read_text()))])
+    found = {p.kind: (p.first_seq, p.last_seq) for p in report.problems}
+    assert found == {"tail_removed": (kept + 1, lost[-1].pk), "sequence_rewound": (kept + 1, lost[-1].pk)}
+    err = StringIO()
+    with pytest.raises(CommandError, match="BROKEN"):
+        call_command("verify_audit_chain", "--checkpoint", str(backup_checkpoint), stdout=StringIO(), stderr=err)
+    assert f"[tail_removed] seq {kept + 1}..{lost[-1].pk}" in err.getvalue()
+    out = StringIO()  # the copy itself is whole up to the backup's checkpoint
+    call_command("verify_audit_chain", "--no-external", "--checkpoint", str(backup_checkpoint), stdout=out)
+    assert f"Audit chain OK: 5 sealed rows (up to seq {kept})" in out.getvalue()

@@ -27,7 +27,8 @@ from django.db import connection, transaction
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = sorted((ROOT / "docs" / "operations").glob("*.md"))
 INCIDENTS = {"reconcile-mismatch", "audit-chain-broken", "psp-webhook-secret-rotation", "psp-outage", "redis-outage",
-             "database-failover-restore", "stuck-or-failed-payouts", "ai-provider-outage-or-cost-spike"}
+             "database-failover-restore", "stuck-or-failed-payouts", "ai-provider-outage-or-cost-spike",
+             "disputes-or-refunds-stuck"}
 OTHER_PROGRAMS = {"curl", "jq", "grep", "psql", "pg_isready", "createdb", "redis-cli"}
 ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
 
