@@ -25,14 +25,13 @@ from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import Throttled
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kobatela.accounts.openapi import ErrorSerializer
-from kobatela.core.errors import DomainError
+from kobatela.core.errors import DomainError, RateLimited
 from proofs.api import JsonObjectTextField
 from proofs.file_urls import proof_for_signed
 from proofs.link_ratelimit import upload_link_throttle
@@ -98,9 +97,11 @@ class UploadPageView(APIView):
         try:
             self._throttle(request, token)
             link = upload_link_resolve(token)
-        except Throttled as exc:
-            return self._page(request, "proofs/upload_closed.html",
-                              {"title": "Please wait a moment", "message": str(exc.detail)}, 429)
+        except RateLimited as exc:
+            page = self._page(request, "proofs/upload_closed.html",
+                              {"title": "Please wait a moment", "message": exc.message}, 429)
+            page["Retry-After"] = str(exc.details["retry_after"])
+            return page
         except DomainError as exc:
             title = "Link not found" if exc.status == 401 else "This link is closed"
             return self._page(request, "proofs/upload_closed.html", {"title": title, "message": exc.message},

@@ -16,7 +16,7 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from kobatela.core.errors import DomainError, PayloadTooLarge
+from kobatela.core.errors import DomainError, PayloadTooLarge, RateLimited
 from kobatela.core.responses import error_body
 
 
@@ -43,7 +43,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = PayloadTooLarge()
 
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        if isinstance(exc, RateLimited) and exc.details and exc.details.get("retry_after"):
+            response["Retry-After"] = str(exc.details["retry_after"])  # every limit, whoever raised it
+        return response
 
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: let handler500 answer and the logs show it

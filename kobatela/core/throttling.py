@@ -18,16 +18,22 @@ from kobatela.core.ratelimit import Decision, RateLimiter, Window
 _limiters: dict[tuple, RateLimiter] = {}
 
 
-def api_key_limiter() -> RateLimiter:
-    """The limiter for the current settings (rebuilt when they change, e.g. in tests)."""
-    config = (settings.REDIS_URL, settings.RATE_LIMIT_BURST_PER_SECOND, settings.RATE_LIMIT_PER_MINUTE)
+def shared_limiter(name: str, windows: tuple[Window, ...]) -> RateLimiter:
+    """The limiter ``name`` with these windows, counting in Redis (``REDIS_URL``) for
+    every process, in process memory without it; one per configuration (rebuilt when
+    the settings change, e.g. in tests). Every limit of the product goes through here."""
+    config = (name, settings.REDIS_URL, windows)
     limiter = _limiters.get(config)
     if limiter is None:
         client = redis.Redis.from_url(settings.REDIS_URL, **settings.REDIS_CLIENT_OPTIONS) if settings.REDIS_URL else None
-        limiter = _limiters[config] = RateLimiter(
-            "apikey", [Window(settings.RATE_LIMIT_BURST_PER_SECOND, 1), Window(settings.RATE_LIMIT_PER_MINUTE, 60)],
-            redis=client, server=f"ratelimit:{settings.REDIS_URL}")
+        limiter = _limiters[config] = RateLimiter(name, list(windows), redis=client,
+                                                  server=f"ratelimit:{settings.REDIS_URL}")
     return limiter
+
+
+def api_key_limiter() -> RateLimiter:
+    return shared_limiter("apikey", (Window(settings.RATE_LIMIT_BURST_PER_SECOND, 1),
+                                     Window(settings.RATE_LIMIT_PER_MINUTE, 60)))
 
 
 def api_key_decision(api_key) -> Decision | None:
@@ -38,5 +44,5 @@ def api_key_decision(api_key) -> Decision | None:
     return api_key_limiter().hit(f"apikey:{prefix}")
 
 
-def refusal(decision: Decision) -> RateLimited:
-    return RateLimited(details={"retry_after": decision.retry_after, "limit": decision.limit})
+def refusal(decision: Decision, message: str | None = None) -> RateLimited:
+    return RateLimited(message=message, details={"retry_after": decision.retry_after, "limit": decision.limit})
