@@ -40,10 +40,11 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 RUNS_PHOTO = int(os.environ.get("BENCH_PHOTO_RUNS", "10"))
+PEAK_RUNS = 3  # extra runs under tracemalloc, for the heap peak only
 RUNS_PDF = int(os.environ.get("BENCH_PDF_RUNS", "20"))
 RUNS_SCAN = int(os.environ.get("BENCH_SCAN_RUNS", "3"))
 REFERENCES = {
-    "photo_5mb_submit": ("< 1000 ms", "target: well under a second for a 5 MB photo"),
+    "photo_5mb_submit": ("< 150 ms", "issue #12: median, perceptual hash and re-use lookup included"),
     "ocr_text_pdf": ("≈ 3 ms/page", "pypdf layout extraction measured on this machine kind"),
     "ocr_scan": ("≈ 1000 ms/page", "Tesseract 5.3, psm 4, OMP_THREAD_LIMIT=1, 2 cores"),
 }
@@ -75,22 +76,27 @@ def bench_photo() -> dict:
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     site = (Decimal("-4.325000"), Decimal("15.322200"))
     timings, sizes, peaks = [], [], []
-    for _ in range(RUNS_PHOTO + 1):
+    # Timed runs first, then a few with tracemalloc for the heap peak: tracemalloc hooks every
+    # allocation and slows the request by half again, so it never runs while the clock does.
+    for run in range(RUNS_PHOTO + 1 + PEAK_RUNS):
         escrow = fund(make_escrow(client=user, proof_type="PHOTO",
                                   geofence={"lat": site[0], "lng": site[1], "radius_m": Decimal("100")}))
         content = five_mb_jpeg(*site)
         sizes.append(len(content))
         upload = SimpleUploadedFile(f"{uuid.uuid4().hex}.jpg", content, content_type="image/jpeg")
-        tracemalloc.start()
+        traced = run > RUNS_PHOTO
+        if traced:
+            tracemalloc.start()
         started = time.perf_counter()
         response = client.post("/api/v1/proofs", {"escrow_id": escrow.pk, "milestone_idx": 1, "type": "PHOTO",
                                                   "file": upload}, format="multipart")
         elapsed = time.perf_counter() - started
-        peaks.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
+        if traced:
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
         assert response.status_code == 201 and response.json()["status"] == "APPROVED", response.content[:300]
-        timings.append(elapsed)
-    timings, peaks = timings[1:], peaks[1:]  # the first run warms imports and caches
+        if 0 < run <= RUNS_PHOTO:  # the first run warms imports and caches
+            timings.append(elapsed)
     return {"median_ms": statistics.median(timings) * 1000, "p95_ms": percentile(timings, 0.95) * 1000,
             "size_mb": statistics.mean(sizes) / 1e6, "peak_mb": max(peaks) / 1e6}
 
