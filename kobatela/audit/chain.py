@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
@@ -293,19 +293,26 @@ def _sequence_value() -> int | None:
         return cursor.fetchone()[0]
 
 
-def _external_checkpoints(report: ChainReport, since_day: str | None) -> list[checkpoints.SignedCheckpoint]:
+def _signed_checkpoints(report: ChainReport, documents: Iterable[tuple[str, dict]]) -> list[checkpoints.SignedCheckpoint]:
+    """The checkpoints among ``documents`` ((name, JSON) pairs) whose signature verifies; each
+    other one is a ``checkpoint_invalid`` problem."""
     keys = checkpoints.verification_keys()
     found = []
-    for name in checkpoints.external_names(since_day):
+    for name, document in documents:
         try:
-            found.append(checkpoints.parse_document(checkpoints.read_external(name), keys, name=name))
+            found.append(checkpoints.parse_document(document, keys, name=name))
         except checkpoints.CheckpointInvalid as exc:
             report.problems.append(Problem("checkpoint_invalid", None, None, f"{name}: {exc}"))
+    return found
+
+
+def _external_documents(report: ChainReport, since_day: str | None) -> Iterator[tuple[str, dict]]:
+    """The checkpoint documents of the external sink (those written since ``since_day``)."""
+    for name in checkpoints.external_names(since_day):
+        try:
+            yield name, checkpoints.read_external(name)
         except ValueError as exc:
             report.problems.append(Problem("checkpoint_invalid", None, None, f"{name}: not JSON ({exc})"))
-    report.checkpoints_checked = len(found)
-    report.latest_checkpoint = found[-1] if found else None
-    return found
 
 
 def audit_chain_verify(*, external: bool = True, since_day: str | None = None,
@@ -315,13 +322,9 @@ def audit_chain_verify(*, external: bool = True, since_day: str | None = None,
     checkpoint ``documents`` ((name, JSON) pairs, e.g. the one a backup carries);
     each problem names the exact range of sequence numbers."""
     report = ChainReport()
-    signed = _external_checkpoints(report, since_day) if external else []
-    keys = checkpoints.verification_keys()
-    for name, document in documents:
-        try:
-            signed.append(checkpoints.parse_document(document, keys, name=name))
-        except checkpoints.CheckpointInvalid as exc:
-            report.problems.append(Problem("checkpoint_invalid", None, None, f"{name}: {exc}"))
+    external_found = _signed_checkpoints(report, _external_documents(report, since_day)) if external else []
+    report.latest_checkpoint = external_found[-1] if external_found else None
+    signed = external_found + _signed_checkpoints(report, documents)
     report.checkpoints_checked = len(signed)
     at = _walk(report, {cp.last_seq for cp in signed})
     head = report.head_seq
