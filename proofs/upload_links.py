@@ -16,7 +16,6 @@ it too).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from decimal import Decimal
 from escrow.actions import OPEN_MILESTONE_STATUSES, UPLOAD_LINK_FROM
 from escrow.models import Milestone, ProofType
 from escrow.selectors import escrow_lock
+from kobatela.accounts.keys import hash_key  # the same SHA-256 as API keys: the secret is never stored
 from kobatela.audit import services as audit
 from kobatela.core import clock
 from kobatela.core.actor import Actor
@@ -38,10 +38,6 @@ from proofs.services import proof_submit
 
 TOKEN_PREFIX = "kul_"
 MAX_TOKEN_LENGTH = 100
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def upload_link_create(*, actor: Actor, escrow_id: int, milestone_idx: int, expires_in_hours: int,
@@ -60,7 +56,7 @@ def upload_link_create(*, actor: Actor, escrow_id: int, milestone_idx: int, expi
                            details={"status": milestone.status})
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         link = UploadLink.objects.create(
-            escrow=escrow, milestone=milestone, token_hash=token_hash(token), max_uploads=max_uploads,
+            escrow=escrow, milestone=milestone, token_hash=hash_key(token), max_uploads=max_uploads,
             expires_at=clock.now() + timedelta(hours=expires_in_hours), created_by_label=Actor.label_of(actor),
         )
         events.emit(account_id=escrow.client_id, type="upload_link.created", resource=link)
@@ -87,7 +83,7 @@ def upload_link_resolve(token: str) -> UploadLink:
     """The link a presented token opens: 401 when unknown, 410 when it no longer accepts uploads."""
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("upload_link_unknown", "This upload link does not exist.")
-    digest = token_hash(token)
+    digest = hash_key(token)
     link = UploadLink.objects.select_related("milestone", "escrow").filter(token_hash=digest).first()
     if link is None or not hmac.compare_digest(link.token_hash, digest):
         raise Unauthenticated("upload_link_unknown", "This upload link does not exist.")

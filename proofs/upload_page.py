@@ -30,6 +30,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kobatela.accounts.keys import hash_key
 from kobatela.accounts.openapi import ErrorSerializer
 from kobatela.core.errors import DomainError, RateLimited
 from proofs.api import JsonObjectTextField
@@ -39,7 +40,6 @@ from proofs.services import EXTENSIONS
 from proofs.upload_links import (
     milestone_expectation,
     proof_verdict,
-    token_hash,
     upload_link_resolve,
     upload_link_submit,
 )
@@ -83,7 +83,7 @@ class UploadPageView(APIView):
         return renderer, renderer.media_type
 
     def _throttle(self, request, token: str) -> None:
-        upload_link_throttle(link_key=token_hash(token)[:32], client_ip=request.META.get("REMOTE_ADDR", ""))
+        upload_link_throttle(link_key=hash_key(token)[:32], client_ip=request.META.get("REMOTE_ADDR", ""))
 
     def _page(self, request, template: str, context: dict, code: int):
         nonce = secrets.token_urlsafe(16)

@@ -46,12 +46,12 @@ SEAL_BATCH_ROWS = 5000
 GAP_WAIT_SECONDS = 5.0
 _CHUNK = 5000
 
-def _canonical(value: Any) -> str:
+def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
 
 
 def compute_row_hash(prev_hash: str, row: AuditLog) -> str:
-    payload = _canonical([prev_hash, row.pk, row.created_at.isoformat(), row.actor, row.action, row.entity_type,
+    payload = canonical_json([prev_hash, row.pk, row.created_at.isoformat(), row.actor, row.action, row.entity_type,
                           row.entity_id, row.data, row.request_id])
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -61,7 +61,7 @@ class AuditSeal(models.Model):
     """The chain: one row per sealed audit row, written (INSERT only) by the sealing job.
 
     ``row_hash`` = SHA-256 of the previous seal's hash and the audit row's
-    content (``kobatela.audit.sealing.compute_row_hash``). ``seq`` is the
+    content (``kobatela.audit.chain.compute_row_hash``). ``seq`` is the
     audit row's id; gaps are sequence values of rolled-back transactions.
     """
 

@@ -13,21 +13,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
-from kobatela.audit.chain import GENESIS_HASH, ChainReport, audit_chain_verify, audit_seal  # noqa: F401 (the API)
+from kobatela.audit.chain import audit_chain_verify, audit_seal, canonical_json  # noqa: F401 (the API)
 from kobatela.audit.models import Alert, AuditLog
 from kobatela.core import db
 from kobatela.core.actor import Actor
 from kobatela.core.masking import mask_data
 from kobatela.core.request_context import get_request_id
 from kobatela.core.state import transition
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
 
 
 def _entity_ref(entity: models.Model | tuple[str, Any]) -> tuple[str, str]:
@@ -42,7 +37,7 @@ def record(actor: Actor | str, action: str, entity: models.Model | tuple[str, An
     there fails the whole movement, and a rolled-back movement leaves no row)."""
     entity_type, entity_id = _entity_ref(entity)
     # Masked, then normalised to plain JSON so what is sealed is what is stored.
-    clean = json.loads(_canonical(mask_data(data or {})))
+    clean = json.loads(canonical_json(mask_data(data or {})))
     [row] = db.insert([AuditLog(
         created_at=timezone.now(),
         actor=Actor.label_of(actor),
