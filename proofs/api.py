@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import json
 
-from django.core.files.storage import default_storage
-from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
@@ -146,6 +144,8 @@ class ProofReadSerializer(serializers.ModelSerializer):
     def get_payment_id(self, proof: Proof) -> int | None:
         if proof.status != ProofStatus.APPROVED:
             return None
+        if hasattr(proof, "latest_payment_id"):  # read in the list's query (selectors.with_latest_payment_id)
+            return proof.latest_payment_id
         payouts = Payment.objects.filter(milestone_id=proof.milestone_id).order_by("-pk")
         return payouts.values_list("pk", flat=True).first()
 
@@ -257,9 +257,7 @@ class ProofViewSet(AuditedReadsMixin, mixins.ListModelMixin, mixins.RetrieveMode
     def file(self, request, pk=None):
         proof = self.get_object()
         record_read(self.actor, "proof.file_read", proof, {"sha256": proof.sha256})
-        response = FileResponse(default_storage.open(proof.file.name, "rb"), content_type=proof.content_type,
-                                as_attachment=True, filename=f"proof-{proof.pk}{services.EXTENSIONS[proof.content_type]}")
-        response["X-Content-Type-Options"] = "nosniff"
+        response = file_urls.proof_file_response(proof, as_attachment=True)
         response["Cache-Control"] = "private, no-store"
         return response
 

@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import FileSystemStorage, default_storage
+from django.http import FileResponse
 from django.urls import reverse
 from django.utils import timezone
 
 from kobatela.core.errors import NotFound
 from proofs.models import Proof
+from proofs.services import EXTENSIONS
 
 SALT = "kobatela.proofs.file-url"
 MAX_SECONDS = 15 * 60
@@ -56,3 +58,13 @@ def proof_for_signed(signed: str) -> Proof:
     if proof is None:
         raise NotFound("file_url_invalid", "This file link is invalid or has expired.")
     return proof
+
+
+def proof_file_response(proof: Proof, *, as_attachment: bool) -> FileResponse:
+    """The stored bytes of a proof, with the content type found at upload, never sniffed.
+    A download through the API is an attachment; a signed URL serves the file inline,
+    which is what it is for (an image shown without proxying it through the API)."""
+    response = FileResponse(default_storage.open(proof.file.name, "rb"), content_type=proof.content_type,
+                            as_attachment=as_attachment, filename=f"proof-{proof.pk}{EXTENSIONS[proof.content_type]}")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

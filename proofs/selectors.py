@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from kobatela.core.actor import Actor
+from payments.models import Payment
 from proofs import photo_trust
 from proofs.models import Proof, ProofPhotoHash, UploadLink
 
@@ -12,8 +13,15 @@ from proofs.models import Proof, ProofPhotoHash, UploadLink
 REUSE_CANDIDATES = 200
 
 
+def with_latest_payment_id(qs: QuerySet[Proof]) -> QuerySet[Proof]:
+    """Each proof with its milestone's latest payout id (``latest_payment_id``, read by
+    ProofRead's ``payment_id``), in the list's own query rather than one query per row."""
+    latest = Payment.objects.filter(milestone_id=OuterRef("milestone_id")).order_by("-pk").values("pk")[:1]
+    return qs.annotate(latest_payment_id=Subquery(latest))
+
+
 def proof_list_for(actor: Actor) -> QuerySet[Proof]:
-    qs = Proof.objects.all()
+    qs = with_latest_payment_id(Proof.objects.all())
     return qs if actor.sees_all else qs.filter(owner_id=actor.user_id)
 
 

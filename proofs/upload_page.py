@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import secrets
 
-from django.core.files.storage import default_storage
-from django.http import FileResponse
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -34,9 +32,8 @@ from kobatela.accounts.keys import hash_key
 from kobatela.accounts.openapi import ErrorSerializer
 from kobatela.core.errors import DomainError, RateLimited
 from proofs.api import JsonObjectTextField
-from proofs.file_urls import proof_for_signed
+from proofs.file_urls import proof_file_response, proof_for_signed
 from proofs.link_ratelimit import upload_link_throttle
-from proofs.services import EXTENSIONS
 from proofs.upload_links import (
     milestone_expectation,
     proof_verdict,
@@ -150,7 +147,4 @@ class SignedFileView(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, signed: str):
         proof = proof_for_signed(signed)
-        response = FileResponse(default_storage.open(proof.file.name, "rb"), content_type=proof.content_type,
-                                filename=f"proof-{proof.pk}{EXTENSIONS[proof.content_type]}")
-        response["X-Content-Type-Options"] = "nosniff"
-        return _private(response)
+        return _private(proof_file_response(proof, as_attachment=False))

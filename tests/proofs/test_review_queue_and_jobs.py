@@ -185,3 +185,32 @@ def test_reads_of_proofs_files_and_payments_are_audited(sender_api, support_api,
     before = AuditLog.objects.count()
     assert_error(stranger.get(f"/api/v1/proofs/{proof['id']}"), 404)
     assert AuditLog.objects.count() == before
+
+
+def test_listing_approved_proofs_reads_their_payouts_in_the_list_query(sender_api):
+    """ProofRead's payment_id comes from the list's own query: the query count of a page
+    does not grow with the approved proofs on it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from proofs.services import proof_submit
+    from tests.factories import actor_for
+    from tests.providers.world import clean_photo, photo_escrow
+
+    def approve_one():
+        escrow = photo_escrow(client=sender_api.user, amounts=("10.00",))
+        proof = proof_submit(actor=actor_for(sender_api.user), escrow_id=escrow.pk, milestone_idx=1,
+                             proof_type="PHOTO", upload=clean_photo())
+        assert proof.status == "APPROVED"
+
+    sender_api.get("/api/v1/proofs")  # warm the API key's cache
+    counts, ids = [], []
+    for batch in (1, 3):
+        for _ in range(batch):
+            approve_one()
+        with CaptureQueriesContext(connection) as ctx:
+            body = sender_api.get("/api/v1/proofs").json()
+        counts.append(len(ctx.captured_queries))
+        ids.append([proof["payment_id"] for proof in body["results"]])
+    assert counts[0] == counts[1], counts
+    assert len(ids[1]) == 4 and all(isinstance(pk, int) for pk in ids[1])
