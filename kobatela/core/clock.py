@@ -18,7 +18,6 @@ moves the clock and runs them all, in registration order, with the new time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,13 +26,7 @@ from django.utils import timezone
 ClockJob = Callable[[datetime], int]
 
 
-@dataclass(frozen=True)
-class _Registered:
-    name: str
-    run: ClockJob
-
-
-_JOBS: dict[str, _Registered] = {}
+_JOBS: dict[str, ClockJob] = {}
 
 
 def register_clock_job(name: str, run: ClockJob) -> None:
@@ -41,11 +34,7 @@ def register_clock_job(name: str, run: ClockJob) -> None:
 
     Registered once per name (``ready()`` may run twice in tests): the last
     registration of a name wins."""
-    _JOBS[name] = _Registered(name, run)
-
-
-def clock_jobs() -> list[str]:
-    return list(_JOBS)
+    _JOBS[name] = run
 
 
 def test_clock_enabled() -> bool:
@@ -85,4 +74,4 @@ def advance(*, hours: int) -> tuple[datetime, dict[str, int]]:
         ClockOffset.objects.get_or_create(pk=ClockOffset.SINGLETON, defaults={"seconds": 0})
         ClockOffset.objects.filter(pk=ClockOffset.SINGLETON).update(seconds=F("seconds") + hours * 3600)
     moved_to = now()
-    return moved_to, {job.name: job.run(moved_to) for job in list(_JOBS.values())}
+    return moved_to, {name: run(moved_to) for name, run in list(_JOBS.items())}
