@@ -51,7 +51,7 @@ from escrow.selectors import (
 from escrow.services import _event, _status_refusal, escrow_close_if_done
 from kobatela.audit import services as audit
 from kobatela.core.actor import Actor
-from kobatela.core.errors import Conflict, NotFound, ValidationFailed
+from kobatela.core.errors import Conflict, ValidationFailed
 from kobatela.core.money import ZERO
 from kobatela.core.state import transition
 from kobatela.core.transactions import service_transaction
@@ -187,13 +187,11 @@ def dispute_resolve(*, actor: Actor, dispute_id: int, release_amount: Decimal, r
     up to ``amount_held`` (400 ``split_mismatch``). One transaction: the held payouts
     are cancelled, the covered milestones RESOLVED, the payout and the refund created
     (the refund booked in the ledger now, the payout when it settles), audit and events."""
-    dispute_row = Dispute.objects.filter(pk=dispute_id).values("escrow_id").first()
-    if dispute_row is None:
-        raise NotFound("dispute_not_found", "No such dispute.")
+    escrow_id = dispute_escrow_id(dispute_id, actor)
     if release_amount < 0 or refund_amount < 0:
         raise ValidationFailed(details={"release_amount": ["Must not be negative."]})
     with service_transaction():
-        escrow = escrow_lock(dispute_row["escrow_id"])
+        escrow = escrow_lock(escrow_id)
         dispute = dispute_lock(dispute_id, actor)
         if dispute.status != DisputeStatus.OPEN:
             raise Conflict(f"dispute_is_{dispute.status.lower()}", f"The dispute is {dispute.status}.")
