@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from escrow.actions import (
     APPROVE_FROM,
@@ -31,12 +32,29 @@ from escrow.actions import (
     current_milestone,
 )
 from escrow.disputes import DISPUTABLE_ESCROW_STATUSES, dispute_coverage, escrow_dispute_refusal
-from escrow.models import DisputeParty, EscrowAgreement, EscrowStatus, Milestone
+from escrow.models import Dispute, DisputeParty, EscrowAgreement, EscrowStatus, Milestone
 from escrow.refunds import REFUNDABLE_STATUSES, escrow_refund_refusal
 from escrow.selectors import disputed_milestone_ids, escrow_open_dispute, escrow_party_of
 from escrow.services import escrow_cancel_refusal
 from kobatela.core.actor import Actor
 from kobatela.core.scopes import Scope
+
+
+class EscrowFacts:
+    """One escrow as the rules read it: its row, its milestones (prefetched), and what
+    several rules ask the database about it — each asked at most once per read."""
+
+    def __init__(self, escrow: EscrowAgreement, milestones: list[Milestone] | None = None) -> None:
+        self.escrow = escrow
+        self.milestones = list(escrow.milestones.all()) if milestones is None else milestones
+
+    @cached_property
+    def open_dispute(self) -> Dispute | None:
+        return escrow_open_dispute(self.escrow.pk)
+
+    @cached_property
+    def disputed_ids(self) -> set[int]:
+        return set() if self.open_dispute is None else disputed_milestone_ids(self.escrow.pk)
 
 
 def _client_or_admin(actor: Actor, escrow: EscrowAgreement) -> bool:
@@ -45,17 +63,19 @@ def _client_or_admin(actor: Actor, escrow: EscrowAgreement) -> bool:
         or actor.label.startswith("staff:")
 
 
-def may_dispute(actor: Actor, escrow: EscrowAgreement) -> bool:
+def may_dispute(actor: Actor, escrow: EscrowAgreement, facts: EscrowFacts | None = None) -> bool:
     """The client or the provider, on a funded escrow with no open dispute and something not yet paid out."""
     party = escrow_party_of(actor, escrow)
     if party is None or escrow.status not in DISPUTABLE_ESCROW_STATUSES:
         return False  # the service's first refusals, decided from the row alone (no query)
-    _, held = dispute_coverage(escrow, lock=False)
-    return escrow_dispute_refusal(escrow, party=party, disputed=escrow_open_dispute(escrow.pk) is not None,
-                                  coverable=held > 0) is None
+    facts = facts or EscrowFacts(escrow)
+    if facts.open_dispute is not None:
+        return False  # already disputed: the coverage need not be read
+    _, held = dispute_coverage(escrow, lock=False, milestones=facts.milestones)
+    return escrow_dispute_refusal(escrow, party=party, disputed=False, coverable=held > 0) is None
 
 
-def may_refund(actor: Actor, escrow: EscrowAgreement) -> bool:
+def may_refund(actor: Actor, escrow: EscrowAgreement, facts: EscrowFacts | None = None) -> bool:
     """The client (or an admin), with something refundable and no dispute open."""
     if not _client_or_admin(actor, escrow) or escrow.status not in REFUNDABLE_STATUSES \
             or escrow.amount_funded <= escrow.amount_released + escrow.amount_refunded:
@@ -64,39 +84,48 @@ def may_refund(actor: Actor, escrow: EscrowAgreement) -> bool:
         # A draft has no dispute (disputes need a funded escrow) and no payout promised (payouts
         # need an approval): the service's refusal reduces to the funds it holds, checked above.
         return True
-    return escrow_refund_refusal(escrow, disputed=escrow_open_dispute(escrow.pk) is not None) is None
+    facts = facts or EscrowFacts(escrow)
+    return escrow_refund_refusal(escrow, disputed=facts.open_dispute is not None) is None
 
 
-def may_cancel(actor: Actor, escrow: EscrowAgreement) -> bool:
+def may_cancel(actor: Actor, escrow: EscrowAgreement, facts: EscrowFacts | None = None) -> bool:
     """The client (or an admin), on a DRAFT with nothing funded."""
     return _client_or_admin(actor, escrow) and escrow_cancel_refusal(escrow) is None
+
+
+Rule = Callable[[Actor, EscrowFacts], bool]
 
 
 @dataclass(frozen=True)
 class EscrowAction:
     scopes: frozenset[str]
     provider_may: bool
-    allowed_now: Callable[[Actor, EscrowAgreement, list[Milestone]], bool]
+    allowed_now: Rule
 
 
-def _in(states: tuple[str, ...]) -> Callable[[Actor, EscrowAgreement, list[Milestone]], bool]:
-    return lambda actor, escrow, milestones: escrow.status in states
+def _in(states: tuple[str, ...]) -> Rule:
+    return lambda actor, facts: facts.escrow.status in states
 
 
-def _proof_welcome(actor: Actor, escrow: EscrowAgreement, milestones: list[Milestone]) -> bool:
-    return escrow.status in PROOFS_FROM and current_milestone(milestones) is not None
+def _proof_welcome(actor: Actor, facts: EscrowFacts) -> bool:
+    return facts.escrow.status in PROOFS_FROM and current_milestone(facts.milestones) is not None
 
 
-def _something_to_approve(actor: Actor, escrow: EscrowAgreement, milestones: list[Milestone]) -> bool:
+def _something_to_approve(actor: Actor, facts: EscrowFacts) -> bool:
     """As ``escrow_client_approve``: an open milestone that no open dispute covers (its dispute decides it)."""
-    if escrow.status not in APPROVE_FROM:
+    if facts.escrow.status not in APPROVE_FROM:
         return False
-    open_ids = {m.pk for m in milestones if m.status in OPEN_MILESTONE_STATUSES}
-    return bool(open_ids) and bool(open_ids - disputed_milestone_ids(escrow.pk))
+    open_ids = {m.pk for m in facts.milestones if m.status in OPEN_MILESTONE_STATUSES}
+    return bool(open_ids - facts.disputed_ids)
 
 
-def _link_possible(actor: Actor, escrow: EscrowAgreement, milestones: list[Milestone]) -> bool:
-    return escrow.status in UPLOAD_LINK_FROM and any(m.status in OPEN_MILESTONE_STATUSES for m in milestones)
+def _link_possible(actor: Actor, facts: EscrowFacts) -> bool:
+    return facts.escrow.status in UPLOAD_LINK_FROM and any(
+        m.status in OPEN_MILESTONE_STATUSES for m in facts.milestones)
+
+
+def _predicate(may: Callable[[Actor, EscrowAgreement, EscrowFacts], bool]) -> Rule:
+    return lambda actor, facts: may(actor, facts.escrow, facts)
 
 
 SENDER = frozenset({Scope.SENDER})
@@ -109,9 +138,9 @@ ACTIONS: dict[str, EscrowAction] = {
     "approve": EscrowAction(SENDER, provider_may=False, allowed_now=_something_to_approve),
     "reject": EscrowAction(SENDER, provider_may=False, allowed_now=_in(REJECT_FROM)),
     "create_upload_link": EscrowAction(SENDER_OR_ADMIN, provider_may=False, allowed_now=_link_possible),
-    "dispute": EscrowAction(PARTIES, provider_may=True, allowed_now=lambda a, e, ms: may_dispute(a, e)),
-    "refund": EscrowAction(SENDER_OR_ADMIN, provider_may=False, allowed_now=lambda a, e, ms: may_refund(a, e)),
-    "cancel": EscrowAction(SENDER_OR_ADMIN, provider_may=False, allowed_now=lambda a, e, ms: may_cancel(a, e)),
+    "dispute": EscrowAction(PARTIES, provider_may=True, allowed_now=_predicate(may_dispute)),
+    "refund": EscrowAction(SENDER_OR_ADMIN, provider_may=False, allowed_now=_predicate(may_refund)),
+    "cancel": EscrowAction(SENDER_OR_ADMIN, provider_may=False, allowed_now=_predicate(may_cancel)),
 }
 
 
@@ -126,9 +155,8 @@ def _is_party(escrow: EscrowAgreement, actor: Actor, action: EscrowAction) -> bo
 
 def allowed_actions(escrow: EscrowAgreement, actor: Actor) -> list[str]:
     """The actions ``actor`` may take on ``escrow`` now, in the table's order
-    (milestones prefetched; the dispute, refund and cancel rules read the
-    escrow's disputes and payouts)."""
-    milestones = list(escrow.milestones.all())
+    (milestones prefetched; the open dispute read once, only when a rule asks)."""
+    facts = EscrowFacts(escrow)
     return [name for name, action in ACTIONS.items()
             if actor.scopes & action.scopes and _is_party(escrow, actor, action)
-            and action.allowed_now(actor, escrow, milestones)]
+            and action.allowed_now(actor, facts)]
