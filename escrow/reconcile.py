@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
+from decimal import Decimal
 
 from django.db.models import Q
 
@@ -25,6 +27,9 @@ def escrow_disagreements() -> Iterator[str]:
     deposits = sums_by(EscrowDeposit.objects.all(), "escrow_id")
     ledger_by_kind = ledger_by_account_and_kind(escrow_account(""))
     settled = sums_by(Payment.objects.filter(status=PaymentStatus.SETTLED, escrow__isnull=False), "escrow_id")
+    balances: dict[str, Decimal] = defaultdict(lambda: ZERO)  # every kind of line, per account: once, not per escrow
+    for (account, _), total in ledger_by_kind.items():
+        balances[account] += total
 
     for escrow in EscrowAgreement.objects.order_by("pk").iterator(chunk_size=1000):
         account = escrow_account(escrow.pk)
@@ -34,7 +39,7 @@ def escrow_disagreements() -> Iterator[str]:
         ledger_out = -(ledger_by_kind[(account, LedgerEntry.Kind.PAYOUT)]
                        + ledger_by_kind[(account, LedgerEntry.Kind.PAYOUT_REFUND)])
         ledger_refunded = -ledger_by_kind[(account, LedgerEntry.Kind.ESCROW_REFUND)]
-        balance = sum((v for (acc, _), v in ledger_by_kind.items() if acc == account), ZERO)
+        balance = balances[account]
         if not (deposited == escrow.amount_funded == ledger_in):
             yield f"{name}: amount_funded {escrow.amount_funded}, deposits {deposited}, ledger deposits {ledger_in}"
         if not (escrow.amount_released == ledger_out == settled.get(escrow.pk, ZERO)):
