@@ -191,15 +191,27 @@ def proof_submit(*, actor: Actor, escrow_id: int, milestone_idx: int, proof_type
     return proof
 
 
+UPLOAD_LINK_GONE_WORDS = {
+    UploadLinkStatus.EXPIRED: "This upload link has expired. Ask the person who sent it for a new one.",
+    UploadLinkStatus.REVOKED: "This upload link was cancelled. Ask the person who sent it for a new one.",
+    UploadLinkStatus.USED: "This upload link has been used as many times as it allows.",
+}
+
+
+def upload_link_raise_unless_active(link: UploadLink) -> None:
+    """410 ``upload_link_<status>``, in words a provider understands, once a link is
+    revoked, expired or used up: when it is opened and again when an upload is counted."""
+    status = link.status_at(clock.now())
+    if status != UploadLinkStatus.ACTIVE:
+        raise Gone(f"upload_link_{status.lower()}", UPLOAD_LINK_GONE_WORDS[status], details={"status": status})
+
+
 def _upload_link_consume(upload_link_id: int) -> None:
     """Count one upload against a link, under the escrow lock (its caller's):
     410 once it is revoked, expired or used up. The database refuses a count
     over the cap too (``upload_link_never_over_cap``)."""
     link = UploadLink.objects.select_for_update().get(pk=upload_link_id)
-    status = link.status_at(clock.now())
-    if status != UploadLinkStatus.ACTIVE:
-        raise Gone(f"upload_link_{status.lower()}", "This upload link no longer accepts uploads.",
-                   details={"status": status})
+    upload_link_raise_unless_active(link)
     link.uploads_used += 1
     link.save(update_fields=["uploads_used"])
 

@@ -29,12 +29,12 @@ from kobatela.accounts.keys import hash_key  # the same SHA-256 as API keys: the
 from kobatela.audit import services as audit
 from kobatela.core import clock
 from kobatela.core.actor import Actor
-from kobatela.core.errors import Conflict, Gone, NotFound, Unauthenticated, ValidationFailed
+from kobatela.core.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from kobatela.core.scopes import Scope
 from kobatela.core.transactions import service_transaction
 from kobatela.events import services as events
-from proofs.models import Proof, ProofStatus, UploadLink, UploadLinkStatus
-from proofs.services import proof_submit
+from proofs.models import Proof, ProofStatus, UploadLink
+from proofs.services import proof_submit, upload_link_raise_unless_active
 
 TOKEN_PREFIX = "kul_"
 MAX_TOKEN_LENGTH = 100
@@ -87,17 +87,8 @@ def upload_link_resolve(token: str) -> UploadLink:
     link = UploadLink.objects.select_related("milestone", "escrow").filter(token_hash=digest).first()
     if link is None or not hmac.compare_digest(link.token_hash, digest):
         raise Unauthenticated("upload_link_unknown", "This upload link does not exist.")
-    status = link.status_at(clock.now())
-    if status != UploadLinkStatus.ACTIVE:
-        raise Gone(f"upload_link_{status.lower()}", GONE_WORDS[status], details={"status": status})
+    upload_link_raise_unless_active(link)
     return link
-
-
-GONE_WORDS = {
-    UploadLinkStatus.EXPIRED: "This upload link has expired. Ask the person who sent it for a new one.",
-    UploadLinkStatus.REVOKED: "This upload link was cancelled. Ask the person who sent it for a new one.",
-    UploadLinkStatus.USED: "This upload link has been used as many times as it allows.",
-}
 
 
 def link_actor(link: UploadLink) -> Actor:
