@@ -21,7 +21,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -37,7 +36,7 @@ from escrow.selectors import escrow_list_for, escrow_lock, escrow_milestones_loc
 from kobatela.audit import services as audit
 from kobatela.core import clock
 from kobatela.core.actor import Actor
-from kobatela.core.circuit_breaker import CircuitBreaker, DailyCap
+from kobatela.core.circuit_breaker import CircuitBreaker, DailyCap, redis_client
 from kobatela.core.errors import (
     BadRequest,
     Conflict,
@@ -469,19 +468,9 @@ def proofs_sweep_ocr(*, now=None) -> int:
 # --- AI advisor ------------------------------------------------------------------------
 
 
-_redis_clients: dict[str, redis.Redis] = {}
-
-
 def _redis():
-    """This process's client for REDIS_URL (one connection pool, reused), with
-    the sub-second timeouts of REDIS_CLIENT_OPTIONS."""
-    if not settings.REDIS_URL:
-        return None
-    client = _redis_clients.get(settings.REDIS_URL)
-    if client is None:
-        client = _redis_clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL,
-                                                                           **settings.REDIS_CLIENT_OPTIONS)
-    return client
+    """This process's client for REDIS_URL (None without one)."""
+    return redis_client(settings.REDIS_URL) if settings.REDIS_URL else None
 
 
 def _advisor_guards():

@@ -214,6 +214,21 @@ REDIS_OUTAGES = RedisOutages()
 _LOCAL = _LocalStore()
 
 
+_CLIENTS: dict[str, Any] = {}
+
+
+def redis_client(url: str):
+    """This process's client for ``url``: one connection pool, reused, with the
+    sub-second timeouts of ``REDIS_CLIENT_OPTIONS`` (so an outage costs a short wait)."""
+    client = _CLIENTS.get(url)
+    if client is None:
+        import redis
+        from django.conf import settings
+
+        client = _CLIENTS[url] = redis.Redis.from_url(url, **settings.REDIS_CLIENT_OPTIONS)
+    return client
+
+
 def _server(redis) -> str:
     kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", None) or {}
     if not kwargs:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from kobatela.core.circuit_breaker import redis_client
 from kobatela.core.locks import JOB_STAMP_PREFIX
 from kobatela.core.models import SchedulerHeartbeat
 
@@ -25,16 +26,11 @@ from kobatela.core.models import SchedulerHeartbeat
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)
 
-_clients: dict[str, redis.Redis] = {}
-
-
 def _broker() -> redis.Redis | None:
     url = settings.CELERY_BROKER_URL
     if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
         return None
-    if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url, **settings.REDIS_CLIENT_OPTIONS)
-    return _clients[url]
+    return redis_client(url)
 
 
 def queue_names() -> list[str]:

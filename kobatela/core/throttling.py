@@ -9,9 +9,9 @@ API key's public prefix (unique, never the secret). Requests without an API key
 
 from __future__ import annotations
 
-import redis
 from django.conf import settings
 
+from kobatela.core.circuit_breaker import redis_client
 from kobatela.core.errors import RateLimited
 from kobatela.core.ratelimit import Decision, RateLimiter, Window
 
@@ -25,7 +25,7 @@ def shared_limiter(name: str, windows: tuple[Window, ...]) -> RateLimiter:
     config = (name, settings.REDIS_URL, windows)
     limiter = _limiters.get(config)
     if limiter is None:
-        client = redis.Redis.from_url(settings.REDIS_URL, **settings.REDIS_CLIENT_OPTIONS) if settings.REDIS_URL else None
+        client = redis_client(settings.REDIS_URL) if settings.REDIS_URL else None
         limiter = _limiters[config] = RateLimiter(name, list(windows), redis=client,
                                                   server=f"ratelimit:{settings.REDIS_URL}")
     return limiter
