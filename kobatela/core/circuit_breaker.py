@@ -229,7 +229,9 @@ def redis_client(url: str):
     return client
 
 
-def _server(redis) -> str:
+def redis_server_name(redis) -> str:
+    """The name an outage of this client's server is recorded under in ``REDIS_OUTAGES``
+    (host:port/db): every client of one server shares the record, so an outage costs one timeout."""
     kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", None) or {}
     if not kwargs:
         return f"client:{id(redis)}"
@@ -242,7 +244,7 @@ class _RedisOrLocal:
     def __init__(self, redis, name: str) -> None:
         self.redis = redis
         self.name = name
-        self._server = _server(redis)
+        self._server = redis_server_name(redis)
 
     def _run(self, operation: Callable[[Any], T]) -> T:
         if not REDIS_OUTAGES.is_down(self._server):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
-from kobatela.core.circuit_breaker import REDIS_FALLBACKS, REDIS_OUTAGES, REDIS_UNAVAILABLE
+from kobatela.core.circuit_breaker import REDIS_FALLBACKS, REDIS_OUTAGES, REDIS_UNAVAILABLE, redis_server_name
 
 # Any Redis failure (unreachable, or refusing: OOM, MISCONF, read-only replica)
 # falls back: a rate limit must never turn a request into a 500.
@@ -133,7 +133,7 @@ class RateLimiter:
         self.name = name
         self.windows = tuple(windows)
         self.redis = redis
-        self._server = server or f"ratelimit:{id(redis)}"
+        self._server = server or redis_server_name(redis)
         self._script = redis.register_script(_SCRIPT) if redis is not None else None
 
     def _keys(self, key: str, now: float) -> list[str]:

@@ -26,8 +26,7 @@ def shared_limiter(name: str, windows: tuple[Window, ...]) -> RateLimiter:
     limiter = _limiters.get(config)
     if limiter is None:
         client = redis_client(settings.REDIS_URL) if settings.REDIS_URL else None
-        limiter = _limiters[config] = RateLimiter(name, list(windows), redis=client,
-                                                  server=f"ratelimit:{settings.REDIS_URL}")
+        limiter = _limiters[config] = RateLimiter(name, list(windows), redis=client)
     return limiter
 
 
