@@ -13,6 +13,10 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kobatela.settings")
 
 app = Celery("kobatela")
+# The app of every thread, not only of the one that imported this module: services send
+# tasks by name through ``celery.current_app`` (kobatela.core.queue), also from request
+# threads and from the test suite's concurrency threads.
+app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
