@@ -94,15 +94,23 @@ TEMPLATES = [
 DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # transactions belong to services
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Persistent connections with a health check: measured as the best p99 for
-    # sync gunicorn workers; CONN_MAX_AGE=0 without a pool cost over half the throughput.
+    # Django's backend, with a liveness check read from the socket instead of a
+    # "SELECT 1" per request (kobatela/core/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "kobatela.core.postgresql"
+    # Persistent connections, checked before each request's first query: a
+    # connection PostgreSQL closed (a restart) is replaced, not failed on.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    # DATABASE_CONN_HEALTH_CHECKS=false drops the per-request "SELECT 1" (bench/README.md: its
-    # measured share); a connection PostgreSQL closed then fails one request with a 503.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
     # A database that does not answer is a 503 within seconds, never a hung worker.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=3))
+    _options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=3))
+    # Parameters travel apart from the SQL, and a statement a connection runs
+    # again (the same text) is prepared once: PostgreSQL parses and plans it once
+    # per connection (bench/README.md: its measured share). Behind a pooler in
+    # transaction mode (PgBouncer < 1.21), set DATABASE_PREPARE_THRESHOLD= (empty).
+    _options.setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
+    _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="2")
+    _options.setdefault("prepare_threshold", int(_prepare_threshold) if _prepare_threshold else None)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Take SQLite's write lock at BEGIN so row locks and the audit chain stay
     # serialized in the embedded default (SQLite has no SELECT … FOR UPDATE).

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pgtrigger
@@ -60,12 +61,28 @@ def _allow_test_database_flush():
     original = TransactionTestCase._fixture_teardown
 
     def teardown_with_flush_allowed(self):
-        with roles.as_owner(), pgtrigger.ignore(*APPEND_ONLY_TRUNCATE_TRIGGERS):
+        with _client_side_binding(), roles.as_owner(), pgtrigger.ignore(*APPEND_ONLY_TRUNCATE_TRIGGERS):
             return original(self)
 
     TransactionTestCase._fixture_teardown = teardown_with_flush_allowed
     yield
     TransactionTestCase._fixture_teardown = original
+
+
+@contextmanager
+def _client_side_binding():
+    """The next connection binds parameters on the client: ``pgtrigger.ignore``
+    puts a ``set_config()`` before each statement, two commands in one text,
+    which a server-side bound (prepared) statement may not hold."""
+    from django.db import connection
+
+    options = connection.settings_dict["OPTIONS"]
+    saved = options.get("server_side_binding")
+    options["server_side_binding"] = False
+    try:
+        yield
+    finally:
+        options["server_side_binding"] = saved
 
 
 @pytest.fixture(autouse=True)
