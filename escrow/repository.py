@@ -1,15 +1,27 @@
-"""The escrow rows written on the deposit's measured path (``make bench``),
-through ``kobatela.core.db``'s cached statements instead of the ORM's
-compiler: one function per use, so that reach stays this small. Everything
-else writes through the ORM."""
+"""The escrow rows locked, read and written on the deposit's measured path
+(``make bench``), through ``kobatela.core.db``'s cached statements instead of
+the ORM's compiler: one function per use, so that reach stays this small.
+Everything else reads and writes through the ORM."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent
+from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent, Milestone
 from kobatela.core import db
+
+
+def escrow_row_lock(escrow_id: int, *, parties: dict[str, int] | None) -> EscrowAgreement | None:
+    """``SELECT … FOR UPDATE`` of escrow ``escrow_id`` — only if one of ``parties``
+    (``{"client_id": …, "provider_id": …}``) matches, when given — or None."""
+    rows = db.select(EscrowAgreement, {"id": escrow_id}, any_of=parties, for_update=True)
+    return rows[0] if rows else None
+
+
+def escrow_milestones(escrow: EscrowAgreement) -> list[Milestone]:
+    """The escrow's milestones, in order."""
+    return db.select(Milestone, {"escrow_id": escrow.pk}, order_by=("idx",))
 
 
 def escrow_event_insert(*, escrow: EscrowAgreement, kind: str, actor_label: str,

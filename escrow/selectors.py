@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Prefetch, Q, QuerySet
 
+from escrow import repository
 from escrow.models import Dispute, DisputeParty, DisputeStatus, EscrowAgreement, EscrowEvent, Milestone, Refund
 from kobatela.core.actor import Actor
 from kobatela.core.errors import NotFound
@@ -13,16 +14,25 @@ def _milestones_in_order() -> Prefetch:
     return Prefetch("milestones", queryset=Milestone.objects.order_by("idx"))
 
 
-def escrow_party_filter(actor: Actor, *, as_provider: bool = False) -> Q:
-    """The escrows an actor that does not see every account may touch: those its
-    account owns as client (any key but a provider-only one) and, where the
-    provider may act too (``as_provider``) and the key has the ``provider``
-    scope, those its account is the provider of."""
-    parties = Q(pk__in=[])
+def escrow_party_fields(actor: Actor, *, as_provider: bool = False) -> dict[str, int]:
+    """Which of an escrow's parties must be the actor's account for it to touch
+    the escrow (any one of them), for an actor that does not see every account:
+    the client (any key but a provider-only one) and, where the provider may act
+    too (``as_provider``) and the key has the ``provider`` scope, the provider.
+    Empty: none, so no escrow."""
+    parties = {}
     if actor.acts_as_client:
-        parties |= Q(client_id=actor.user_id)
+        parties["client_id"] = actor.user_id
     if as_provider and actor.acts_as_provider:
-        parties |= Q(provider_id=actor.user_id)
+        parties["provider_id"] = actor.user_id
+    return parties
+
+
+def escrow_party_filter(actor: Actor, *, as_provider: bool = False) -> Q:
+    """:func:`escrow_party_fields` as a filter."""
+    parties = Q(pk__in=[])
+    for field, user_id in escrow_party_fields(actor, as_provider=as_provider).items():
+        parties |= Q(**{field: user_id})
     return parties
 
 
@@ -39,8 +49,16 @@ def escrow_list_for_provider(actor: Actor) -> QuerySet[EscrowAgreement]:
 
 def escrow_prefetch_milestones(escrow: EscrowAgreement) -> EscrowAgreement:
     """Load an escrow's milestones, in order, in one query, onto an escrow a
-    service returned (services lock and return the row alone)."""
-    prefetch_related_objects([escrow], _milestones_in_order())
+    service returned (services lock and return the row alone), where
+    ``escrow.milestones.all()`` finds them as after ``prefetch_related``."""
+    milestones = repository.escrow_milestones(escrow)
+    for milestone in milestones:
+        Milestone.escrow.field.set_cached_value(milestone, escrow)
+    # What prefetch_related leaves behind (django.db.models.query.prefetch_one_level).
+    queryset = escrow.milestones.all()
+    queryset._result_cache = milestones
+    queryset._prefetch_done = True
+    escrow._prefetched_objects_cache = {**getattr(escrow, "_prefetched_objects_cache", {}), "milestones": queryset}
     return escrow
 
 
@@ -48,12 +66,13 @@ def escrow_lock(escrow_id: int, actor: Actor | None = None, *, as_provider: bool
     """Lock the escrow row (``SELECT … FOR UPDATE``) until the transaction ends —
     always the first lock of a money movement touching an escrow (then its
     milestones, then payments). Given an actor, a sender may only lock its own
-    and, ``as_provider``, a provider those it provides (else 404)."""
-    queryset = EscrowAgreement.objects.all()
-    if actor is not None and not actor.sees_all:
-        queryset = queryset.filter(escrow_party_filter(actor, as_provider=as_provider))
-    return lock_owned_row(queryset, escrow_id, actor=None, owner_field="client_id",
-                          missing=NotFound("escrow_not_found", "No such escrow."))
+    and, ``as_provider``, a provider those it provides (else 404: another
+    tenant's escrow and no escrow answer alike, and the other's row is not locked)."""
+    parties = None if actor is None or actor.sees_all else escrow_party_fields(actor, as_provider=as_provider)
+    escrow = repository.escrow_row_lock(escrow_id, parties=parties) if parties != {} else None
+    if escrow is None:
+        raise NotFound("escrow_not_found", "No such escrow.")
+    return escrow
 
 
 def escrow_milestones_lock(escrow: EscrowAgreement) -> list[Milestone]:

@@ -1,20 +1,26 @@
-"""Rows written on the deposit's measured path without the QuerySet machinery.
+"""Rows read and written on the deposit's measured path without the QuerySet machinery.
 
 ``insert`` writes new instances of one model in one ``INSERT … RETURNING``,
 as ``bulk_create`` does; ``update`` writes some fields of one instance by
-primary key, as ``save(update_fields=…)`` does. Values go in exactly as
-through the ORM: each field's ``pre_save``/``get_db_prep_save`` (``auto_now``,
-decimals, JSON and SQLite's dates behave the same). Only the statement's text
+primary key, as ``save(update_fields=…)`` does; ``select`` reads whole rows
+matching equalities, optionally ``FOR UPDATE``, as ``filter(…)`` does. Values
+go in and come out exactly as through the ORM: each field's
+``pre_save``/``get_db_prep_save`` on the way in (``auto_now``, decimals, JSON
+and SQLite's dates behave the same), the backend's and the field's
+converters on the way out, then ``Model.from_db``. Only the statement's text
 is cached per model and shape instead of being built and compiled on every
-call: that building was most of the Python cost of a deposit, which writes
-six rows and updates two (``bench/README.md``).
+call: that building was most of the Python cost of a deposit, which locks
+one row, reads one list, writes six rows and updates two (``bench/README.md``).
+A text that does not change is also what lets PostgreSQL prepare it once per
+connection (``prepare_threshold`` in settings).
 
 Fenced, not a second ORM: only the append-only rows (ledger lines, audit
-rows, escrow events, deposits, idempotency claims) and the deposit's two
-updates (escrow totals, idempotency response) use it, each behind one
-repository function — ``payments.ledger.post``, ``audit.services.record``,
-``escrow.repository``, ``core.idempotency`` — and ``.importlinter`` lets no
-other module import it. Reads and locks use the ORM. Like ``bulk_create``,
+rows, escrow events, deposits, idempotency claims), the deposit's two
+updates (escrow totals, idempotency response), the escrow's lock and its
+milestones' read use it, each behind one repository function —
+``payments.ledger.post``, ``audit.services.record``, ``escrow.repository``,
+``core.idempotency`` — and ``.importlinter`` lets no other module import it.
+Every other read and lock uses the ORM. Like ``bulk_create``,
 these send no ``pre_save``/``post_save`` signals; none is connected to those
 models, and ``tests/core/test_db_writes.py`` keeps it that way.
 """
@@ -102,3 +108,55 @@ def update(obj: models.Model, field_names: Sequence[str]) -> None:
         cursor.execute(sql, [*params, obj.pk])
         if cursor.rowcount != 1:
             raise DatabaseError(f"update() of {type(obj).__name__} {obj.pk} affected {cursor.rowcount} rows.")
+
+
+@cache
+def _select_sql(model: type[models.Model], where: tuple[str, ...], any_of: tuple[str, ...], for_update: bool,
+                order_by: tuple[str, ...]) -> tuple[str, tuple]:
+    connection = _connection()
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    fields = tuple(model._meta.concrete_fields)
+    conditions = [f"{table}.{quote(model._meta.get_field(name).column)} = %s" for name in where]
+    if any_of:
+        conditions.append("(" + " OR ".join(f"{table}.{quote(model._meta.get_field(name).column)} = %s"
+                                            for name in any_of) + ")")
+    sql = f"SELECT {', '.join(f'{table}.{quote(f.column)}' for f in fields)} FROM {table} WHERE {' AND '.join(conditions)}"
+    if order_by:
+        sql += " ORDER BY " + ", ".join(f"{table}.{quote(model._meta.get_field(name).column)} ASC" for name in order_by)
+    if for_update:
+        sql += " FOR UPDATE"
+    # What the compiler would apply to each column read (apply_converters).
+    converters = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        converters.append((tuple(found), column))
+    return sql, tuple(converters)
+
+
+def select(model: type[M], where: dict[str, object], *, any_of: dict[str, object] | None = None,
+           for_update: bool = False, order_by: Sequence[str] = ()) -> list[M]:
+    """The rows of ``model`` whose fields equal every value of ``where`` (and one
+    value of ``any_of``, when given), as instances, in ``order_by`` order
+    (ascending); ``FOR UPDATE`` locks them until the transaction ends.
+    ``where`` must not be empty, and ``any_of``, when given, neither.
+    """
+    if not where or any_of == {}:
+        raise ValueError("select() needs at least one condition in where, and in any_of when given")
+    connection = _connection()
+    any_of = any_of or {}
+    sql, converters = _select_sql(model, tuple(where), tuple(any_of), for_update, tuple(order_by))
+    params = [model._meta.get_field(name).get_db_prep_value(value, connection)
+              for name, value in (*where.items(), *any_of.items())]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    instances = []
+    for row in rows:
+        values = list(row)
+        for i, (funcs, column) in enumerate(converters):
+            for convert in funcs:
+                values[i] = convert(values[i], column, connection)
+        instances.append(model.from_db(connection.alias, None, values))
+    return instances

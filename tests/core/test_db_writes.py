@@ -3,12 +3,13 @@ and no signal listens to a model it writes."""
 
 from decimal import Decimal
 
+import psycopg
 import pytest
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent
+from escrow.models import EscrowAgreement, EscrowDeposit, EscrowEvent, Milestone
 from kobatela.audit.models import AuditLog
 from kobatela.core import db
 from kobatela.core.models import IdempotencyKey
@@ -115,3 +116,50 @@ def test_update_prepares_json_with_the_fields_encoder_and_refuses_a_missing_row(
     record.pk = record.pk + 1000
     with pytest.raises(DatabaseError):
         db.update(record, ["response_body"])
+
+
+def test_select_reads_what_the_orm_reads_converted_and_in_order():
+    escrow = make_escrow(amounts=("10.00", "20.00", "70.00"))
+    escrow.release_conditions = {"note": "café", "n": [1, 2]}
+    escrow.save(update_fields=["release_conditions"])
+    expected = EscrowAgreement.objects.get(pk=escrow.pk)
+
+    [row] = db.select(EscrowAgreement, {"id": escrow.pk})
+
+    for field in EscrowAgreement._meta.concrete_fields:  # decimals, JSON, aware datetimes, FKs
+        assert getattr(row, field.attname) == getattr(expected, field.attname), field.name
+    assert not row._state.adding
+    milestones = db.select(Milestone, {"escrow_id": escrow.pk}, order_by=("idx",))
+    assert [m.pk for m in milestones] == list(expected.milestones.order_by("idx").values_list("pk", flat=True))
+
+
+def test_select_any_of_matches_one_party_or_none():
+    escrow = make_escrow()
+    stranger = escrow.client_id + escrow.provider_id + 1000
+
+    assert db.select(EscrowAgreement, {"id": escrow.pk}, any_of={"client_id": escrow.client_id}) != []
+    assert db.select(EscrowAgreement, {"id": escrow.pk},
+                     any_of={"client_id": stranger, "provider_id": escrow.provider_id}) != []
+    assert db.select(EscrowAgreement, {"id": escrow.pk}, any_of={"client_id": stranger, "provider_id": stranger}) == []
+    with pytest.raises(ValueError):
+        db.select(EscrowAgreement, {"id": escrow.pk}, any_of={})  # "no party" must not mean "anyone"
+    with pytest.raises(ValueError):
+        db.select(EscrowAgreement, {})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_select_for_update_holds_the_row_lock_until_the_transaction_ends():
+    escrow = make_escrow()
+    params = connection.settings_dict
+    other = psycopg.connect(dbname=params["NAME"], user=params["USER"], password=params["PASSWORD"],
+                            host=params["HOST"], port=params["PORT"], autocommit=True)
+    try:
+        probe = "SELECT id FROM escrow_escrowagreement WHERE id = %s FOR UPDATE NOWAIT"
+        with transaction.atomic():
+            [locked] = db.select(EscrowAgreement, {"id": escrow.pk}, for_update=True)
+            assert locked.pk == escrow.pk
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute(probe, [escrow.pk])
+        assert other.execute(probe, [escrow.pk]).fetchone() == (escrow.pk,)  # released at the commit
+    finally:
+        other.close()
