@@ -50,7 +50,10 @@ def escrow_list_for_provider(actor: Actor) -> QuerySet[EscrowAgreement]:
 def escrow_prefetch_milestones(escrow: EscrowAgreement) -> EscrowAgreement:
     """Load an escrow's milestones, in order, in one query, onto an escrow a
     service returned (services lock and return the row alone), where
-    ``escrow.milestones.all()`` finds them as after ``prefetch_related``."""
+    ``escrow.milestones.all()`` finds them as after ``prefetch_related``.
+    Already loaded: nothing to do (as ``prefetch_related_objects``)."""
+    if "milestones" in getattr(escrow, "_prefetched_objects_cache", {}):
+        return escrow
     milestones = repository.escrow_milestones(escrow)
     for milestone in milestones:
         Milestone.escrow.field.set_cached_value(milestone, escrow)

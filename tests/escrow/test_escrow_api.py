@@ -145,6 +145,25 @@ def test_deposits_fund_and_replay(sender_api):
     assert reconcile() == []
 
 
+def test_a_deposit_locks_the_escrow_once_and_reads_its_milestones_once(sender_api):
+    """The measured path (bench/deposit.sql): the response reuses the milestones
+    the service read, it does not read them again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    escrow = make_escrow(client=sender_api.user, amounts=("60.00", "40.00"))
+    url = f"/api/v1/escrows/{escrow.pk}/deposit"
+    sender_api.post(url, {"amount": "1.00"}, format="json", HTTP_IDEMPOTENCY_KEY="warm")  # the API key cache
+    with CaptureQueriesContext(connection) as ctx:
+        answer = sender_api.post(url, {"amount": "1.00"}, format="json", HTTP_IDEMPOTENCY_KEY="counted")
+
+    assert answer.status_code == 200 and [m["idx"] for m in answer.json()["milestones"]] == [1, 2]
+    statements = [" ".join(q["sql"].split()) for q in ctx.captured_queries]
+    milestone_reads = [sql for sql in statements if sql.startswith("SELECT") and '"escrow_milestone"' in sql]
+    escrow_locks = [sql for sql in statements if '"escrow_escrowagreement"' in sql and sql.endswith("FOR UPDATE")]
+    assert len(milestone_reads) == 1 and len(escrow_locks) == 1, statements
+
+
 @pytest.mark.parametrize("amount", ["0", "-1.00", "1.001", "1e400", "abc", None, [], {"x": 1}])
 def test_bad_deposit_amount_is_400(sender_api, amount):
     escrow = make_escrow(client=sender_api.user)
