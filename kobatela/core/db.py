@@ -124,7 +124,7 @@ def _select_sql(model: type[models.Model], where: tuple[str, ...], any_of: tuple
     sql = f"SELECT {', '.join(f'{table}.{quote(f.column)}' for f in fields)} FROM {table} WHERE {' AND '.join(conditions)}"
     if order_by:
         sql += " ORDER BY " + ", ".join(f"{table}.{quote(model._meta.get_field(name).column)} ASC" for name in order_by)
-    if for_update:
+    if for_update and connection.features.has_select_for_update:  # SQLite: BEGIN IMMEDIATE serialises instead
         sql += " FOR UPDATE"
     # What the compiler would apply to each column read (apply_converters).
     converters = []
