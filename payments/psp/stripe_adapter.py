@@ -194,6 +194,14 @@ class StripeProvider(PaymentProvider):
         # Stripe metadata values are strings; our keys win over the caller's.
         return {**{str(k): str(v) for k, v in base.items()}, **{k: str(v) for k, v in ours.items()}}
 
+    def _create(self, operation: str, service: Any, params: dict[str, Any], idempotency_key: str) -> Any:
+        """``service.create(params)`` with our idempotency key, through :meth:`_call`:
+        a retry of the same key gets the same Stripe object back, never a second one."""
+        return self._call(
+            operation,
+            lambda: service.create(params=params, options={"idempotency_key": idempotency_key}),
+        )
+
     # -- PaymentProvider ------------------------------------------------------------
 
     def create_funding_session(self, req: FundingSessionRequest) -> FundingSession:
@@ -202,13 +210,7 @@ class StripeProvider(PaymentProvider):
             "currency": req.currency.lower(),
             "metadata": self._metadata(req.metadata, escrow_id=req.escrow_id),
         }
-        intent = self._call(
-            "create_funding_session",
-            lambda: self._client.v1.payment_intents.create(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": req.idempotency_key},
-            ),
-        )
+        intent = self._create("create_funding_session", self._client.v1.payment_intents, params, req.idempotency_key)
         created = getattr(intent, "created", None)
         started = datetime.fromtimestamp(created, tz=timezone.utc) if created else datetime.now(timezone.utc)
         return FundingSession(
@@ -236,13 +238,7 @@ class StripeProvider(PaymentProvider):
             "transfer_group": f"payment-{req.payment_id}",
             "metadata": self._metadata(req.metadata, payment_id=req.payment_id),
         }
-        transfer = self._call(
-            "create_payout",
-            lambda: self._client.v1.transfers.create(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": req.idempotency_key},
-            ),
-        )
+        transfer = self._create("create_payout", self._client.v1.transfers, params, req.idempotency_key)
         status, raw = self._transfer_status(transfer)
         return PayoutResult(psp_ref=transfer.id, status=status, raw_status=raw)
 
@@ -272,11 +268,5 @@ class StripeProvider(PaymentProvider):
             "amount": psp_minor_units(req.amount, req.currency, provider=self.name),
             "metadata": self._metadata(req.metadata, refund_id=req.refund_id),
         }
-        refund = self._call(
-            "create_refund",
-            lambda: self._client.v1.refunds.create(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": req.idempotency_key},
-            ),
-        )
+        refund = self._create("create_refund", self._client.v1.refunds, params, req.idempotency_key)
         return RefundResult(psp_ref=refund.id, raw_status=str(getattr(refund, "status", "") or "pending"))
