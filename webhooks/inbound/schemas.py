@@ -34,15 +34,20 @@ class FundingSucceededData(serializers.Serializer):
     session_id = serializers.CharField(max_length=MAX_PSP_REF, required=False)
 
 
-class PayoutData(serializers.Serializer):
-    """payout.sent / payout.failed: amount and currency are optional (not checked)."""
+class _OutcomeData(serializers.Serializer):
+    """What the PSP may say of a payout's or a refund's outcome, besides whose it is."""
 
-    payment_id = _id_field()
     psp_ref = serializers.CharField(max_length=MAX_PSP_REF, required=False, allow_blank=True, default="")
     amount = AmountField(required=False)
     currency = CurrencyField(required=False)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     failure_code = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class PayoutData(_OutcomeData):
+    """payout.sent / payout.failed: amount and currency are optional (not checked)."""
+
+    payment_id = _id_field()
 
 
 class PayoutSettledData(PayoutData):
@@ -63,15 +68,10 @@ class AccountVerifiedData(serializers.Serializer):
     account = serializers.CharField(max_length=255)
 
 
-class RefundData(serializers.Serializer):
+class RefundData(_OutcomeData):
     """refund.settled / refund.failed: amount and currency, when given, must be the refund's."""
 
     refund_id = _id_field()
-    psp_ref = serializers.CharField(max_length=MAX_PSP_REF, required=False, allow_blank=True, default="")
-    amount = AmountField(required=False)
-    currency = CurrencyField(required=False)
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    failure_code = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
 
 # The actions we take, named as the generic PSP names its event types (Stripe's
