@@ -6,7 +6,6 @@ from escrow import repository
 from escrow.models import Dispute, DisputeParty, DisputeStatus, EscrowAgreement, EscrowEvent, Milestone, Refund
 from kobatela.core.actor import Actor
 from kobatela.core.errors import NotFound
-from kobatela.core.rows import lock_owned_row
 from kobatela.core.scopes import Scope
 
 
@@ -115,8 +114,7 @@ def escrow_party_of(actor: Actor, escrow: EscrowAgreement) -> str | None:
 
 def escrow_lock_as_party(escrow_id: int, actor: Actor) -> EscrowAgreement:
     """Lock an escrow the actor is a party of (or any, for support/admin/system): else 404."""
-    escrow = lock_owned_row(EscrowAgreement.objects.all(), escrow_id, actor=None, owner_field="client_id",
-                            missing=NotFound("escrow_not_found", "No such escrow."))
+    escrow = escrow_lock(escrow_id)
     if not actor.sees_all and escrow_party_of(actor, escrow) is None:
         raise NotFound("escrow_not_found", "No such escrow.")
     return escrow
