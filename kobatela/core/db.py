@@ -41,6 +41,11 @@ def _connection():
     return connections[DEFAULT_DB_ALIAS]
 
 
+def _column(model: type[models.Model], name: str) -> str:
+    """The quoted column of field ``name`` (a name or an attname: ``escrow``, ``escrow_id``)."""
+    return _connection().ops.quote_name(model._meta.get_field(name).column)
+
+
 @cache
 def _insert_sql(model: type[models.Model], rows: int, conflict_target: tuple[str, ...] | None) -> tuple[str, tuple]:
     if not isinstance(model._meta.pk, models.AutoField):
@@ -53,7 +58,7 @@ def _insert_sql(model: type[models.Model], rows: int, conflict_target: tuple[str
         f"VALUES {', '.join([row] * rows)}"
     )
     if conflict_target:
-        sql += f" ON CONFLICT ({', '.join(quote(model._meta.get_field(name).column) for name in conflict_target)}) DO NOTHING"
+        sql += f" ON CONFLICT ({', '.join(_column(model, name) for name in conflict_target)}) DO NOTHING"
     return f"{sql} RETURNING {quote(model._meta.pk.column)}", fields
 
 
@@ -115,15 +120,14 @@ def _select_sql(model: type[models.Model], where: tuple[str, ...], any_of: tuple
                 order_by: tuple[str, ...]) -> tuple[str, tuple]:
     connection = _connection()
     quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
     fields = tuple(model._meta.concrete_fields)
-    conditions = [f"{table}.{quote(model._meta.get_field(name).column)} = %s" for name in where]
+    conditions = [f"{_column(model, name)} = %s" for name in where]
     if any_of:
-        conditions.append("(" + " OR ".join(f"{table}.{quote(model._meta.get_field(name).column)} = %s"
-                                            for name in any_of) + ")")
-    sql = f"SELECT {', '.join(f'{table}.{quote(f.column)}' for f in fields)} FROM {table} WHERE {' AND '.join(conditions)}"
+        conditions.append(f"({' OR '.join(f'{_column(model, name)} = %s' for name in any_of)})")
+    sql = (f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(model._meta.db_table)} "
+           f"WHERE {' AND '.join(conditions)}")
     if order_by:
-        sql += " ORDER BY " + ", ".join(f"{table}.{quote(model._meta.get_field(name).column)} ASC" for name in order_by)
+        sql += f" ORDER BY {', '.join(f'{_column(model, name)} ASC' for name in order_by)}"
     if for_update and connection.features.has_select_for_update:  # SQLite: BEGIN IMMEDIATE serialises instead
         sql += " FOR UPDATE"
     # What the compiler would apply to each column read (apply_converters).
