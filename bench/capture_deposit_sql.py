@@ -9,10 +9,12 @@ DATABASE_URL. Two deposits warm the API-key cache first; the third one is
 captured with ``CaptureQueriesContext`` and printed, each statement tagged
 with the transaction it ran in ("auto" = autocommit, its own transaction).
 
-The idempotency claim (an autocommit INSERT) and the transaction that holds
-the escrow row lock (the request's unit, which ``escrow_deposit`` joins, and
-where the key's answer is stored) are printed again on their own, with their
-"shape" (verb + table per statement). With ``--check``, that shape is
+The idempotency claim (an autocommit INSERT that also takes the key's
+liveness lock) and the transaction that holds the escrow row lock (the
+request's unit, which ``escrow_deposit`` joins, and where the key's answer is
+stored, releasing that lock) are printed again on their own, with their
+"shape" (verb + table per statement, ``+lock``/``+unlock`` when the statement
+carries the lock), followed by whatever else the request sent. With ``--check``, that shape is
 compared with the one of the pgbench script; the last line says
 ``shape: MATCH`` or ``shape: DIFFERS`` so bench/run.sh can report it.
 """
@@ -43,8 +45,10 @@ def shape(sql: str) -> str:
     up = s.upper()
     if up.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")):
         return up.split(" ")[0]
-    if "PG_ADVISORY_XACT_LOCK" in up:
-        return "LOCK advisory"
+    if up.startswith("SELECT PG_") and "ADVISORY" in up:  # a lock statement of its own
+        return "UNLOCK advisory" if "UNLOCK" in up else "LOCK advisory"
+    # The key's liveness lock rides on the claim's INSERT and the answer's UPDATE.
+    rides = " +lock" if "PG_TRY_ADVISORY_LOCK" in up else " +unlock" if "PG_ADVISORY_UNLOCK" in up else ""
     m = re.match(r'(?i)(SELECT|INSERT INTO|UPDATE|DELETE FROM)\b', s)
     verb = m.group(1).split()[0].upper() if m else s.split(" ")[0].upper()
     if verb == "SELECT":
@@ -54,7 +58,7 @@ def shape(sql: str) -> str:
     table = t.group(1) if t else "?"
     if verb == "SELECT" and re.search(r"(?i)\bFOR UPDATE\b", s):
         verb = "SELECT-FOR-UPDATE"
-    return f"{verb} {table}"
+    return f"{verb} {table}{rides}"
 
 
 def script_shape(path: Path) -> list[str]:
@@ -107,9 +111,13 @@ def main() -> int:
 
     # What the floor runs: the key's claim (its own autocommit INSERT, just
     # before) and the transaction in which the deposit and the key's answer commit.
-    claim = [sql for sql, label in zip(queries, labels) if label == "auto" and shape(sql) == "INSERT core_idempotencykey"]
+    claim = [sql for sql, label in zip(queries, labels)
+             if label == "auto" and shape(sql).startswith("INSERT core_idempotencykey")]
     body = claim + [sql for sql, label in zip(queries, labels) if label == durable]
     print(f"\n# The idempotency claim and the escrow_deposit transaction ({durable}): {len(body)} statements")
+    outside = [sql for sql in queries if sql not in body]
+    print(f"# Sent by the request outside them (not in the floor): {len(outside)}"
+          + "".join(f"\n  {shape(sql):40s} | {sql[:150]}" for sql in outside))
     app_shape = [shape(s) for s in body]
     for s, sql in zip(app_shape, body):
         print(f"  {s:40s} | {sql[:150]}")

@@ -47,7 +47,8 @@ def _column(model: type[models.Model], name: str) -> str:
 
 
 @cache
-def _insert_sql(model: type[models.Model], rows: int, conflict_target: tuple[str, ...] | None) -> tuple[str, tuple]:
+def _insert_sql(model: type[models.Model], rows: int, conflict_target: tuple[str, ...] | None,
+                also_return: str = "") -> tuple[str, tuple]:
     if not isinstance(model._meta.pk, models.AutoField):
         raise TypeError(f"insert() needs a database-assigned primary key; {model.__name__} has none")
     quote = _connection().ops.quote_name
@@ -59,7 +60,7 @@ def _insert_sql(model: type[models.Model], rows: int, conflict_target: tuple[str
     )
     if conflict_target:
         sql += f" ON CONFLICT ({', '.join(_column(model, name) for name in conflict_target)}) DO NOTHING"
-    return f"{sql} RETURNING {quote(model._meta.pk.column)}", fields
+    return f"{sql} RETURNING {', '.join([quote(model._meta.pk.column), *filter(None, [also_return])])}", fields
 
 
 def insert(objs: Sequence[M], *, ignore_conflict_on: tuple[str, ...] | None = None) -> list[M]:
@@ -78,27 +79,43 @@ def insert(objs: Sequence[M], *, ignore_conflict_on: tuple[str, ...] | None = No
         raise TypeError("insert() takes instances of a single model")
     if ignore_conflict_on and len(objs) != 1:
         raise ValueError("ignore_conflict_on is for a single row: which rows won would be ambiguous")
+    rows = _insert(objs, ignore_conflict_on)
+    return list(objs) if rows else []
+
+
+def insert_and_lock(obj: models.Model, *, ignore_conflict_on: tuple[str, ...], lock: int) -> bool | None:
+    """``insert([obj], ignore_conflict_on=…)`` that, when it inserts the row, also
+    takes the PostgreSQL session advisory lock ``lock`` in the same statement
+    (``pg_try_advisory_lock`` in ``RETURNING``, evaluated only for an inserted
+    row): ``None`` when the row was not inserted, else whether this session now
+    holds the lock. One round trip where a claim and its liveness lock took two.
+    """
+    rows = _insert([obj], ignore_conflict_on, "pg_try_advisory_lock(%s)", [lock])
+    return rows[0][1] if rows else None
+
+
+def _insert(objs: Sequence[M], conflict_target: tuple[str, ...] | None, also_return: str = "",
+            also_params: Sequence = ()) -> list[tuple]:
     connection = _connection()
-    sql, fields = _insert_sql(model, len(objs), ignore_conflict_on)
+    sql, fields = _insert_sql(type(objs[0]), len(objs), conflict_target, also_return)
     params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in objs for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        pks = [row[0] for row in cursor.fetchall()]
-    if not pks:
-        return []
-    for obj, pk in zip(objs, pks, strict=True):
-        obj.pk = pk
+        cursor.execute(sql, [*params, *also_params])
+        rows = cursor.fetchall()
+    for obj, row in zip(objs, rows):
+        obj.pk = row[0]
         obj._state.adding = False
         obj._state.db = connection.alias
-    return list(objs)
+    return rows
 
 
 @cache
-def _update_sql(model: type[models.Model], field_names: tuple[str, ...]) -> tuple[str, tuple]:
+def _update_sql(model: type[models.Model], field_names: tuple[str, ...], also_return: str = "") -> tuple[str, tuple]:
     quote = _connection().ops.quote_name
     fields = tuple(model._meta.get_field(name) for name in field_names)
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s", fields
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
+    return f"{sql} RETURNING {also_return}" if also_return else sql, fields
 
 
 def update(obj: models.Model, field_names: Sequence[str]) -> None:
@@ -106,11 +123,26 @@ def update(obj: models.Model, field_names: Sequence[str]) -> None:
 
     Raises ``DatabaseError`` when no row has ``obj``'s pk, as ``save`` does.
     """
+    _update(obj, field_names)
+
+
+def update_and_unlock(obj: models.Model, field_names: Sequence[str], *, lock: int) -> None:
+    """``update(obj, field_names)`` that also releases this session's advisory
+    lock ``lock`` in the same statement (``pg_advisory_unlock`` in ``RETURNING``).
+
+    A session lock is not transactional: inside a transaction it is released
+    at once, and stays released if the transaction then rolls back. When no
+    row has ``obj``'s pk, nothing is released and ``DatabaseError`` is raised.
+    """
+    _update(obj, field_names, "pg_advisory_unlock(%s)", [lock])
+
+
+def _update(obj: models.Model, field_names: Sequence[str], also_return: str = "", also_params: Sequence = ()) -> None:
     connection = _connection()
-    sql, fields = _update_sql(type(obj), tuple(field_names))
+    sql, fields = _update_sql(type(obj), tuple(field_names), also_return)
     params = [f.get_db_prep_save(f.pre_save(obj, add=False), connection) for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, obj.pk])
+        cursor.execute(sql, [*params, obj.pk, *also_params])
         if cursor.rowcount != 1:
             raise DatabaseError(f"update() of {type(obj).__name__} {obj.pk} affected {cursor.rowcount} rows.")
 

@@ -1,5 +1,6 @@
 """PostgreSQL session advisory locks: one beat instance runs a periodic job at a time;
-one live request holds an idempotency key."""
+one live request holds an idempotency key (``kobatela.core.idempotency``, which
+takes and releases it inside its claim's statements where it can)."""
 
 from __future__ import annotations
 
@@ -32,18 +33,28 @@ def session_lock(name: str) -> Iterator[bool]:
         yield True
         return
     key = lock_id(name)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = cursor.fetchone()[0]
+    acquired = try_lock(key)
     try:
         yield acquired
     finally:
         if acquired:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except DatabaseError:
-                pass  # the connection is gone, and the lock with it
+            unlock(key)
+
+
+def try_lock(key: int) -> bool:
+    """``pg_try_advisory_lock``: take the session lock ``key`` now, or say another session holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        return cursor.fetchone()[0]
+
+
+def unlock(key: int) -> None:
+    """Release this session's lock ``key``; a connection that is gone has released it already."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    except DatabaseError:
+        pass
 
 
 JOB_STAMP_PREFIX = "job:"

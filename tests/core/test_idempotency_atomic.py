@@ -154,3 +154,80 @@ def test_an_execution_resumed_after_its_answer_was_lost_answers_the_payout_it_se
     assert sandbox.recorded_payouts()[payout_idempotency_key(payment.pk)].calls == 1
     assert sender.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY="lost-answer")["Idempotent-Replayed"] == "true"
     assert_error(sender.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY="fresh"), 409, "payment_is_sent")
+
+
+def _advisory_locks_held_here() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_the_liveness_lock_rides_on_the_claim_and_on_the_answer_not_on_statements_of_its_own():
+    """The measured path (bench/deposit.sql): the claim's INSERT takes the key's
+    lock and the answer's UPDATE releases it, so a deposit is the 13 statements
+    of the floor and nothing more; when it is over, the connection holds no lock."""
+    from django.test.utils import CaptureQueriesContext
+
+    sender = _keyed_client(["sender"])
+    escrow = make_escrow(client=sender.user, amounts=("50.00",))
+    _deposit(sender, escrow, "warm", amount="1.00")  # the API key cache
+    with CaptureQueriesContext(connection) as ctx:
+        assert _deposit(sender, escrow, "counted", amount="1.00").status_code == 200
+
+    statements = [" ".join(q["sql"].split()) for q in ctx.captured_queries]
+    claim = [sql for sql in statements if sql.startswith('INSERT INTO "core_idempotencykey"')]
+    answer = [sql for sql in statements if sql.startswith('UPDATE "core_idempotencykey"')]
+    assert len(claim) == 1 and "pg_try_advisory_lock" in claim[0], statements
+    assert len(answer) == 1 and "pg_advisory_unlock" in answer[0], statements
+    assert not [sql for sql in statements if sql.startswith("SELECT pg_")], statements
+    assert len(statements) == 13, statements
+    assert _advisory_locks_held_here() == 0
+
+
+def test_a_request_that_fails_releases_the_lock_too():
+    sender = _keyed_client(["sender"])
+    escrow = make_escrow(client=sender.user, amounts=("50.00",))
+    with roles.as_owner(), connection.cursor() as cursor:
+        cursor.execute(FAIL_ONCE_TRIGGER)
+    try:
+        with pytest.raises(DatabaseError, match="disk full"):
+            _deposit(sender, escrow, "fails")
+    finally:
+        with roles.as_owner(), connection.cursor() as cursor:
+            cursor.execute(DROP_TRIGGER)
+    assert _advisory_locks_held_here() == 0
+    assert not IdempotencyKey.objects.filter(key="fails").exists()
+
+
+def test_a_claim_inserted_while_the_key_is_still_locked_answers_409_and_its_retry_runs_once():
+    """The lock is free only when its holder has let go: a request that inserts
+    its claim while an ending request with the same key still holds the lock
+    (its own claim already deleted) does not run; the row it leaves has no live
+    lock, so the client's retry takes it over and deposits once."""
+    sender = _keyed_client(["sender"])
+    escrow = make_escrow(client=sender.user, amounts=("50.00",))
+    holding, release = threading.Event(), threading.Event()
+
+    def ending_request():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [lock_id(f"idempotency:{sender.api_key.pk}:ending")])
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()  # the session ends: its lock is released by PostgreSQL
+
+    thread = threading.Thread(target=ending_request)
+    thread.start()
+    assert holding.wait(10)
+    assert_error(_deposit(sender, escrow, "ending"), 409, "idempotency_request_in_progress")
+    assert IdempotencyKey.objects.get(key="ending").status == IdempotencyKey.Status.IN_PROGRESS
+    assert _advisory_locks_held_here() == 0
+    release.set()
+    thread.join(10)
+
+    retry = _deposit(sender, escrow, "ending")
+    assert retry.status_code == 200 and "Idempotent-Replayed" not in retry
+    assert _deposit(sender, escrow, "ending")["Idempotent-Replayed"] == "true"
+    assert EscrowDeposit.objects.filter(escrow=escrow).count() == 1
+    assert _advisory_locks_held_here() == 0
