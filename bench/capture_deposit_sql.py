@@ -69,6 +69,35 @@ def script_shape(path: Path) -> list[str]:
     return [shape(stmt) for stmt in (p.strip() for p in text.split(";")) if stmt]
 
 
+def transactions(queries: list[str]) -> tuple[list[str], str | None]:
+    """Each statement's transaction ("auto": autocommit, its own; "txnN": the
+    N-th explicit one; Django logs BEGIN/COMMIT too), and the one that locked
+    the escrow row: the request's unit, which ``escrow_deposit`` joins."""
+    labels, txns, current, durable = [], 0, None, None
+    for sql in queries:
+        verb = sql.split(" ", 1)[0].upper()
+        if verb == "BEGIN":
+            txns += 1
+            current = f"txn{txns}"
+        labels.append(current or "auto")
+        if current and durable is None and re.search(r"(?i)\bFOR UPDATE\b", sql) and "escrow_escrowagreement" in sql:
+            durable = current
+        if verb in ("COMMIT", "ROLLBACK"):
+            current = None
+    return labels, durable
+
+
+def floor_statements(queries: list[str]) -> tuple[list[str], list[str]]:
+    """What the floor runs — the key's claim (its own autocommit INSERT, just
+    before) and the transaction in which the deposit and the key's answer
+    commit — and what else the request sent."""
+    labels, durable = transactions(queries)
+    claim = [sql for sql, label in zip(queries, labels)
+             if label == "auto" and shape(sql).startswith("INSERT core_idempotencykey")]
+    body = claim + [sql for sql, label in zip(queries, labels) if label == durable]
+    return body, [sql for sql in queries if sql not in body]
+
+
 def main() -> int:
     api_key, escrow_id = sys.argv[1], int(sys.argv[2])
     check = Path(sys.argv[sys.argv.index("--check") + 1]) if "--check" in sys.argv else None
@@ -89,38 +118,20 @@ def main() -> int:
     assert r.status_code == 200, (r.status_code, r.content)
     queries = [q["sql"] for q in ctx.captured_queries]
 
-    # Django logs BEGIN/COMMIT too: statements between them form one
-    # transaction, the others ran in autocommit (each its own transaction).
-    labels, txns, current, durable = [], 0, None, None
-    for sql in queries:
-        verb = sql.split(" ", 1)[0].upper()
-        if verb == "BEGIN":
-            txns += 1
-            current = f"txn{txns}"
-        labels.append(current or "auto")
-        if current and durable is None and re.search(r"(?i)\bFOR UPDATE\b", sql) and "escrow_escrowagreement" in sql:
-            durable = current
-        if verb in ("COMMIT", "ROLLBACK"):
-            current = None
-    names = {l for l in labels if l != "auto"}
-
+    labels, durable = transactions(queries)
+    names = {label for label in labels if label != "auto"}
     print(f"# One deposit request: {len(queries)} statements "
           f"({labels.count('auto')} in autocommit, {len(names)} explicit transaction(s)).")
     for i, (sql, label) in enumerate(zip(queries, labels), 1):
         print(f"{i:2d} [{label}] {sql}")
 
-    # What the floor runs: the key's claim (its own autocommit INSERT, just
-    # before) and the transaction in which the deposit and the key's answer commit.
-    claim = [sql for sql, label in zip(queries, labels)
-             if label == "auto" and shape(sql).startswith("INSERT core_idempotencykey")]
-    body = claim + [sql for sql, label in zip(queries, labels) if label == durable]
+    body, outside = floor_statements(queries)
     print(f"\n# The idempotency claim and the escrow_deposit transaction ({durable}): {len(body)} statements")
-    outside = [sql for sql in queries if sql not in body]
-    print(f"# Sent by the request outside them (not in the floor): {len(outside)}"
-          + "".join(f"\n  {shape(sql):40s} | {sql[:150]}" for sql in outside))
     app_shape = [shape(s) for s in body]
     for s, sql in zip(app_shape, body):
         print(f"  {s:40s} | {sql[:150]}")
+    print(f"# Sent by the request outside them (not in the floor): {len(outside)}"
+          + "".join(f"\n  {shape(sql):40s} | {sql[:150]}" for sql in outside))
 
     if check is not None:
         bench_shape = script_shape(check)
