@@ -87,7 +87,8 @@ stop_gunicorn() {
   GUNICORN_PID=
 }
 source scripts/services.sh
-cleanup() { stop_gunicorn; services_stop; }
+SAMPLER_PID=
+cleanup() { if [ -n "$SAMPLER_PID" ]; then touch "$RES/.stop-sampling"; fi; stop_gunicorn; services_stop; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -173,22 +174,26 @@ log "warm-up: ${WARMUP}s"
 run_wrk "$WARMUP" "warm-$STAMP" "$RES/wrk-warmup.txt"
 check_wrk "$RES/wrk-warmup.txt"
 # pg_locks sampled while the deposits run: any advisory lock a web worker waits
-# for (there should be none: the audit append takes no lock) is counted.
+# for (there should be none: the audit append takes no lock) is counted. One psql
+# session takes every sample: a new process and backend five times a second
+# would tax the machine being measured.
 sample_locks() {
-  while :; do
-    "$PG_BIN/psql" -At "$DATABASE_SUPERUSER_URL" -c "SELECT count(*) FILTER (WHERE NOT l.granted),
+  while [ ! -e "$RES/.stop-sampling" ]; do
+    echo "SELECT count(*) FILTER (WHERE NOT l.granted),
         count(*) FILTER (WHERE NOT l.granted AND l.locktype = 'advisory'), count(*)
       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE a.usename = 'kobatela_app' AND a.backend_type = 'client backend'" 2>/dev/null || true
+      WHERE a.usename = 'kobatela_app' AND a.backend_type = 'client backend';"
     sleep 0.2
-  done >"$RES/pg_locks.txt"
+  done | "$PG_BIN/psql" -At "$DATABASE_SUPERUSER_URL" >"$RES/pg_locks.txt" 2>/dev/null || true
 }
 log "wrk: ${DURATION}s, $THREADS threads, $CONNECTIONS connections (pg_locks sampled every 0.2 s)"
 sample_locks &
 SAMPLER_PID=$!
 run_wrk "$DURATION" "run-$STAMP" "$RES/wrk.txt"
-kill "$SAMPLER_PID" 2>/dev/null || true
+touch "$RES/.stop-sampling"  # the loop ends, psql reads its end of input, writes out and exits
 wait "$SAMPLER_PID" 2>/dev/null || true
+rm -f "$RES/.stop-sampling"
+SAMPLER_PID=
 check_wrk "$RES/wrk.txt"
 log "wrk GET /escrows/{id} (audited read): ${DURATION}s, $THREADS threads, $CONNECTIONS connections"
 BENCH_MODE=get run_wrk "$DURATION" "get-$STAMP" "$RES/wrk-get.txt"
