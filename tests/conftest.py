@@ -203,6 +203,27 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 
 @pytest.fixture
+def clean_sandbox():
+    """The sandbox PSP remembers the payouts and refunds it was asked for, per
+    process: each test that uses it starts and ends with an empty one."""
+    from payments.psp import sandbox
+
+    sandbox.reset()
+    yield sandbox
+    sandbox.reset()
+
+
+@pytest.fixture
+def psp_sandbox(monkeypatch, clean_sandbox):
+    """A clean sandbox PSP whose signed webhooks the app accepts (``tests.support.psp``)."""
+    from tests.support.psp import SECRET
+
+    monkeypatch.setenv("PSP_WEBHOOK_SECRET", SECRET)
+    monkeypatch.delenv("PSP_WEBHOOK_SECRET_NEXT", raising=False)
+    return clean_sandbox
+
+
+@pytest.fixture
 def broker():
     """A private Redis as the Celery broker, started; ``broker.stop()`` is the outage."""
     from tests.support.broker import RedisServer, celery_broker

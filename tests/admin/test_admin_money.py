@@ -18,18 +18,11 @@ from payments.psp import sandbox
 from payments.tasks import execute_payout
 from tests.factories import UserFactory, fund, make_escrow
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_sandbox")]
 PAYMENTS = reverse("admin:payments_payment_changelist")
 WEBHOOKS = reverse("admin:webhooks_inboundevent_changelist")
 READ_ONLY = ["audit.Alert", "audit.AuditLog", "escrow.EscrowAgreement", "payments.Payment", "proofs.Proof",
              "spend.UsageMandate", "escrow.Dispute", "escrow.Refund"]
-
-
-@pytest.fixture(autouse=True)
-def clean_sandbox():
-    sandbox.reset()
-    yield
-    sandbox.reset()
 
 
 def failed_payment() -> Payment:

@@ -226,7 +226,7 @@ def test_deadline_refund_policy_requests_one_psp_refund_and_ends_refunded(settin
     from kobatela.events.models import Event
     from payments.ledger import balance, escrow_account
     from payments.psp import sandbox
-    from tests.webhooks.test_psp_webhook import SECRET, sign_headers
+    from tests.support.psp import SECRET, sign_headers
 
     monkeypatch.setenv("PSP_WEBHOOK_SECRET", SECRET)
     sandbox.reset()

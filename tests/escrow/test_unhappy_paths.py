@@ -25,20 +25,11 @@ from payments.psp import sandbox
 from payments.reconcile import reconcile
 from tests.conftest import _keyed_client, assert_error
 from tests.factories import UserFactory, fund, make_escrow
-from tests.webhooks.test_psp_webhook import SECRET, sign_headers
+from tests.support.psp import sign_headers
 from webhooks.models import InboundEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("psp_sandbox")]
 D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def _psp(monkeypatch):
-    monkeypatch.setenv("PSP_WEBHOOK_SECRET", SECRET)
-    monkeypatch.delenv("PSP_WEBHOOK_SECRET_NEXT", raising=False)
-    sandbox.reset()
-    yield
-    sandbox.reset()
 
 
 def psp(event_type: str, msg_id: str | None = None, **data) -> dict:

@@ -27,15 +27,8 @@ from tests.proofs.photo_samples import geotagged_jpeg
 from tests.proofs.test_proof_upload import SITE, photo_escrow, upload
 from tests.support.concurrency import run_concurrently
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_sandbox")]
 ROUNDS = 4
-
-
-@pytest.fixture(autouse=True)
-def _clean_sandbox():
-    sandbox.reset()
-    yield
-    sandbox.reset()
 
 
 def _open_dispute(client, escrow, milestone_idx=1):

@@ -19,17 +19,10 @@ from proofs.services import proof_submit
 from tests.conftest import assert_error
 from tests.factories import UserFactory, actor_for
 from tests.providers.world import clean_photo, photo_escrow
-from tests.webhooks.test_psp_webhook import SECRET, deliver, encode, payout_event
+from tests.support.psp import deliver, encode
+from tests.webhooks.test_psp_webhook import payout_event
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _psp(monkeypatch):
-    monkeypatch.setenv("PSP_WEBHOOK_SECRET", SECRET)
-    sandbox.reset()
-    yield
-    sandbox.reset()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("psp_sandbox")]
 
 
 def approved_payout(provider, capture) -> Payment:

@@ -22,12 +22,7 @@ from payments.tasks import execute_payout
 from tests.conftest import assert_error
 from tests.factories import UserFactory, actor_for, fund, make_escrow
 
-
-@pytest.fixture(autouse=True)
-def clean_sandbox():
-    sandbox.reset()
-    yield
-    sandbox.reset()
+pytestmark = pytest.mark.usefixtures("clean_sandbox")
 
 
 def approved_payment(client=None, provider=None, amount="100.00") -> Payment:

@@ -1,10 +1,6 @@
 import pytest
 
-from payments.psp import sandbox
-
 
 @pytest.fixture(autouse=True)
-def clean_sandbox():
-    sandbox.reset()
-    yield
-    sandbox.reset()
+def _every_spend_test_has_a_clean_sandbox(clean_sandbox):
+    """The sandbox PSP (``clean_sandbox`` in tests/conftest.py) is empty before and after each spend test."""

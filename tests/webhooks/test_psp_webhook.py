@@ -7,12 +7,10 @@ request goes through :func:`deliver`, which asserts that no answer is a 5xx.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import time
 import uuid
-from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -22,52 +20,21 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from prometheus_client import REGISTRY
-from standardwebhooks import Webhook
 
 from escrow.models import EscrowDeposit, EscrowStatus, MilestoneStatus
 from escrow.services import escrow_client_approve
 from kobatela.audit.models import Alert, AuditLog
 from payments.models import LedgerEntry, Payment, PaymentStatus
-from payments.psp import sandbox
 from tests.conftest import assert_error
 from tests.factories import actor_for, fund, make_escrow
+from tests.support.psp import NEXT_SECRET, OTHER_SECRET, SECRET, URL, deliver, encode, sign_headers
 from webhooks import signing
 from webhooks.inbound import decode, process, psp
 from webhooks.models import InboundEvent
 
-URL = "/api/v1/psp/webhook"
-SECRET = "whsec_" + base64.b64encode(b"psp-current-secret-32-bytes-long").decode()
-NEXT_SECRET = "whsec_" + base64.b64encode(b"psp-next-secret-also-32-bytes-ok").decode()
-OTHER_SECRET = "whsec_" + base64.b64encode(b"someone-else-secret-32-bytes-xx!").decode()
 NOW = 1_760_000_000
 
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    monkeypatch.setenv("PSP_WEBHOOK_SECRET", SECRET)
-    monkeypatch.delenv("PSP_WEBHOOK_SECRET_NEXT", raising=False)
-    sandbox.reset()
-    yield
-    sandbox.reset()
-
-
-def sign_headers(body: bytes, *, secret: str = SECRET, msg_id: str | None = None, timestamp: int | None = None) -> dict:
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, tz=timezone.utc), body.decode())
-    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
-
-
-def encode(event) -> bytes:
-    return json.dumps(event).encode()
-
-
-def deliver(body: bytes, headers: dict | None = None, **sign_kwargs):
-    """POST a body, signed unless ``headers`` are given. Never a 5xx."""
-    headers = sign_headers(body, **sign_kwargs) if headers is None else headers
-    response = Client().post(URL, data=body, content_type="application/json", headers=headers)
-    assert response.status_code < 500, (response.status_code, response.content[:500])
-    return response
+pytestmark = pytest.mark.usefixtures("psp_sandbox")
 
 
 def funding_event(escrow, *, amount=None, currency=None, psp_ref=None) -> dict:
