@@ -19,8 +19,7 @@ from proofs.services import proof_submit
 from tests.conftest import assert_error
 from tests.factories import UserFactory, actor_for
 from tests.providers.world import clean_photo, photo_escrow
-from tests.support.psp import deliver, encode
-from tests.webhooks.test_psp_webhook import payout_event
+from tests.support.psp import deliver, encode, payout_event
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("psp_sandbox")]
 

@@ -38,3 +38,10 @@ def deliver(body: bytes, headers: dict | None = None, **sign_kwargs):
     response = Client().post(URL, data=body, content_type="application/json", headers=headers)
     assert response.status_code < 500, (response.status_code, response.content[:500])
     return response
+
+
+def payout_event(kind: str, payment, **data) -> dict:
+    """What the PSP says of ``payment``'s payout (``payout.settled``, ``payout.failed``…), with ``data`` over the defaults."""
+    base = {"payment_id": payment.pk, "psp_ref": payment.psp_ref or "psp_po_x",
+            "amount": str(payment.amount), "currency": payment.currency}
+    return {"type": kind, "data": {**base, **data}}

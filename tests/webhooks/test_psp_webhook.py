@@ -27,7 +27,7 @@ from kobatela.audit.models import Alert, AuditLog
 from payments.models import LedgerEntry, Payment, PaymentStatus
 from tests.conftest import assert_error
 from tests.factories import actor_for, fund, make_escrow
-from tests.support.psp import NEXT_SECRET, OTHER_SECRET, SECRET, URL, deliver, encode, sign_headers
+from tests.support.psp import NEXT_SECRET, OTHER_SECRET, SECRET, URL, deliver, encode, payout_event, sign_headers
 from webhooks import signing
 from webhooks.inbound import decode, process, psp
 from webhooks.models import InboundEvent
@@ -41,12 +41,6 @@ def funding_event(escrow, *, amount=None, currency=None, psp_ref=None) -> dict:
     return {"type": "funding.succeeded", "data": {
         "psp_ref": psp_ref or f"psp_fund_{uuid.uuid4().hex[:12]}", "escrow_id": escrow.pk,
         "amount": str(escrow.amount_total) if amount is None else amount, "currency": currency or escrow.currency}}
-
-
-def payout_event(kind: str, payment: Payment, **data) -> dict:
-    base = {"payment_id": payment.pk, "psp_ref": payment.psp_ref or "psp_po_x",
-            "amount": str(payment.amount), "currency": payment.currency}
-    return {"type": kind, "data": {**base, **data}}
 
 
 def metric(outcome: str) -> float:
