@@ -6,7 +6,7 @@
 # bench/results/<timestamp>/. Exits non-zero only when the run itself failed
 # (a missing tool, a non-2xx response, a pgbench error), never for a missed target.
 # Tunables: BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (5), BENCH_ESCROWS (64),
-# BENCH_WORKERS (2 x cores).
+# BENCH_WORKERS (one per core: measured best on a host that also runs PostgreSQL and wrk, bench/README.md).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ ESCROWS=${BENCH_ESCROWS:-64}
 CONNECTIONS=16
 THREADS=2
 CORES=$(nproc)
-WORKERS=${BENCH_WORKERS:-$((2 * CORES))}
+WORKERS=${BENCH_WORKERS:-$CORES}
 
 log() { echo "bench: $*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
