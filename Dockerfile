@@ -49,5 +49,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; h = os.environ.get('DJANGO_ALLOWED_HOSTS', 'localhost').split(',')[0].strip().lstrip('.'); h = 'localhost' if h in ('', '*') else h; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/health/live', headers={'Host': h}), timeout=4)"]
 
-# Sync workers, about 2 x CPU cores (measured best); set WEB_CONCURRENCY to tune.
+# Sync workers (measured best): one per core when PostgreSQL shares the host
+# (bench/README.md), more when workers also wait on a remote database; set WEB_CONCURRENCY to tune.
 CMD ["sh", "-c", "exec gunicorn kobatela.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-4} --access-logfile -"]
