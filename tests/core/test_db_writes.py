@@ -15,6 +15,7 @@ from kobatela.core import db
 from kobatela.core.models import IdempotencyKey
 from payments.models import LedgerEntry
 from tests.factories import make_escrow
+from tests.support.database import advisory_locks_held
 
 pytestmark = pytest.mark.django_db
 
@@ -102,26 +103,19 @@ def test_update_writes_only_the_named_fields_and_fills_auto_now():
     assert stored.updated_at == escrow.updated_at > before
 
 
-def _advisory_locks_held_here() -> set[int]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks"
-                       " WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
-        return {row[0] for row in cursor.fetchall()}
-
-
 def test_insert_and_lock_takes_the_lock_only_for_the_row_it_inserts_and_update_and_unlock_releases_it(admin_api):
     api_key_id = admin_api.api_key.pk
     first = IdempotencyKey(api_key_id=api_key_id, key="locked", fingerprint="a" * 64)
     assert db.insert_and_lock(first, ignore_conflict_on=("api_key", "key"), lock=4242) is True
-    assert first.pk is not None and _advisory_locks_held_here() == {4242}
+    assert first.pk is not None and advisory_locks_held() == {4242}
 
     again = IdempotencyKey(api_key_id=api_key_id, key="locked", fingerprint="b" * 64)
     assert db.insert_and_lock(again, ignore_conflict_on=("api_key", "key"), lock=4343) is None
-    assert again.pk is None and _advisory_locks_held_here() == {4242}  # no row, no lock
+    assert again.pk is None and advisory_locks_held() == {4242}  # no row, no lock
 
     first.status = IdempotencyKey.Status.COMPLETED
     db.update_and_unlock(first, ["status"], lock=4242)
-    assert _advisory_locks_held_here() == set()
+    assert advisory_locks_held() == set()
     assert IdempotencyKey.objects.get(pk=first.pk).status == IdempotencyKey.Status.COMPLETED
 
     with connection.cursor() as cursor:  # a missing row releases nothing
@@ -129,7 +123,7 @@ def test_insert_and_lock_takes_the_lock_only_for_the_row_it_inserts_and_update_a
     first.pk += 1000
     with pytest.raises(DatabaseError):
         db.update_and_unlock(first, ["status"], lock=4242)
-    assert _advisory_locks_held_here() == {4242}
+    assert advisory_locks_held() == {4242}
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_unlock(4242)")
 

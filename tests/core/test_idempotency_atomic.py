@@ -15,6 +15,7 @@ from kobatela.core.locks import lock_id
 from kobatela.core.models import IdempotencyKey
 from tests.conftest import _keyed_client, assert_error
 from tests.factories import make_escrow
+from tests.support.database import advisory_locks_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +44,8 @@ def _deposit(client, escrow, key, amount="20.00"):
 def test_when_the_answer_cannot_be_stored_the_effect_does_not_commit_either():
     """The database refuses to store the key's answer (a trigger, as a full disk
     would): the deposit made in the same request rolls back with it, and the
-    key is free for the retry, which deposits once."""
+    key is free for the retry — its row gone, its lock released —, which
+    deposits once."""
     sender = _keyed_client(["sender"])
     escrow = make_escrow(client=sender.user, amounts=("50.00",))
     with roles.as_owner(), connection.cursor() as cursor:  # DDL: the tables' owner, not the app's role
@@ -58,6 +60,7 @@ def test_when_the_answer_cannot_be_stored_the_effect_does_not_commit_either():
     assert not EscrowDeposit.objects.filter(escrow=escrow).exists()
     assert EscrowAgreement.objects.get(pk=escrow.pk).amount_funded == Decimal("0.00")
     assert not IdempotencyKey.objects.filter(key="atomic-1").exists()
+    assert advisory_locks_held() == set()
 
     retry = _deposit(sender, escrow, "atomic-1")
     assert retry.status_code == 200 and retry.json()["amount_funded"] == "20.00"
@@ -156,12 +159,6 @@ def test_an_execution_resumed_after_its_answer_was_lost_answers_the_payout_it_se
     assert_error(sender.post(path, {}, format="json", HTTP_IDEMPOTENCY_KEY="fresh"), 409, "payment_is_sent")
 
 
-def _advisory_locks_held_here() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
-        return cursor.fetchone()[0]
-
-
 def test_the_liveness_lock_rides_on_the_claim_and_on_the_answer_not_on_statements_of_its_own():
     """The measured path (bench/deposit.sql): the claim's INSERT takes the key's
     lock and the answer's UPDATE releases it, so a deposit is the 13 statements
@@ -181,22 +178,7 @@ def test_the_liveness_lock_rides_on_the_claim_and_on_the_answer_not_on_statement
     assert len(answer) == 1 and "pg_advisory_unlock" in answer[0], statements
     assert not [sql for sql in statements if sql.startswith("SELECT pg_")], statements
     assert len(statements) == 13, statements
-    assert _advisory_locks_held_here() == 0
-
-
-def test_a_request_that_fails_releases_the_lock_too():
-    sender = _keyed_client(["sender"])
-    escrow = make_escrow(client=sender.user, amounts=("50.00",))
-    with roles.as_owner(), connection.cursor() as cursor:
-        cursor.execute(FAIL_ONCE_TRIGGER)
-    try:
-        with pytest.raises(DatabaseError, match="disk full"):
-            _deposit(sender, escrow, "fails")
-    finally:
-        with roles.as_owner(), connection.cursor() as cursor:
-            cursor.execute(DROP_TRIGGER)
-    assert _advisory_locks_held_here() == 0
-    assert not IdempotencyKey.objects.filter(key="fails").exists()
+    assert advisory_locks_held() == set()
 
 
 def test_a_claim_inserted_while_the_key_is_still_locked_answers_409_and_its_retry_runs_once():
@@ -222,7 +204,7 @@ def test_a_claim_inserted_while_the_key_is_still_locked_answers_409_and_its_retr
     assert holding.wait(10)
     assert_error(_deposit(sender, escrow, "ending"), 409, "idempotency_request_in_progress")
     assert IdempotencyKey.objects.get(key="ending").status == IdempotencyKey.Status.IN_PROGRESS
-    assert _advisory_locks_held_here() == 0
+    assert advisory_locks_held() == set()
     release.set()
     thread.join(10)
 
@@ -230,4 +212,4 @@ def test_a_claim_inserted_while_the_key_is_still_locked_answers_409_and_its_retr
     assert retry.status_code == 200 and "Idempotent-Replayed" not in retry
     assert _deposit(sender, escrow, "ending")["Idempotent-Replayed"] == "true"
     assert EscrowDeposit.objects.filter(escrow=escrow).count() == 1
-    assert _advisory_locks_held_here() == 0
+    assert advisory_locks_held() == set()

@@ -1,8 +1,11 @@
-"""The database, unreachable for a while, from the app's side: the Django
-connection is closed and pointed at a loopback port where nothing listens,
-so every query meets a refused connection (psycopg's OperationalError), as
-when PostgreSQL is stopped. Leaving the block points it back; the next query
-reconnects, as after a restart."""
+"""The database as the tests look at it from the app's side.
+
+``database_unreachable``: the Django connection is closed and pointed at a
+loopback port where nothing listens, so every query meets a refused connection
+(psycopg's OperationalError), as when PostgreSQL is stopped. Leaving the block
+points it back; the next query reconnects, as after a restart.
+
+``advisory_locks_held``: the advisory locks this connection's session holds."""
 
 from __future__ import annotations
 
@@ -23,3 +26,11 @@ def database_unreachable():
     finally:
         connection.close()
         connection.settings_dict["HOST"], connection.settings_dict["PORT"] = saved
+
+
+def advisory_locks_held() -> set[int]:
+    """The keys of the advisory locks (one bigint each) the app's connection holds now."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks"
+                       " WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        return {row[0] for row in cursor.fetchall()}
