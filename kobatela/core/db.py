@@ -102,10 +102,11 @@ def _insert(objs: Sequence[M], conflict_target: tuple[str, ...] | None, also_ret
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *also_params])
         rows = cursor.fetchall()
-    for obj, row in zip(objs, rows):
-        obj.pk = row[0]
-        obj._state.adding = False
-        obj._state.db = connection.alias
+    if rows:  # else: a conflict ignored, nothing inserted
+        for obj, row in zip(objs, rows, strict=True):
+            obj.pk = row[0]
+            obj._state.adding = False
+            obj._state.db = connection.alias
     return rows
 
 

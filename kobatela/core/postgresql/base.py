@@ -50,4 +50,3 @@ class DatabaseWrapper(base.DatabaseWrapper):
         except (OSError, ValueError, psycopg.Error):
             return False
         return super().is_usable() if waiting else True
-
