@@ -193,11 +193,7 @@ def _release_claim(claim: _Claim) -> None:
         IdempotencyKey.objects.filter(pk=claim.record.pk, status=IdempotencyKey.Status.IN_PROGRESS).delete()
     except DatabaseError:
         pass
-    _release_lock(claim)
-
-
-def _release_lock(claim: _Claim) -> None:
-    if claim.lock is not None:
+    if claim.lock is not None:  # not released with an answer
         locks.unlock(claim.lock)
         claim.lock = None
 
