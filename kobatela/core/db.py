@@ -41,6 +41,12 @@ def _connection():
     return connections[DEFAULT_DB_ALIAS]
 
 
+def _cursor(connection):
+    """The PostgreSQL backend's shared statement cursor (``kobatela.core.postgresql``); Django's elsewhere."""
+    statement_cursor = getattr(connection, "statement_cursor", None)
+    return statement_cursor() if statement_cursor is not None else connection.cursor()
+
+
 def _column(model: type[models.Model], name: str) -> str:
     """The quoted column of field ``name`` (a name or an attname: ``escrow``, ``escrow_id``)."""
     return _connection().ops.quote_name(model._meta.get_field(name).column)
@@ -99,7 +105,7 @@ def _insert(objs: Sequence[M], conflict_target: tuple[str, ...] | None, also_ret
     connection = _connection()
     sql, fields = _insert_sql(type(objs[0]), len(objs), conflict_target, also_return)
     params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in objs for f in fields]
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(sql, [*params, *also_params])
         rows = cursor.fetchall()
     if rows:  # else: a conflict ignored, nothing inserted
@@ -142,7 +148,7 @@ def _update(obj: models.Model, field_names: Sequence[str], also_return: str = ""
     connection = _connection()
     sql, fields = _update_sql(type(obj), tuple(field_names), also_return)
     params = [f.get_db_prep_save(f.pre_save(obj, add=False), connection) for f in fields]
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(sql, [*params, obj.pk, *also_params])
         if cursor.rowcount != 1:
             raise DatabaseError(f"update() of {type(obj).__name__} {obj.pk} affected {cursor.rowcount} rows.")
@@ -186,7 +192,7 @@ def select(model: type[M], where: dict[str, object], *, any_of: dict[str, object
     sql, converters = _select_sql(model, tuple(where), tuple(any_of), for_update, tuple(order_by))
     params = [model._meta.get_field(name).get_db_prep_value(value, connection)
               for name, value in (*where.items(), *any_of.items())]
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     instances = []
