@@ -12,7 +12,9 @@ is cached per model and shape instead of being built and compiled on every
 call: that building was most of the Python cost of a deposit, which locks
 one row, reads one list, writes six rows and updates two (``bench/README.md``).
 A text that does not change is also what lets PostgreSQL prepare it once per
-connection (``prepare_threshold`` in settings).
+connection (``prepare_threshold`` in settings). On PostgreSQL the statements
+run on the backend's shared driver cursor (``statement_cursor`` in
+``kobatela.core.postgresql``) rather than a new cursor each.
 
 Fenced, not a second ORM: only the append-only rows (ledger lines, audit
 rows, escrow events, deposits, idempotency claims), the deposit's two
