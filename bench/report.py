@@ -15,6 +15,8 @@ from pathlib import Path
 
 TARGET_RATIO = 0.24  # issue #14: twice the FastAPI prototype (0.12)
 TARGET_P99_MS = 50.0  # issue #14, at 16 connections
+# bench/instructions.py on 930a4c2, before the shared statement cursor (bench/README.md "Fourth pass").
+REFERENCE_INSTRUCTIONS = {"deposit": 7_734_000, "get": 7_904_000}
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
@@ -84,6 +86,13 @@ def main() -> int:
             ("GET /escrows/{id} req/s (wrk)", f"{g['rps']:.1f}", "", ""),
             ("GET /escrows/{id} p50 / p99", f"{g['p50']:.1f} / {g['p99']:.1f} ms", "", ""),
         ]
+    counts = dict(line.split() for line in (res / "instructions.txt").read_text().splitlines()
+                  if line.strip()) if (res / "instructions.txt").exists() else {}
+    for mode, label in (("deposit", "deposit"), ("get", "GET /escrows/{id}")):
+        if f"{mode}_instructions" in counts:
+            reference = REFERENCE_INSTRUCTIONS[mode]
+            rows.append((f"{label} instructions/req", f"{int(counts[f'{mode}_instructions']) / 1e6:.2f} M",
+                         f"was {reference / 1e6:.2f} M" if reference else "", ""))
     if samples:
         advisory_waits = max(int(s[1]) for s in samples)
         rows.append(("advisory-lock waits (pg_locks)", f"max {advisory_waits} in {len(samples)} samples", "0",

@@ -6,7 +6,8 @@
 # bench/results/<timestamp>/. Exits non-zero only when the run itself failed
 # (a missing tool, a non-2xx response, a pgbench error), never for a missed target.
 # Tunables: BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (5), BENCH_ESCROWS (64),
-# BENCH_WORKERS (one per core: measured best on a host that also runs PostgreSQL and wrk, bench/README.md).
+# BENCH_WORKERS (one per core: measured best on a host that also runs PostgreSQL and wrk, bench/README.md),
+# BENCH_INSTRUCTIONS=1 (also count the instructions of one deposit and one read with callgrind: ~5 min more).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ CONNECTIONS=16
 THREADS=2
 CORES=$(nproc)
 WORKERS=${BENCH_WORKERS:-$CORES}
+INSTRUCTIONS=${BENCH_INSTRUCTIONS:-0}
 
 log() { echo "bench: $*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -30,6 +32,7 @@ BENCH_DEPS=(
   "have_pgbench|postgresql-contrib"
   "have curl|curl"
 )
+[ "$INSTRUCTIONS" = 1 ] && BENCH_DEPS+=("have valgrind|valgrind")
 missing=()
 for dep in "${BENCH_DEPS[@]}"; do
   eval "${dep%%|*}" || missing+=("${dep#*|}")
@@ -199,6 +202,12 @@ log "wrk GET /escrows/{id} (audited read): ${DURATION}s, $THREADS threads, $CONN
 BENCH_MODE=get run_wrk "$DURATION" "get-$STAMP" "$RES/wrk-get.txt"
 check_wrk "$RES/wrk-get.txt"
 stop_gunicorn  # pgbench gets the whole machine, as the app did
+
+if [ "$INSTRUCTIONS" = 1 ]; then
+  log "instructions per request (callgrind, bench/instructions.py): 4 counts"
+  .venv/bin/python bench/instructions.py "$API_KEY" $ESCROW_IDS >"$RES/instructions.txt" 2>"$RES/instructions.stderr" \
+    || { cat "$RES/instructions.stderr" >&2; log "instruction count failed"; exit 1; }
+fi
 
 # --- 2. The same SQL transaction, bare, with pgbench -------------------------------
 pgbench_run() {  # <seconds> <output> [extra args]
