@@ -15,8 +15,8 @@ from pathlib import Path
 
 TARGET_RATIO = 0.24  # issue #14: twice the FastAPI prototype (0.12)
 TARGET_P99_MS = 50.0  # issue #14, at 16 connections
-# bench/instructions.py on 930a4c2, before the shared statement cursor (bench/README.md "Fourth pass").
-REFERENCE_INSTRUCTIONS = {"deposit": 7_734_000, "get": 7_904_000}
+# BENCH_INSTRUCTIONS=1 make bench on 930a4c2, before the shared statement cursor (bench/README.md "Fourth pass").
+REFERENCE_INSTRUCTIONS = {"deposit": 7_930_000, "get": 7_620_000}
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
