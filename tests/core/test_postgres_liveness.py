@@ -5,13 +5,12 @@ instead of failing."""
 
 from __future__ import annotations
 
-import os
 import tempfile
-import time
 
-import psycopg
 import pytest
 from django.db import connection
+
+from tests.support.database import terminate_backend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,13 +45,7 @@ def test_a_healthy_idle_connection_is_usable_without_a_round_trip():
 
 
 def test_a_connection_the_server_terminated_is_not_usable_and_is_replaced():
-    connection.ensure_connection()
-    old_pid = connection.connection.info.backend_pid
-    with psycopg.connect(os.environ["DATABASE_SUPERUSER_URL"], autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [old_pid])
-    deadline = time.monotonic() + 5
-    while connection.is_usable() and time.monotonic() < deadline:  # the FATAL message is on its way
-        time.sleep(0.01)
+    old_pid = terminate_backend()
 
     assert not connection.is_usable()
 

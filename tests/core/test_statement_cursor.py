@@ -6,11 +6,8 @@ and nothing hidden from whoever watches queries."""
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 
-import psycopg
 import pytest
 from django.db import (
     DEFAULT_DB_ALIAS,
@@ -27,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from kobatela.core.models import IdempotencyKey
 from tests.conftest import _keyed_client
 from tests.factories import make_escrow
+from tests.support.database import terminate_backend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,13 +79,7 @@ def test_a_warm_deposit_creates_no_cursor(cursors_created):
 
 def test_a_connection_the_server_closed_is_replaced_before_the_statement():
     """The request's liveness check runs first, as with ``connection.cursor()``."""
-    connection.ensure_connection()
-    old_pid = connection.connection.info.backend_pid
-    with psycopg.connect(os.environ["DATABASE_SUPERUSER_URL"], autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [old_pid])
-    deadline = time.monotonic() + 5
-    while connection.is_usable() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    old_pid = terminate_backend()
     connection.health_check_done = False  # a new request
 
     assert _run("SELECT pg_backend_pid()")[0][0] != old_pid
