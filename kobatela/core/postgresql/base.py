@@ -43,7 +43,7 @@ _WAITING = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    _statement_cursor: tuple[psycopg.Connection, psycopg.Cursor] | None = None  # (its connection, the cursor)
+    _statement_cursor: psycopg.Cursor | None = None
 
     @contextmanager
     @async_unsafe
@@ -67,10 +67,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.validate_thread_sharing()
         self.validate_no_broken_transaction()
         with self.wrap_database_errors:
-            kept = self._statement_cursor
-            if kept is None or kept[0] is not self.connection:
-                kept = self._statement_cursor = (self.connection, self.create_cursor())
-            yield kept[1]
+            cursor = self._statement_cursor
+            if cursor is None or cursor.connection is not self.connection:  # none yet, or a replaced connection's
+                cursor = self._statement_cursor = self.create_cursor()
+            yield cursor
 
     def _close(self):
         self._statement_cursor = None
