@@ -58,9 +58,8 @@ fi
 
 # --- Virtualenv (same stamp as scripts/test.sh) -------------------------------
 req_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ]; then
-  "$(command -v python3.11 || command -v python3)" -m venv .venv
-fi
+source scripts/python.sh
+kob_venv
 if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$req_hash" ]; then
   .venv/bin/python -m pip install -r requirements-dev.txt
   echo "$req_hash" >.venv/.requirements.sha256

@@ -10,10 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- Virtualenv and runtime requirements ------------------------------------
-venv_ok() { [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2>&1; }
-
-if ! venv_ok; then
-  py=$(command -v python3.11 || command -v python3 || true)
+source scripts/python.sh
+if ! kob_venv_current; then
+  py=$(kob_python || true)
   if [ -z "$py" ]; then
     echo "run: Python 3.11 is required (Debian 12: apt-get install python3 python3-venv)." >&2
     exit 1
@@ -29,8 +28,7 @@ if ! venv_ok; then
       exit 1
     fi
   fi
-  rm -rf .venv   # a half-made venv (e.g. without pip) is rebuilt from scratch
-  "$py" -m venv .venv
+  kob_venv
 fi
 
 # Same stamp trick as scripts/test.sh: reinstall only when the pins changed.

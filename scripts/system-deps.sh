@@ -25,11 +25,13 @@ have_tesseract_langs() {
   grep -qx fra <<<"$langs" && grep -qx eng <<<"$langs"
 }
 
-# test.sh creates .venv with `python3 -m venv`, which on Debian needs python3-venv.
+# test.sh makes .venv with `<python> -m venv` (scripts/python.sh), which on
+# Debian needs python3-venv.
+source scripts/python.sh
 have_venv_support() {
-  [ -x .venv/bin/python ] && return 0
+  kob_venv_current && return 0
   local py
-  py=$(command -v python3.11 || command -v python3) || return 1
+  py=$(kob_python) || return 1
   "$py" -c 'import ensurepip, venv' >/dev/null 2>&1
 }
 
