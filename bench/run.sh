@@ -143,6 +143,21 @@ log "capturing the SQL of one deposit (bench/capture_deposit_sql.py)"
 SHAPE=$(awk '/^shape: / {print $2}' "$RES/capture_deposit_sql.txt")
 [ "$SHAPE" = MATCH ] || log "WARNING: bench/deposit.sql no longer matches the app's transaction (see $RES/capture_deposit_sql.txt)"
 
+# --- The floor: the same SQL transaction, bare, with pgbench ------------------------
+# Measured twice, right before and right after the HTTP deposits, and the ratio
+# uses the mean: this VM's speed drifts by up to a third within minutes, more for
+# pgbench's many small round trips than for the app, and a floor measured once,
+# a minute away from the deposits, moved the ratio with it (bench/README.md,
+# "Fifth pass"). Bracketing the deposits cancels a steady drift, and two floors
+# that disagree show an unsteady one. gunicorn is up but idle while pgbench runs.
+pgbench_run() {  # <seconds> <output> [extra args]
+  local secs=$1 out=$2; shift 2
+  "$PGBENCH" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" -T "$secs" -f bench/deposit.sql \
+    -D client="$CLIENT_ID" -D eid_lo="$EID_LO" -D eid_hi="$EID_HI" "$@" "$DATABASE_URL" >"$out" 2>&1 \
+    || { cat "$out" >&2; log "pgbench failed"; exit 1; }
+  if ! grep -q 'number of failed transactions: 0 ' "$out"; then cat "$out" >&2; log "pgbench had failed transactions"; exit 1; fi
+}
+
 # --- 1. The HTTP endpoint under gunicorn + wrk ---------------------------------
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log "gunicorn kobatela.wsgi: $WORKERS sync workers on 127.0.0.1:$PORT"
@@ -172,6 +187,10 @@ check_wrk() {  # <output>: every response 2xx, no socket error
     exit 1
   fi
 }
+log "pgbench warm-up: ${WARMUP}s"
+pgbench_run "$WARMUP" "$RES/pgbench-warmup.txt"
+log "pgbench, before the deposits: ${DURATION}s, $CONNECTIONS clients, $THREADS threads, -M prepared"
+pgbench_run "$DURATION" "$RES/pgbench-before.txt"
 log "warm-up: ${WARMUP}s"
 run_wrk "$WARMUP" "warm-$STAMP" "$RES/wrk-warmup.txt"
 check_wrk "$RES/wrk-warmup.txt"
@@ -197,10 +216,12 @@ wait "$SAMPLER_PID" 2>/dev/null || true
 rm -f "$RES/.stop-sampling"
 SAMPLER_PID=
 check_wrk "$RES/wrk.txt"
+log "pgbench, after the deposits: ${DURATION}s, $CONNECTIONS clients, $THREADS threads, -M prepared"
+pgbench_run "$DURATION" "$RES/pgbench.txt" --log --log-prefix="$RES/pgbench_log"
 log "wrk GET /escrows/{id} (audited read): ${DURATION}s, $THREADS threads, $CONNECTIONS connections"
 BENCH_MODE=get run_wrk "$DURATION" "get-$STAMP" "$RES/wrk-get.txt"
 check_wrk "$RES/wrk-get.txt"
-stop_gunicorn  # pgbench gets the whole machine, as the app did
+stop_gunicorn
 
 if [ "$INSTRUCTIONS" = 1 ]; then
   log "instructions per request (callgrind, bench/instructions.py): 4 counts"
@@ -208,20 +229,7 @@ if [ "$INSTRUCTIONS" = 1 ]; then
     || { cat "$RES/instructions.stderr" >&2; log "instruction count failed"; exit 1; }
 fi
 
-# --- 2. The same SQL transaction, bare, with pgbench -------------------------------
-pgbench_run() {  # <seconds> <output> [extra args]
-  local secs=$1 out=$2; shift 2
-  "$PGBENCH" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" -T "$secs" -f bench/deposit.sql \
-    -D client="$CLIENT_ID" -D eid_lo="$EID_LO" -D eid_hi="$EID_HI" "$@" "$DATABASE_URL" >"$out" 2>&1 \
-    || { cat "$out" >&2; log "pgbench failed"; exit 1; }
-  if ! grep -q 'number of failed transactions: 0 ' "$out"; then cat "$out" >&2; log "pgbench had failed transactions"; exit 1; fi
-}
-log "pgbench warm-up: ${WARMUP}s"
-pgbench_run "$WARMUP" "$RES/pgbench-warmup.txt"
-log "pgbench: ${DURATION}s, $CONNECTIONS clients, $THREADS threads, -M prepared"
-pgbench_run "$DURATION" "$RES/pgbench.txt" --log --log-prefix="$RES/pgbench_log"
-
-# --- 3. The table --------------------------------------------------------------------
+# --- 2. The table --------------------------------------------------------------------
 ps -eo pid,pcpu,etime,args --sort=-pcpu | head -n 12 >"$RES/ps-after.txt" || true
 cat >"$RES/meta.env" <<EOF
 LOAD_BEFORE=$LOAD_BEFORE
@@ -235,6 +243,7 @@ ESCROWS=$ESCROWS
 SHAPE=$SHAPE
 GIT_HEAD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY=$(git status --porcelain 2>/dev/null | wc -l)
+PYTHON=$(.venv/bin/python -c 'import platform; print(platform.python_version())') $(_kob_venv_base)
 EOF
 echo
 python3 bench/report.py "$RES"
