@@ -25,10 +25,11 @@ _kob_venv_base() {
 
 # True when .venv works (python and pip) and was made from kob_python.
 kob_venv_current() {
-  local py
+  local py base
   py=$(kob_python) || return 1
-  [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2>&1 &&
-    [ "$(realpath "$(_kob_venv_base)" 2>/dev/null)" = "$(realpath "$(command -v "$py")" 2>/dev/null)" ]
+  base=$(_kob_venv_base)
+  [ -n "$base" ] && [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2>&1 &&
+    [ "$(realpath "$base" 2>/dev/null)" = "$(realpath "$(command -v "$py")" 2>/dev/null)" ]
 }
 
 # Makes .venv from kob_python unless it is current. A half-made venv, or one
