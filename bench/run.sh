@@ -243,7 +243,7 @@ ESCROWS=$ESCROWS
 SHAPE=$SHAPE
 GIT_HEAD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY=$(git status --porcelain 2>/dev/null | wc -l)
-PYTHON=$(.venv/bin/python -c 'import platform; print(platform.python_version())') $(_kob_venv_base)
+PYTHON=$(.venv/bin/python -c 'import platform; print(platform.python_version())') $(kob_venv_base)
 EOF
 echo
 python3 bench/report.py "$RES"

@@ -18,8 +18,9 @@ kob_python() {
   fi
 }
 
-# The interpreter an existing .venv was made from (empty when there is none).
-_kob_venv_base() {
+# The interpreter an existing .venv was made from (empty when there is none);
+# bench/run.sh records it with the figures.
+kob_venv_base() {
   sed -n 's/^executable = //p' .venv/pyvenv.cfg 2>/dev/null || true
 }
 
@@ -27,7 +28,7 @@ _kob_venv_base() {
 kob_venv_current() {
   local py base
   py=$(kob_python) || return 1
-  base=$(_kob_venv_base)
+  base=$(kob_venv_base)
   [ -n "$base" ] && [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2>&1 &&
     [ "$(realpath "$base" 2>/dev/null)" = "$(realpath "$(command -v "$py")" 2>/dev/null)" ]
 }
@@ -41,7 +42,7 @@ kob_venv() {
   py=$(kob_python) || { echo "python: Python 3.11 is required (Debian 12: apt-get install python3 python3-venv)" >&2; return 1; }
   if [ -e .venv ]; then
     local base
-    base=$(_kob_venv_base)
+    base=$(kob_venv_base)
     echo "python: making .venv again from $py (the one there is incomplete or made from ${base:-another interpreter})" >&2
   fi
   rm -rf .venv
