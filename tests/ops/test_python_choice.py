@@ -13,9 +13,11 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "python.sh"
 
 
-def _bash(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+def _bash(command: str, cwd: Path, **env: str | None) -> subprocess.CompletedProcess:
+    """``command`` after sourcing the script; ``env`` sets variables, ``None`` unsets one."""
+    merged = {key: value for key, value in {**os.environ, **env}.items() if value is not None}
     return subprocess.run(["bash", "-c", f"set -euo pipefail; source {SCRIPT}; {command}"], cwd=cwd,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+                          env=merged, capture_output=True, text=True, timeout=120)
 
 
 def _venv_base(venv: Path) -> str:
@@ -30,13 +32,10 @@ def test_kobatela_python_wins(tmp_path):
 
 
 def test_the_distribution_build_is_preferred_to_one_on_path(tmp_path):
-    env = {key: value for key, value in os.environ.items() if key != "KOBATELA_PYTHON"}
-    chosen = subprocess.run(["bash", "-c", f"source {SCRIPT}; kob_python"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=30)
+    chosen = _bash("kob_python", tmp_path, KOBATELA_PYTHON=None)
 
-    expected = "/usr/bin/python3.11" if os.access("/usr/bin/python3.11", os.X_OK) else None
-    if expected:
-        assert chosen.stdout.strip() == expected
+    if os.access("/usr/bin/python3.11", os.X_OK):
+        assert chosen.stdout.strip() == "/usr/bin/python3.11"
     else:  # no distribution build: whatever python3.11 or python3 PATH gives
         assert Path(chosen.stdout.strip()).name.startswith("python3")
 
