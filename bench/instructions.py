@@ -21,13 +21,12 @@ read); bench/run.sh runs it when ``BENCH_INSTRUCTIONS=1``.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
 import sys
-import uuid
-from pathlib import Path
+
+import inprocess  # bench/inprocess.py: this script's directory is on sys.path
 
 WARM, FEW, MANY = 100, 40, 140
 _CHILD = "_BENCH_INSTRUCTIONS_CHILD"
@@ -35,28 +34,9 @@ _CHILD = "_BENCH_INSTRUCTIONS_CHILD"
 
 def _requests(mode: str, api_key: str, escrow_ids: list[str], count: int) -> None:
     """``count`` requests through the WSGI handler; any non-2xx answer stops the count."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kobatela.settings")
-    from django.core.wsgi import get_wsgi_application
-
-    app = get_wsgi_application()
-    body = b'{"amount": "1.00"}' if mode == "deposit" else b""
+    app = inprocess.application()
     for n in range(count):
-        escrow = escrow_ids[n % len(escrow_ids)]
-        environ = {
-            "REQUEST_METHOD": "POST" if mode == "deposit" else "GET",
-            "PATH_INFO": f"/api/v1/escrows/{escrow}" + ("/deposit" if mode == "deposit" else ""),
-            "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "HTTP_HOST": "127.0.0.1",
-            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
-            "HTTP_AUTHORIZATION": f"Bearer {api_key}", "HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex,
-            "wsgi.errors": sys.stderr, "wsgi.version": (1, 0), "wsgi.multithread": False,
-            "wsgi.multiprocess": True, "wsgi.run_once": False,
-        }
-        status = []
-        b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
-        if not status[0].startswith("2"):
-            sys.exit(f"instructions: {mode} answered {status[0]}")
+        inprocess.send(app, mode, api_key, escrow_ids[n % len(escrow_ids)], tool="instructions")
 
 
 def _collected(mode: str, count: int, argv: list[str]) -> int:

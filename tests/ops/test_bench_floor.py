@@ -6,26 +6,19 @@ its floor unnoticed between runs."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import _keyed_client
 from tests.factories import make_escrow
+from tests.support.bench import BENCH, bench_script
 
 pytestmark = pytest.mark.django_db(transaction=True)  # autocommit around the unit, as in production
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 def _capture_module():
-    spec = importlib.util.spec_from_file_location("capture_deposit_sql", BENCH / "capture_deposit_sql.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("capture_deposit_sql")
 
 
 def test_the_floor_runs_every_statement_a_deposit_sends_in_the_same_order():

@@ -5,26 +5,19 @@ needs valgrind and runs in ``BENCH_INSTRUCTIONS=1 make bench``.)"""
 
 from __future__ import annotations
 
-import importlib.util
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from escrow.models import EscrowAgreement, EscrowDeposit
 from tests.conftest import _keyed_client
 from tests.factories import make_escrow
+from tests.support.bench import bench_script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "instructions.py"
-
-
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_instructions", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("instructions")
 
 
 def test_the_counted_requests_deposit_and_read():
