@@ -8,6 +8,8 @@
 # Tunables: BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (5), BENCH_ESCROWS (64),
 # BENCH_WORKERS (one per core: measured best on a host that also runs PostgreSQL and wrk, bench/README.md),
 # BENCH_INSTRUCTIONS=1 (also count the instructions of one deposit and one read with callgrind: ~5 min more).
+# BENCH_SHARES=1 (also price the metrics middleware, the rate limit's Redis call and the response body as
+# shares of a deposit's CPU: bench/shares.py, about two minutes more).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ THREADS=2
 CORES=$(nproc)
 WORKERS=${BENCH_WORKERS:-$CORES}
 INSTRUCTIONS=${BENCH_INSTRUCTIONS:-0}
+SHARES=${BENCH_SHARES:-0}
 
 log() { echo "bench: $*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -227,6 +230,11 @@ if [ "$INSTRUCTIONS" = 1 ]; then
   log "instructions per request (callgrind, bench/instructions.py): 4 counts"
   .venv/bin/python bench/instructions.py "$API_KEY" $ESCROW_IDS >"$RES/instructions.txt" 2>"$RES/instructions.stderr" \
     || { cat "$RES/instructions.stderr" >&2; log "instruction count failed"; exit 1; }
+fi
+if [ "$SHARES" = 1 ]; then
+  log "shares of a deposit's CPU (bench/shares.py): the deposit with and without each removable step, interleaved"
+  .venv/bin/python bench/shares.py "$API_KEY" $ESCROW_IDS >"$RES/shares.txt" 2>"$RES/shares.stderr" \
+    || { cat "$RES/shares.stderr" >&2; log "shares failed"; exit 1; }
 fi
 
 # --- 2. The table --------------------------------------------------------------------

@@ -64,3 +64,27 @@ def test_a_single_floor_directory_is_still_read(tmp_path):
     assert "2500.0" in _row(out, "pgbench TPS")
     assert "before / after" not in out
     assert "0.200" in _row(out, "ratio deposit/pgbench") and "FAIL" in _row(out, "ratio deposit/pgbench")
+    assert "600.0 (+20%)" in _row(out, "  deposits needed for 0.24")
+
+
+def test_a_passing_ratio_asks_for_nothing_more(tmp_path):
+    (tmp_path / "pgbench.txt").write_text(_pgbench(2000.0, 40000))
+
+    out = _report(tmp_path)
+
+    assert "PASS" in _row(out, "ratio deposit/pgbench")
+    assert "deposits needed" not in out
+
+
+def test_the_shares_of_a_run_with_bench_shares_are_shown(tmp_path):
+    (tmp_path / "pgbench.txt").write_text(_pgbench(2500.0, 50000))
+    (tmp_path / "shares.txt").write_text("cpu_ms_per_deposit 2.904\nshare_metrics 0.041\nshare_rate_limit 0.066\n"
+                                         "share_response 0.065\nshare_all 0.170\n")
+
+    out = _report(tmp_path)
+
+    assert "2.90 ms" in _row(out, "deposit CPU, in-process")
+    assert "4.1%" in _row(out, "  share: metrics middleware")
+    assert "6.6%" in _row(out, "  share: rate limit (Redis)")
+    assert "6.5%" in _row(out, "  share: escrow response body")
+    assert "17.0%" in _row(out, "  share: the three at once")
