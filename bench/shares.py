@@ -55,7 +55,7 @@ def share(shipped: list[float], variant: list[float]) -> float:
 
 
 def _variants() -> dict[str, Callable[[], AbstractContextManager]]:
-    """Each variant: the WSGI app to call and a context that takes its steps out."""
+    """Each variant, by name: a context that takes its steps out and gives the WSGI app to call."""
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     from django.test.utils import override_settings
