@@ -16,6 +16,7 @@ from tests.support.bench import bench_script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
 def _script():
     return bench_script("instructions")
 
