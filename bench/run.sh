@@ -59,14 +59,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 fi
 
-# --- Virtualenv (same stamp as scripts/test.sh) -------------------------------
-req_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+# --- Virtualenv (the same as scripts/test.sh's) -------------------------------
 source scripts/python.sh
-kob_venv
-if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$req_hash" ]; then
-  .venv/bin/python -m pip install -r requirements-dev.txt
-  echo "$req_hash" >.venv/.requirements.sha256
-fi
+kob_venv_dev
 
 # --- Results directory --------------------------------------------------------
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)

@@ -1,5 +1,6 @@
 # The Python interpreter that .venv is made from, chosen in one place for
-# `make run`, `make test` and `make bench` (sourced by their scripts).
+# `make run`, `make test` and `make bench` (sourced by their scripts), and the
+# development pins' install into it.
 #
 # KOBATELA_PYTHON wins when set. Otherwise the distribution's CPython 3.11
 # (/usr/bin/python3.11): Debian builds it with profile-guided and link-time
@@ -47,4 +48,22 @@ kob_venv() {
   fi
   rm -rf .venv
   "$py" -m venv .venv
+}
+
+# The stamp of the development pins (runtime and dev): what .venv/.requirements.sha256
+# holds once requirements-dev.txt is installed.
+kob_dev_requirements_hash() {
+  cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1
+}
+
+# kob_venv, then requirements-dev.txt (which includes the runtime pins),
+# installed again only when the pins changed, so repeated runs are fast.
+kob_venv_dev() {
+  kob_venv
+  local hash
+  hash=$(kob_dev_requirements_hash)
+  if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$hash" ]; then
+    .venv/bin/python -m pip install -r requirements-dev.txt
+    echo "$hash" >.venv/.requirements.sha256   # only after a successful install
+  fi
 }

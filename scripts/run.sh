@@ -35,7 +35,7 @@ fi
 # A venv that test.sh filled (runtime + dev pins, matching stamp) already has
 # everything the server needs.
 runtime_hash=$(sha256sum requirements.txt | cut -d' ' -f1)
-dev_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+dev_hash=$(kob_dev_requirements_hash)
 if [ "$(cat .venv/.runtime-requirements.sha256 2>/dev/null || true)" != "$runtime_hash" ] &&
    [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$dev_hash" ]; then
   echo "run: installing requirements.txt into .venv (first run: about a minute)"

@@ -7,14 +7,8 @@ cd "$(dirname "$0")/.."
 
 scripts/system-deps.sh
 
-# Reinstall only when the pinned requirements changed, so repeated runs are fast.
-req_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 source scripts/python.sh
-kob_venv
-if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$req_hash" ]; then
-  .venv/bin/python -m pip install -r requirements-dev.txt
-  echo "$req_hash" >.venv/.requirements.sha256   # only after a successful install
-fi
+kob_venv_dev
 
 source scripts/services.sh
 trap services_stop EXIT
