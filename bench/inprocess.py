@@ -19,22 +19,15 @@ DEPOSIT_BODY = b'{"amount": "1.00"}'
 WsgiApp = Callable[[dict, Callable], object]
 
 
-def setup_django() -> None:
-    """Make the project importable from ``bench/`` and configure Django (once)."""
-    root = str(Path(__file__).resolve().parents[1])
+def application() -> WsgiApp:
+    """Django's WSGI handler for the project, set up as gunicorn's worker sets it up."""
+    root = str(Path(__file__).resolve().parents[1])  # the project, importable from bench/
     if root not in sys.path:
         sys.path.insert(0, root)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kobatela.settings")
-    import django
-
-    django.setup()
-
-
-def application() -> WsgiApp:
-    setup_django()
     from django.core.wsgi import get_wsgi_application
 
-    return get_wsgi_application()
+    return get_wsgi_application()  # runs django.setup()
 
 
 def environ(mode: str, api_key: str, escrow_id: str) -> dict:

@@ -56,6 +56,8 @@ def share(shipped: list[float], variant: list[float]) -> float:
 
 def _variants() -> dict[str, Callable[[], AbstractContextManager]]:
     """Each variant, by name: a context that takes its steps out and gives the WSGI app to call."""
+    shipped = inprocess.application()  # Django is set up from here on
+
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     from django.test.utils import override_settings
@@ -63,7 +65,6 @@ def _variants() -> dict[str, Callable[[], AbstractContextManager]]:
     import escrow.api
     from kobatela.core import throttling
 
-    shipped = inprocess.application()
     with override_settings(MIDDLEWARE=[m for m in settings.MIDDLEWARE if not m.startswith("django_prometheus.")]):
         without_metrics = WSGIHandler()  # the middleware chain is built here, from the overridden list
 
@@ -89,7 +90,6 @@ def _variants() -> dict[str, Callable[[], AbstractContextManager]]:
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
         sys.exit(__doc__)
-    inprocess.setup_django()
     api_key, escrow_ids = argv[0], argv[1:]
     variants = _variants()
     sent = 0
